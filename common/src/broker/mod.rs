@@ -1,0 +1,52 @@
+//! RabbitMQ plumbing shared by every service: one reconnecting connection per role, the
+//! topology, a confirming publisher and a batching consumer.
+//!
+//! Reconnection is done here rather than by lapin's auto-recovery so that its rules are
+//! explicit: a publisher republishes whatever was not confirmed on a fresh channel, and a
+//! consumer starts over on a fresh channel (the broker redelivers what was unacknowledged).
+
+mod connection;
+mod consumer;
+mod dead_letter;
+mod publisher;
+pub mod topology;
+
+pub use connection::Link;
+pub use consumer::{BatchHandler, ConsumerOptions, run_consumer};
+pub use dead_letter::dead_letter;
+pub use lapin::message::Delivery;
+pub use publisher::{Outgoing, PublishError, Publisher};
+
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+
+/// Reads a string header from a delivery.
+pub fn header_str<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a str> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get(&ShortString::from(name))? {
+        AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok(),
+        AMQPValue::ShortString(value) => Some(value.as_str()),
+        _ => None,
+    }
+}
+
+/// How many times the broker has handed this delivery out before (quorum queues count it).
+pub fn delivery_count(delivery: &Delivery) -> i64 {
+    let Some(headers) = delivery.properties.headers().as_ref() else {
+        return 0;
+    };
+    match headers.inner().get(&ShortString::from("x-delivery-count")) {
+        Some(AMQPValue::LongLongInt(n)) => *n,
+        Some(AMQPValue::LongInt(n)) => i64::from(*n),
+        Some(AMQPValue::LongUInt(n)) => i64::from(*n),
+        _ => 0,
+    }
+}
+
+/// Builds a header table from string pairs.
+pub fn string_headers<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in pairs {
+        table.insert(name.into(), AMQPValue::LongString(value.into()));
+    }
+    table
+}

@@ -1,0 +1,623 @@
+//! One layered configuration for all four services.
+//!
+//! Sources, later ones winning: built-in defaults, an optional TOML file (`--config` or
+//! `HERALD_CONFIG`), then environment variables `HERALD_<SECTION>__<KEY>` such as
+//! `HERALD_AMQP__URL`. Unknown keys in a file are errors, every value is validated at start,
+//! and a problem is reported as one line naming the key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Which binary is loading the configuration; picks per-service defaults such as ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceName {
+    Ingest,
+    Matcher,
+    Executor,
+    Scheduler,
+}
+
+impl ServiceName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Matcher => "matcher",
+            Self::Executor => "executor",
+            Self::Scheduler => "scheduler",
+        }
+    }
+
+    pub fn binary(self) -> &'static str {
+        match self {
+            Self::Ingest => "herald-ingest",
+            Self::Matcher => "herald-matcher",
+            Self::Executor => "herald-executor",
+            Self::Scheduler => "herald-scheduler",
+        }
+    }
+
+    fn default_ops_port(self) -> u16 {
+        match self {
+            Self::Ingest => 9090,
+            Self::Matcher => 9091,
+            Self::Executor => 9092,
+            Self::Scheduler => 9093,
+        }
+    }
+}
+
+/// A configuration problem: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub ops: OpsConfig,
+    pub amqp: AmqpConfig,
+    pub database: DatabaseConfig,
+    pub telemetry: TelemetryConfig,
+    pub ingest: IngestConfig,
+    pub matcher: MatcherConfig,
+    pub executor: ExecutorConfig,
+    pub scheduler: SchedulerConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+/// Ingest's public API listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+/// The `/healthz`, `/readyz` and `/metrics` listener every service runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub url: String,
+    /// Unacknowledged deliveries a consumer may hold (basic.qos).
+    pub prefetch: u16,
+    /// Publishes awaiting a broker confirm at once, per publisher.
+    pub confirm_window: usize,
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
+impl std::fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("url", &redact_url(&self.url))
+            .field("prefetch", &self.prefetch)
+            .field("confirm_window", &self.confirm_window)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    /// Apply pending migrations when the service starts (otherwise run `<binary> migrate`).
+    pub migrate_on_start: bool,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `herald=debug,lapin=warn`; `RUST_LOG` wins when set.
+    pub log_level: String,
+    /// OTLP/HTTP endpoint for traces. Empty: no export. `OTEL_EXPORTER_OTLP_ENDPOINT` wins.
+    pub otlp_endpoint: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Bearer token for the tenant and key management endpoints. Empty disables them.
+    pub admin_token: String,
+    pub max_body_bytes: usize,
+    pub max_batch_events: usize,
+    pub max_metadata_entries: usize,
+    pub max_metadata_bytes: usize,
+    /// Events gathered into one database write and one broker message.
+    pub batch_max_events: usize,
+    /// Longest an event waits for companions before its batch is flushed.
+    pub batch_linger_us: u64,
+}
+
+impl std::fmt::Debug for IngestConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestConfig")
+            .field(
+                "admin_token",
+                &if self.admin_token.is_empty() {
+                    "unset"
+                } else {
+                    "set"
+                },
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatcherConfig {
+    /// Deliveries matched and recorded together.
+    pub batch_max_messages: usize,
+    pub batch_linger_us: u64,
+    /// Seconds between full reloads of the action set (a safety net under the change feed).
+    pub resync_interval_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Deliveries in flight at once in this process.
+    pub concurrency: usize,
+    pub connect_timeout_ms: u64,
+    /// Destinations allowed despite being private, loopback or link-local: CIDRs (`10.0.0.0/8`,
+    /// `127.0.0.1/32`) or host names. Empty: only public addresses are reachable.
+    #[serde(default)]
+    pub allow_private_destinations: Vec<String>,
+    pub response_body_limit_bytes: usize,
+    /// How long an execution may sit in `processing` before recovery assumes its executor died.
+    pub lease_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    pub poll_interval_ms: u64,
+    pub batch_size: i64,
+    /// How long a claimed batch stays reserved for the replica that claimed it.
+    pub claim_ttl_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Longest a service waits for in-flight work after SIGTERM.
+    pub grace_s: u64,
+}
+
+impl ShutdownConfig {
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_s)
+    }
+}
+
+impl Config {
+    /// The built-in defaults: everything on loopback, matching the local stack's ports.
+    pub fn defaults(service: ServiceName) -> Self {
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            http: HttpConfig {
+                listen: loopback(8080),
+            },
+            ops: OpsConfig {
+                listen: loopback(service.default_ops_port()),
+            },
+            amqp: AmqpConfig {
+                url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+                prefetch: 256,
+                confirm_window: 1000,
+                reconnect_initial_ms: 200,
+                reconnect_max_ms: 5000,
+            },
+            database: DatabaseConfig {
+                url: "postgres://herald@127.0.0.1:5432/herald".into(),
+                max_connections: 10,
+                acquire_timeout_ms: 5000,
+                migrate_on_start: false,
+            },
+            telemetry: TelemetryConfig {
+                log_format: LogFormat::Json,
+                log_level: "info".into(),
+                otlp_endpoint: String::new(),
+            },
+            ingest: IngestConfig {
+                admin_token: String::new(),
+                max_body_bytes: 1024 * 1024,
+                max_batch_events: 500,
+                max_metadata_entries: 64,
+                max_metadata_bytes: 8 * 1024,
+                batch_max_events: 256,
+                batch_linger_us: 1000,
+            },
+            matcher: MatcherConfig {
+                batch_max_messages: 256,
+                batch_linger_us: 1000,
+                resync_interval_s: 60,
+            },
+            executor: ExecutorConfig {
+                concurrency: 512,
+                connect_timeout_ms: 5000,
+                allow_private_destinations: Vec::new(),
+                response_body_limit_bytes: 64 * 1024,
+                lease_s: 300,
+            },
+            scheduler: SchedulerConfig {
+                poll_interval_ms: 100,
+                batch_size: 500,
+                claim_ttl_s: 30,
+            },
+            shutdown: ShutdownConfig { grace_s: 20 },
+        }
+    }
+
+    /// Loads defaults, then `file` (if any), then `HERALD_*` environment variables, and
+    /// validates the result.
+    pub fn load(service: ServiceName, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(service, file, vars)
+    }
+
+    /// [`Self::load`] with an explicit environment, so tests need not touch the process's.
+    pub fn load_from(
+        service: ServiceName,
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let defaults = config::Config::try_from(&Self::defaults(service))
+            .map_err(|e| ConfigError::new("defaults", e.to_string()))?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let mut env = std::collections::HashMap::new();
+        let mut otel_endpoint = None;
+        for (name, value) in vars {
+            if name == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                otel_endpoint = Some(value);
+            } else if name.starts_with("HERALD_") && name != "HERALD_CONFIG" {
+                env.insert(name, value);
+            }
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("HERALD")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("executor.allow_private_destinations")
+                .try_parsing(true)
+                .source(Some(env.into_iter().collect())),
+        );
+        let merged = builder.build().map_err(from_config_error)?;
+        let mut config: Config = merged.try_deserialize().map_err(from_config_error)?;
+        if let Some(endpoint) = otel_endpoint {
+            config.telemetry.otlp_endpoint = endpoint;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_url(&self.amqp.url, "amqp.url", &["amqp", "amqps"])?;
+        check_url(
+            &self.database.url,
+            "database.url",
+            &["postgres", "postgresql"],
+        )?;
+        if !self.telemetry.otlp_endpoint.is_empty() {
+            check_url(
+                &self.telemetry.otlp_endpoint,
+                "telemetry.otlp_endpoint",
+                &["http", "https"],
+            )?;
+        }
+        let positive = |key: &str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::new(key, "must be greater than 0"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("amqp.prefetch", u64::from(self.amqp.prefetch))?;
+        positive("amqp.confirm_window", self.amqp.confirm_window as u64)?;
+        positive(
+            "database.max_connections",
+            u64::from(self.database.max_connections),
+        )?;
+        positive("ingest.max_body_bytes", self.ingest.max_body_bytes as u64)?;
+        positive(
+            "ingest.max_batch_events",
+            self.ingest.max_batch_events as u64,
+        )?;
+        positive(
+            "ingest.batch_max_events",
+            self.ingest.batch_max_events as u64,
+        )?;
+        positive(
+            "matcher.batch_max_messages",
+            self.matcher.batch_max_messages as u64,
+        )?;
+        positive("matcher.resync_interval_s", self.matcher.resync_interval_s)?;
+        positive("executor.concurrency", self.executor.concurrency as u64)?;
+        positive("executor.lease_s", self.executor.lease_s)?;
+        positive(
+            "scheduler.poll_interval_ms",
+            self.scheduler.poll_interval_ms,
+        )?;
+        positive(
+            "scheduler.batch_size",
+            self.scheduler.batch_size.max(0) as u64,
+        )?;
+        positive("scheduler.claim_ttl_s", self.scheduler.claim_ttl_s)?;
+        if self.amqp.reconnect_max_ms < self.amqp.reconnect_initial_ms {
+            return Err(ConfigError::new(
+                "amqp.reconnect_max_ms",
+                "must be at least amqp.reconnect_initial_ms",
+            ));
+        }
+        let token = &self.ingest.admin_token;
+        if !token.is_empty() && token.len() < 16 {
+            return Err(ConfigError::new(
+                "ingest.admin_token",
+                "must be at least 16 characters",
+            ));
+        }
+        for (i, entry) in self.executor.allow_private_destinations.iter().enumerate() {
+            crate::net::AllowEntry::parse(entry).map_err(|problem| {
+                ConfigError::new(format!("executor.allow_private_destinations[{i}]"), problem)
+            })?;
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)
+            .map_err(|e| ConfigError::new("telemetry.log_level", e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn check_url(text: &str, key: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    let expected = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let url = url::Url::parse(text).map_err(|e| {
+        ConfigError::new(
+            key,
+            format!("is not a valid URL ({e}); expected {expected}..."),
+        )
+    })?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError::new(key, format!("must start with {expected}")));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new(key, "must name a host"));
+    }
+    Ok(())
+}
+
+/// Turns a `config` crate error into a key and a problem, without echoing values (which may be
+/// secrets).
+fn from_config_error(error: config::ConfigError) -> ConfigError {
+    let text = error.to_string();
+    // The crate formats errors as "<problem> for key `<key>` in <origin>".
+    if let Some((problem, rest)) = text.split_once(" for key `") {
+        let key = rest.split('`').next().unwrap_or_default();
+        let problem = problem.split(": \"").next().unwrap_or(problem);
+        return ConfigError::new(key, problem.replace("invalid type", "invalid value"));
+    }
+    if let Some(field) = text.strip_prefix("unknown field `") {
+        let field = field.split('`').next().unwrap_or_default();
+        return ConfigError::new(field, "is not a known setting");
+    }
+    ConfigError::new("config", text)
+}
+
+/// Hides the password in a URL for logs.
+pub fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "<invalid url>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load_from(ServiceName::Executor, None, vars)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        for service in [
+            ServiceName::Ingest,
+            ServiceName::Matcher,
+            ServiceName::Executor,
+            ServiceName::Scheduler,
+        ] {
+            Config::defaults(service).validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn every_documented_variable_overrides_its_default() {
+        let cases: &[(&str, &str, fn(&Config) -> String)] = &[
+            ("HERALD_AMQP__URL", "amqp://u:p@broker:5672/v", |c| {
+                c.amqp.url.clone()
+            }),
+            ("HERALD_AMQP__PREFETCH", "7", |c| {
+                c.amqp.prefetch.to_string()
+            }),
+            ("HERALD_AMQP__CONFIRM_WINDOW", "9", |c| {
+                c.amqp.confirm_window.to_string()
+            }),
+            ("HERALD_DATABASE__URL", "postgres://x@db/h", |c| {
+                c.database.url.clone()
+            }),
+            ("HERALD_DATABASE__MAX_CONNECTIONS", "3", |c| {
+                c.database.max_connections.to_string()
+            }),
+            ("HERALD_DATABASE__MIGRATE_ON_START", "true", |c| {
+                c.database.migrate_on_start.to_string()
+            }),
+            ("HERALD_HTTP__LISTEN", "0.0.0.0:81", |c| {
+                c.http.listen.to_string()
+            }),
+            ("HERALD_OPS__LISTEN", "0.0.0.0:82", |c| {
+                c.ops.listen.to_string()
+            }),
+            ("HERALD_TELEMETRY__LOG_LEVEL", "debug", |c| {
+                c.telemetry.log_level.clone()
+            }),
+            ("HERALD_TELEMETRY__LOG_FORMAT", "text", |c| {
+                format!("{:?}", c.telemetry.log_format)
+            }),
+            ("HERALD_INGEST__ADMIN_TOKEN", "0123456789abcdef0", |c| {
+                c.ingest.admin_token.clone()
+            }),
+            ("HERALD_INGEST__MAX_BODY_BYTES", "10", |c| {
+                c.ingest.max_body_bytes.to_string()
+            }),
+            ("HERALD_INGEST__MAX_BATCH_EVENTS", "11", |c| {
+                c.ingest.max_batch_events.to_string()
+            }),
+            ("HERALD_INGEST__BATCH_LINGER_US", "12", |c| {
+                c.ingest.batch_linger_us.to_string()
+            }),
+            ("HERALD_MATCHER__BATCH_MAX_MESSAGES", "13", |c| {
+                c.matcher.batch_max_messages.to_string()
+            }),
+            ("HERALD_EXECUTOR__CONCURRENCY", "14", |c| {
+                c.executor.concurrency.to_string()
+            }),
+            (
+                "HERALD_EXECUTOR__ALLOW_PRIVATE_DESTINATIONS",
+                "127.0.0.1/32,10.0.0.0/8",
+                |c| c.executor.allow_private_destinations.join("|"),
+            ),
+            ("HERALD_SCHEDULER__POLL_INTERVAL_MS", "15", |c| {
+                c.scheduler.poll_interval_ms.to_string()
+            }),
+            ("HERALD_SCHEDULER__CLAIM_TTL_S", "16", |c| {
+                c.scheduler.claim_ttl_s.to_string()
+            }),
+            ("HERALD_SHUTDOWN__GRACE_S", "17", |c| {
+                c.shutdown.grace_s.to_string()
+            }),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://collector:4318",
+                |c| c.telemetry.otlp_endpoint.clone(),
+            ),
+        ];
+        for (name, value, read) in cases {
+            let config = load(&[(name, value)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let expected = value.replace(',', "|").replace("Text", "text");
+            assert_eq!(
+                read(&config).to_lowercase(),
+                expected.to_lowercase(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("HERALD_AMQP__URL", "nonsense", "amqp.url"),
+            ("HERALD_AMQP__URL", "http://broker", "amqp.url"),
+            ("HERALD_DATABASE__URL", "mysql://db", "database.url"),
+            ("HERALD_AMQP__PREFETCH", "lots", "amqp.prefetch"),
+            ("HERALD_AMQP__PREFETCH", "0", "amqp.prefetch"),
+            ("HERALD_HTTP__LISTEN", "localhost", "http.listen"),
+            ("HERALD_INGEST__ADMIN_TOKEN", "short", "ingest.admin_token"),
+            (
+                "HERALD_EXECUTOR__ALLOW_PRIVATE_DESTINATIONS",
+                "10.0.0.0/99",
+                "executor.allow_private_destinations[0]",
+            ),
+            ("HERALD_TELEMETRY__LOG_LEVEL", "=[", "telemetry.log_level"),
+        ];
+        for (name, value, key) in cases {
+            let err = load(&[(name, value)]).unwrap_err();
+            assert_eq!(err.key, key, "{name}={value}: {err}");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn a_file_layer_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("herald-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(&path, "[amqp]\nprefetch = 5\n[executor]\nconcurrency = 6\n").unwrap();
+        let vars = [("HERALD_EXECUTOR__CONCURRENCY".to_string(), "7".to_string())];
+        let config = Config::load_from(ServiceName::Executor, Some(&path), vars).unwrap();
+        assert_eq!(config.amqp.prefetch, 5);
+        assert_eq!(config.executor.concurrency, 7);
+
+        std::fs::write(&path, "[amqp]\nprefech = 5\n").unwrap();
+        let err = Config::load_from(ServiceName::Executor, Some(&path), []).unwrap_err();
+        assert!(err.to_string().contains("prefech"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = load(&[("HERALD_AMQP__URL", "amqp://user:hunter2@broker/v")]).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+    }
+}

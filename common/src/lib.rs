@@ -1,0 +1,20 @@
+//! Herald's shared crate: the schemas, configuration, telemetry, broker plumbing and storage
+//! that all four services use.
+
+pub mod action;
+pub mod broker;
+pub mod cli;
+pub mod condition;
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod messages;
+pub mod metrics;
+pub mod net;
+pub mod ops;
+pub mod service;
+pub mod shutdown;
+pub mod signing;
+pub mod status;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,332 @@
+//! Everything that crosses the broker between Herald's services: typed, versioned, MessagePack.
+//!
+//! Each message names its kind and schema version in the AMQP `type` property, for example
+//! `herald.event_batch.v1`. A consumer that meets a version it does not know, or a body that
+//! does not decode, dead-letters the message with that reason instead of retrying it forever.
+//! Events published by outside programs carry no Herald type: they are the contract's JSON (or
+//! the same structure in MessagePack) and are read by [`decode_events`].
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventError, EventId, EventLimits, IncomingEvent};
+use crate::ids::{ActionId, ExecutionId, TenantId};
+
+/// Why a broker message could not be used. Its text becomes the dead-letter reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("unsupported version {version} of {kind} (this build reads v{supported})")]
+    UnsupportedVersion {
+        kind: &'static str,
+        version: u32,
+        supported: u32,
+    },
+    #[error("corrupt {kind} body: {detail}")]
+    Corrupt { kind: &'static str, detail: String },
+    #[error("unsupported content type {0:?}: use application/json or application/msgpack")]
+    ContentType(String),
+    #[error("invalid event: {0}")]
+    InvalidEvent(#[from] EventError),
+}
+
+impl DecodeError {
+    /// A short, stable label for metrics and the dead-letter header.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownType(_) => "unknown_type",
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::Corrupt { .. } => "corrupt_body",
+            Self::ContentType(_) => "unsupported_content_type",
+            Self::InvalidEvent(e) => e.code,
+        }
+    }
+}
+
+/// A kind of internal message and the schema version this build writes and reads.
+pub trait Message: Serialize + DeserializeOwned {
+    const KIND: &'static str;
+    const VERSION: u32;
+
+    /// The AMQP `type` property for this message.
+    fn type_name() -> String {
+        format!("herald.{}.v{}", Self::KIND, Self::VERSION)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        // Named fields: a newer writer may add optional fields without breaking older readers.
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
+    /// Decodes a body whose AMQP `type` property is `type_name`.
+    fn decode(type_name: Option<&str>, body: &[u8]) -> Result<Self, DecodeError> {
+        let type_name = type_name.unwrap_or_default();
+        let (kind, version) =
+            split_type(type_name).ok_or_else(|| DecodeError::UnknownType(type_name.to_owned()))?;
+        if kind != Self::KIND {
+            return Err(DecodeError::UnknownType(type_name.to_owned()));
+        }
+        if version != Self::VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                kind: Self::KIND,
+                version,
+                supported: Self::VERSION,
+            });
+        }
+        rmp_serde::from_slice(body).map_err(|e| DecodeError::Corrupt {
+            kind: Self::KIND,
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Splits `herald.<kind>.v<version>`.
+pub fn split_type(type_name: &str) -> Option<(&str, u32)> {
+    let rest = type_name.strip_prefix("herald.")?;
+    let (kind, version) = rest.rsplit_once(".v")?;
+    Some((kind, version.parse().ok()?))
+}
+
+/// Whether an AMQP `type` property names one of Herald's own messages.
+pub fn is_internal(type_name: Option<&str>) -> bool {
+    type_name.is_some_and(|t| t.starts_with("herald."))
+}
+
+/// Accepted events on their way to the matcher. Ingest sends many per message: the broker's
+/// cost is per message, not per byte.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventBatch {
+    pub events: Vec<Event>,
+}
+
+impl Message for EventBatch {
+    const KIND: &'static str = "event_batch";
+    const VERSION: u32 = 1;
+}
+
+/// Which queue a job waits in: first attempts are kept apart from retries so that a backlog
+/// of retries to a dead endpoint never delays fresh work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    First,
+    Retry,
+}
+
+impl Lane {
+    pub fn routing_key(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::Retry => "retry",
+        }
+    }
+}
+
+/// One attempt to make for one execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionJob {
+    pub execution_id: ExecutionId,
+    pub tenant_id: TenantId,
+    pub action_id: ActionId,
+    /// The attempt this job makes, from 1.
+    pub attempt: u32,
+    pub event: Event,
+}
+
+/// Jobs for the executor, several per broker message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobBatch {
+    pub jobs: Vec<ExecutionJob>,
+}
+
+impl Message for JobBatch {
+    const KIND: &'static str = "job_batch";
+    const VERSION: u32 = 1;
+}
+
+/// Work to release later: an encoded message and where to publish it once `due_at` passes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelayedJob {
+    /// Deterministic, so a job handed over twice is stored once (for retries:
+    /// `<execution id>:<attempt>`).
+    pub id: String,
+    pub due_at: DateTime<Utc>,
+    pub exchange: String,
+    pub routing_key: String,
+    /// The AMQP `type` of `body`.
+    pub message_type: String,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+    /// Headers to restore on release, such as the W3C trace context.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Message for DelayedJob {
+    const KIND: &'static str = "delayed_job";
+    const VERSION: u32 = 1;
+}
+
+/// Reads events from a message on `herald.events`: Herald's own batches, or a single event
+/// published by an outside program as JSON or MessagePack with a `tenant_id`.
+pub fn decode_events(
+    type_name: Option<&str>,
+    content_type: Option<&str>,
+    message_id: Option<&str>,
+    body: &[u8],
+    received_at: DateTime<Utc>,
+    limits: &EventLimits,
+) -> Result<Vec<Event>, DecodeError> {
+    if is_internal(type_name) {
+        return EventBatch::decode(type_name, body).map(|batch| batch.events);
+    }
+    let incoming: IncomingEvent =
+        match content_type.map(|c| c.split(';').next().unwrap_or(c).trim()) {
+            None | Some("application/json") | Some("") => {
+                serde_json::from_slice(body).map_err(|e| DecodeError::Corrupt {
+                    kind: "event",
+                    detail: e.to_string(),
+                })?
+            }
+            Some("application/msgpack") | Some("application/x-msgpack") => {
+                let value: serde_json::Value =
+                    rmp_serde::from_slice(body).map_err(|e| DecodeError::Corrupt {
+                        kind: "event",
+                        detail: e.to_string(),
+                    })?;
+                // Through text, so `data` is kept as raw JSON exactly like an HTTP event's.
+                serde_json::from_str(&value.to_string()).map_err(|e| DecodeError::Corrupt {
+                    kind: "event",
+                    detail: e.to_string(),
+                })?
+            }
+            Some(other) => return Err(DecodeError::ContentType(other.to_owned())),
+        };
+    let tenant_id = match incoming.tenant_id.as_deref() {
+        Some(text) => text.parse::<TenantId>().map_err(|e| {
+            DecodeError::InvalidEvent(EventError {
+                code: "invalid_tenant_id",
+                message: e.to_string(),
+            })
+        })?,
+        None => {
+            return Err(DecodeError::InvalidEvent(EventError {
+                code: "missing_tenant_id",
+                message: "`tenant_id` is required on events published to the broker".into(),
+            }));
+        }
+    };
+    let fallback_id = message_id
+        .filter(|m| !m.is_empty())
+        .map(EventId::parse)
+        .transpose()?;
+    Ok(vec![incoming.validate(
+        tenant_id,
+        fallback_id,
+        received_at,
+        limits,
+    )?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_event() -> Event {
+        let incoming: IncomingEvent =
+            serde_json::from_str(r#"{"type":"user.created","data":{"n":1}}"#).unwrap();
+        incoming
+            .validate(TenantId::new(), None, Utc::now(), &EventLimits::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn internal_messages_round_trip_with_their_type() {
+        let batch = EventBatch {
+            events: vec![sample_event(), sample_event()],
+        };
+        let body = batch.encode();
+        assert_eq!(EventBatch::type_name(), "herald.event_batch.v1");
+        let back = EventBatch::decode(Some("herald.event_batch.v1"), &body).unwrap();
+        assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn unknown_versions_and_kinds_and_corrupt_bodies_are_named() {
+        let body = EventBatch { events: vec![] }.encode();
+        let err = EventBatch::decode(Some("herald.event_batch.v9"), &body).unwrap_err();
+        assert_eq!(err.code(), "unsupported_version");
+        assert!(err.to_string().contains("version 9"));
+        let err = EventBatch::decode(Some("herald.job_batch.v1"), &body).unwrap_err();
+        assert_eq!(err.code(), "unknown_type");
+        let err = EventBatch::decode(None, &body).unwrap_err();
+        assert_eq!(err.code(), "unknown_type");
+        let err = EventBatch::decode(Some("herald.event_batch.v1"), b"\xc1garbage").unwrap_err();
+        assert_eq!(err.code(), "corrupt_body");
+    }
+
+    #[test]
+    fn outside_events_are_read_as_json_or_msgpack() {
+        let tenant = TenantId::new();
+        let json = format!(r#"{{"tenant_id":"{tenant}","type":"a.b","data":{{"x":1}}}}"#);
+        let limits = EventLimits::default();
+        let events = decode_events(
+            None,
+            Some("application/json"),
+            Some("m-1"),
+            json.as_bytes(),
+            Utc::now(),
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(events[0].tenant_id, tenant);
+        assert_eq!(
+            events[0].id.as_str(),
+            "m-1",
+            "the message id is the event id"
+        );
+
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let packed = rmp_serde::to_vec_named(&value).unwrap();
+        let events = decode_events(
+            None,
+            Some("application/msgpack"),
+            None,
+            &packed,
+            Utc::now(),
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(events[0].event_type.as_str(), "a.b");
+        assert_eq!(events[0].data.as_str(), r#"{"x":1}"#);
+    }
+
+    #[test]
+    fn bad_outside_events_have_reasons() {
+        let limits = EventLimits::default();
+        let now = Utc::now();
+        let cases: [(Option<&str>, &[u8], &str); 5] = [
+            (Some("application/json"), b"{not json", "corrupt_body"),
+            (Some("text/plain"), b"hi", "unsupported_content_type"),
+            (
+                Some("application/json"),
+                br#"{"type":"a"}"#,
+                "missing_tenant_id",
+            ),
+            (
+                Some("application/json"),
+                br#"{"type":"a","tenant_id":"nope"}"#,
+                "invalid_tenant_id",
+            ),
+            (Some("application/msgpack"), b"\xc1", "corrupt_body"),
+        ];
+        for (content_type, body, code) in cases {
+            let err = decode_events(None, content_type, None, body, now, &limits).unwrap_err();
+            assert_eq!(err.code(), code, "{content_type:?}");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Every metric Herald exports, declared once. Names carry the `herald_` prefix and their unit;
+//! labels are bounded sets (never a tenant, URL or endpoint).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Buckets for sub-millisecond to multi-second operations.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A process's metrics. Cheap to clone (every field is a shared handle).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub build_info: IntGaugeVec,
+    pub http_requests: IntCounterVec,
+    pub http_request_duration: HistogramVec,
+    pub events_received: IntCounterVec,
+    pub stage_messages: IntCounterVec,
+    pub stage_in_flight: IntGaugeVec,
+    pub stage_last_processed: IntGaugeVec,
+    pub matches_per_event: Histogram,
+    pub executions_completed: IntCounterVec,
+    pub attempt_duration: HistogramVec,
+    pub retries_scheduled: IntCounter,
+    pub delayed_jobs_released: IntCounter,
+    pub delayed_release_lateness: Histogram,
+    pub dead_letters: IntCounterVec,
+    pub publisher_confirms: IntCounterVec,
+    pub redeliveries: IntCounterVec,
+    pub db_pool_connections: IntGaugeVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+    let metric = HistogramVec::new(opts, labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+impl Metrics {
+    /// A fresh registry with every metric, tagged with the service's name in `build_info`.
+    pub fn new(service: &str) -> Self {
+        let r = Registry::new();
+        let metrics = Self {
+            build_info: gauge_vec(
+                &r,
+                "herald_build_info",
+                "Always 1; labels carry the build.",
+                &["service", "version"],
+            ),
+            http_requests: counter_vec(
+                &r,
+                "herald_http_requests_total",
+                "HTTP requests answered.",
+                &["route", "method", "status"],
+            ),
+            http_request_duration: histogram_vec(
+                &r,
+                "herald_http_request_duration_seconds",
+                "Time to answer an HTTP request.",
+                &["route", "method"],
+            ),
+            events_received: counter_vec(
+                &r,
+                "herald_events_received_total",
+                "Events offered to Herald, by door and result.",
+                &["door", "result"],
+            ),
+            stage_messages: counter_vec(
+                &r,
+                "herald_stage_messages_total",
+                "Items entering and leaving each pipeline stage.",
+                &["stage", "direction"],
+            ),
+            stage_in_flight: gauge_vec(
+                &r,
+                "herald_stage_in_flight",
+                "Items a stage holds right now.",
+                &["stage"],
+            ),
+            stage_last_processed: gauge_vec(
+                &r,
+                "herald_stage_last_processed_timestamp_seconds",
+                "Unix time a stage last finished an item.",
+                &["stage"],
+            ),
+            matches_per_event: histogram(
+                &r,
+                "herald_matches_per_event",
+                "Actions matched by one event.",
+                vec![0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0],
+            ),
+            executions_completed: counter_vec(
+                &r,
+                "herald_executions_completed_total",
+                "Executions reaching a terminal state.",
+                &["status"],
+            ),
+            attempt_duration: histogram_vec(
+                &r,
+                "herald_attempt_duration_seconds",
+                "Duration of one delivery attempt.",
+                &["outcome"],
+            ),
+            retries_scheduled: counter(
+                &r,
+                "herald_retries_scheduled_total",
+                "Attempts that failed and were scheduled again.",
+            ),
+            delayed_jobs_released: counter(
+                &r,
+                "herald_delayed_jobs_released_total",
+                "Delayed jobs published when due.",
+            ),
+            delayed_release_lateness: histogram(
+                &r,
+                "herald_delayed_release_lateness_seconds",
+                "How long after its due time a delayed job was released.",
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            dead_letters: counter_vec(
+                &r,
+                "herald_dead_letters_total",
+                "Messages sent to the dead-letter queue, by reason code.",
+                &["queue", "reason"],
+            ),
+            publisher_confirms: counter_vec(
+                &r,
+                "herald_publisher_confirms_total",
+                "Broker answers to publishes.",
+                &["result"],
+            ),
+            redeliveries: counter_vec(
+                &r,
+                "herald_redeliveries_total",
+                "Deliveries the broker had handed out before.",
+                &["queue"],
+            ),
+            db_pool_connections: gauge_vec(
+                &r,
+                "herald_db_pool_connections",
+                "Database pool connections by state.",
+                &["state"],
+            ),
+            registry: r,
+        };
+        metrics
+            .build_info
+            .with_label_values(&[service, env!("CARGO_PKG_VERSION")])
+            .set(1);
+        metrics
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder
+            .encode(&self.registry.gather(), &mut buffer)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// Records that a stage finished `count` items now.
+    pub fn stage_done(&self, stage: &str, count: u64) {
+        self.stage_messages
+            .with_label_values(&[stage, "out"])
+            .inc_by(count);
+        self.stage_last_processed
+            .with_label_values(&[stage])
+            .set(chrono::Utc::now().timestamp());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_prefixed_and_renders() {
+        let metrics = Metrics::new("test");
+        metrics.stage_done("matcher", 1);
+        let text = metrics.render();
+        assert!(text.contains("herald_build_info"));
+        for family in metrics.registry().gather() {
+            assert!(family.name().starts_with("herald_"), "{}", family.name());
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! What every service starts with: metrics, the store, broker links, a publisher and the
+//! operations server. Services build on [`Base`], and tests start services the same way.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::{Link, Publisher};
+use crate::config::{Config, ServiceName};
+use crate::metrics::Metrics;
+use crate::ops::{self, Health};
+use crate::store::Store;
+
+/// The shared parts of a running service.
+pub struct Base {
+    pub service: ServiceName,
+    pub config: Config,
+    pub metrics: Metrics,
+    pub store: Store,
+    pub publish_link: Arc<Link>,
+    pub consume_link: Arc<Link>,
+    pub publisher: Arc<Publisher>,
+    pub shutdown: CancellationToken,
+    pub ops_addr: SocketAddr,
+    pub tasks: TaskTracker,
+}
+
+impl Base {
+    /// Connects to the database (migrating first when configured), prepares broker links and
+    /// starts the operations server. The broker is connected lazily and reconnected forever,
+    /// so a service starts even while the broker is still coming up (`/readyz` says so).
+    pub async fn start(
+        service: ServiceName,
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let metrics = Metrics::new(service.as_str());
+        let store = Store::connect(&config.database)
+            .await
+            .context("connecting to the database")?;
+        if config.database.migrate_on_start {
+            store
+                .migrate()
+                .await
+                .context("applying database migrations")?;
+        }
+        let publish_link = Link::new(
+            &config.amqp,
+            format!("{}-publish", service.binary()),
+            shutdown.clone(),
+        );
+        let consume_link = Link::new(
+            &config.amqp,
+            format!("{}-consume", service.binary()),
+            shutdown.clone(),
+        );
+        let publisher = Arc::new(Publisher::new(
+            publish_link.clone(),
+            config.amqp.confirm_window,
+            Duration::from_secs(30),
+            metrics.clone(),
+        ));
+        let health = Health {
+            links: vec![publish_link.clone(), consume_link.clone()],
+            store: store.clone(),
+            metrics: metrics.clone(),
+        };
+        let tasks = TaskTracker::new();
+        let (ops_addr, ops_task) = ops::serve(config.ops.listen, health, shutdown.clone())
+            .await
+            .with_context(|| format!("binding the operations listener {}", config.ops.listen))?;
+        tasks.spawn(async move {
+            let _ = ops_task.await;
+        });
+        // Connect eagerly in the background so readiness turns green without waiting for work.
+        for link in [publish_link.clone(), consume_link.clone()] {
+            tasks.spawn(async move {
+                let _ = link.connection().await;
+            });
+        }
+        Ok(Self {
+            service,
+            config,
+            metrics,
+            store,
+            publish_link,
+            consume_link,
+            publisher,
+            shutdown,
+            ops_addr,
+            tasks,
+        })
+    }
+
+    /// Health for mounting the operations routes on another router (ingest's API).
+    pub fn health(&self) -> Health {
+        Health {
+            links: vec![self.publish_link.clone(), self.consume_link.clone()],
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Waits for every task to end (after `shutdown` is cancelled), then closes connections.
+    pub async fn finish(self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.publish_link.close().await;
+        self.consume_link.close().await;
+        self.store.pool().close().await;
+    }
+}
+
+/// A started service: its addresses and a handle to wait for its end.
+pub struct Running {
+    pub ops_addr: SocketAddr,
+    /// The public API address (ingest only).
+    pub api_addr: Option<SocketAddr>,
+    pub shutdown: CancellationToken,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Asks the service to stop and waits until it has drained.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.done.await;
+    }
+}

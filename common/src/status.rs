@@ -1,0 +1,92 @@
+//! Execution statuses and attempt outcomes: the words stored in PostgreSQL and shown by the API.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Where an execution is in its life. `succeeded`, `failed` and `cancelled` are terminal.
+    ExecutionStatus {
+        Pending => "pending",
+        Processing => "processing",
+        RetryScheduled => "retry_scheduled",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+impl ExecutionStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+string_enum!(
+    /// How one attempt ended.
+    AttemptOutcome {
+        Succeeded => "succeeded",
+        /// Failed, and another attempt is scheduled.
+        Retrying => "retrying",
+        /// Failed for good: a permanent error or the last attempt.
+        Failed => "failed",
+    }
+);
+
+string_enum!(
+    /// What went wrong in a failed attempt; recorded on the attempt and used in metrics.
+    ErrorKind {
+        HttpStatus => "http_status",
+        Redirect => "redirect",
+        Timeout => "timeout",
+        Connect => "connect",
+        Dns => "dns",
+        Tls => "tls",
+        DestinationRefused => "destination_refused",
+        Request => "request",
+        ActionUnavailable => "action_unavailable",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_text() {
+        for status in ExecutionStatus::ALL {
+            assert_eq!(ExecutionStatus::parse(status.as_str()), Some(*status));
+        }
+        assert_eq!(ExecutionStatus::parse("done"), None);
+        let terminal: Vec<_> = ExecutionStatus::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(terminal.len(), 3);
+    }
+}

@@ -1,0 +1,195 @@
+//! Actions: stored as their validated spec, one row each.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::Store;
+use crate::action::{ActionMode, ActionSpec, Handler, Priority, RetryPolicy};
+use crate::condition::Condition;
+use crate::ids::{ActionId, TenantId};
+
+/// The spec of an action about to be created.
+pub type NewAction = ActionSpec;
+
+/// A stored action.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRecord {
+    pub id: ActionId,
+    pub tenant_id: TenantId,
+    #[serde(flatten)]
+    pub spec: ActionSpec,
+    pub disabled_reason: Option<String>,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl ActionRecord {
+    /// Whether this action can match events now.
+    pub fn is_live(&self) -> bool {
+        self.spec.enabled && self.deleted_at.is_none()
+    }
+}
+
+const COLUMNS: &str = "id, tenant_id, name, description, event_types, source, conditions, priority, \
+     mode, handler, retry, rate_limit_per_s, max_concurrency, enabled, disabled_reason, revision, \
+     created_at, updated_at, deleted_at";
+
+fn decode_json<T: serde::de::DeserializeOwned>(
+    row: &PgRow,
+    column: &str,
+) -> Result<T, sqlx::Error> {
+    let value: serde_json::Value = row.try_get(column)?;
+    serde_json::from_value(value).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+fn from_row(row: &PgRow) -> Result<ActionRecord, sqlx::Error> {
+    let mode: String = row.try_get("mode")?;
+    let conditions: Vec<Condition> = decode_json(row, "conditions")?;
+    let handler: Handler = decode_json(row, "handler")?;
+    let retry: RetryPolicy = decode_json(row, "retry")?;
+    let rate_limit: Option<i32> = row.try_get("rate_limit_per_s")?;
+    let max_concurrency: Option<i32> = row.try_get("max_concurrency")?;
+    Ok(ActionRecord {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        spec: ActionSpec {
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            event_types: row.try_get("event_types")?,
+            source: row.try_get("source")?,
+            conditions,
+            priority: Priority(row.try_get("priority")?),
+            mode: if mode == "sync" {
+                ActionMode::Sync
+            } else {
+                ActionMode::Async
+            },
+            handler,
+            retry,
+            rate_limit_per_s: rate_limit.map(|v| v as u32),
+            max_concurrency: max_concurrency.map(|v| v as u32),
+            enabled: row.try_get("enabled")?,
+        },
+        disabled_reason: row.try_get("disabled_reason")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+fn json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// Why an action could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionWriteError {
+    #[error("an action named {0:?} already exists")]
+    NameTaken(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Store {
+    pub async fn create_action(
+        &self,
+        tenant_id: TenantId,
+        spec: &NewAction,
+    ) -> Result<ActionRecord, ActionWriteError> {
+        let sql = format!(
+            "INSERT INTO actions (id, tenant_id, name, description, event_types, source, conditions,
+               priority, mode, handler_type, handler, retry, rate_limit_per_s, max_concurrency, enabled)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT (tenant_id, name) DO NOTHING
+             RETURNING {COLUMNS}"
+        );
+        let mode = match spec.mode {
+            ActionMode::Async => "async",
+            ActionMode::Sync => "sync",
+        };
+        let row = sqlx::query(&sql)
+            .bind(ActionId::new())
+            .bind(tenant_id)
+            .bind(&spec.name)
+            .bind(&spec.description)
+            .bind(&spec.event_types)
+            .bind(&spec.source)
+            .bind(json(&spec.conditions))
+            .bind(spec.priority.0)
+            .bind(mode)
+            .bind(spec.handler.kind())
+            .bind(json(&spec.handler))
+            .bind(json(&spec.retry))
+            .bind(spec.rate_limit_per_s.map(|v| v as i32))
+            .bind(spec.max_concurrency.map(|v| v as i32))
+            .bind(spec.enabled)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(from_row(&row)?),
+            None => Err(ActionWriteError::NameTaken(spec.name.clone())),
+        }
+    }
+
+    /// One action of one tenant, including soft-deleted ones.
+    pub async fn get_action(
+        &self,
+        tenant_id: TenantId,
+        id: ActionId,
+    ) -> Result<Option<ActionRecord>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM actions WHERE tenant_id = $1 AND id = $2");
+        let row = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The live actions of a tenant listing `event_type` exactly among their patterns.
+    pub async fn actions_for_exact_type(
+        &self,
+        tenant_id: TenantId,
+        event_type: &str,
+    ) -> Result<Vec<ActionRecord>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM actions
+             WHERE tenant_id = $1 AND enabled AND deleted_at IS NULL AND $2 = ANY (event_types)
+             ORDER BY priority, name, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(event_type)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Disables an action, recording why (for example a 410 Gone from its endpoint).
+    pub async fn disable_action(
+        &self,
+        tenant_id: TenantId,
+        id: ActionId,
+        reason: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE actions SET enabled = false, disabled_reason = $3, revision = revision + 1,
+               updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND enabled",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,263 @@
+//! Events: written once when accepted, then marked when the matcher has recorded their
+//! executions. Unmatched rows double as the outbox.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::Store;
+use crate::event::{Event, EventId, EventType, RawJson};
+use crate::ids::TenantId;
+
+/// The result of offering one event for insertion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertedEvent {
+    /// Stored now.
+    New,
+    /// An event with the same id or idempotency key was stored before; this is its id.
+    Duplicate(EventId),
+}
+
+/// A stored event as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub source: Option<String>,
+    pub time: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub matched_at: Option<DateTime<Utc>>,
+    pub matched_count: Option<i32>,
+}
+
+struct Columns {
+    tenant: Vec<Uuid>,
+    id: Vec<String>,
+    key: Vec<Option<String>>,
+    event_type: Vec<String>,
+    source: Vec<Option<String>>,
+    time: Vec<Option<DateTime<Utc>>>,
+    data: Vec<String>,
+    metadata: Vec<serde_json::Value>,
+    received_at: Vec<DateTime<Utc>>,
+}
+
+impl Columns {
+    fn of(events: &[(&Event, Option<&str>)]) -> Self {
+        Self {
+            tenant: events.iter().map(|(e, _)| e.tenant_id.as_uuid()).collect(),
+            id: events
+                .iter()
+                .map(|(e, _)| e.id.as_str().to_owned())
+                .collect(),
+            key: events.iter().map(|(_, k)| k.map(str::to_owned)).collect(),
+            event_type: events
+                .iter()
+                .map(|(e, _)| e.event_type.as_str().to_owned())
+                .collect(),
+            source: events.iter().map(|(e, _)| e.source.clone()).collect(),
+            time: events.iter().map(|(e, _)| e.time).collect(),
+            data: events
+                .iter()
+                .map(|(e, _)| e.data.as_str().to_owned())
+                .collect(),
+            metadata: events
+                .iter()
+                .map(|(e, _)| serde_json::to_value(&e.metadata).unwrap_or_default())
+                .collect(),
+            received_at: events.iter().map(|(e, _)| e.received_at).collect(),
+        }
+    }
+}
+
+const INSERT_EVENTS: &str = "
+    INSERT INTO events (tenant_id, id, idempotency_key, type, source, time, data, metadata, received_at)
+    SELECT t, i, k, ty, s, tm, d::json, m, r
+    FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $7::text[], $8::jsonb[], $9::timestamptz[]) AS u(t, i, k, ty, s, tm, d, m, r)
+    ON CONFLICT DO NOTHING
+    RETURNING tenant_id, id";
+
+impl Store {
+    /// Stores a batch of accepted events in one statement. Each event may carry an idempotency
+    /// key; an event whose id or key was seen before in its tenant is reported as a duplicate
+    /// of the first one and not stored again.
+    pub async fn insert_events(
+        &self,
+        events: &[(&Event, Option<&str>)],
+    ) -> Result<Vec<InsertedEvent>, sqlx::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = Columns::of(events);
+        let mut tx = self.pool.begin().await?;
+        let inserted: Vec<(Uuid, String)> = sqlx::query_as(INSERT_EVENTS)
+            .bind(&c.tenant)
+            .bind(&c.id)
+            .bind(&c.key)
+            .bind(&c.event_type)
+            .bind(&c.source)
+            .bind(&c.time)
+            .bind(&c.data)
+            .bind(&c.metadata)
+            .bind(&c.received_at)
+            .fetch_all(&mut *tx)
+            .await?;
+        let inserted: std::collections::HashSet<(Uuid, String)> = inserted.into_iter().collect();
+        // Within one batch the first of two equal ids or keys is the one stored.
+        let mut claimed_in_batch = std::collections::HashSet::new();
+        let mut outcome = Vec::with_capacity(events.len());
+        let mut lookups = Vec::new();
+        for (index, (event, key)) in events.iter().enumerate() {
+            let row = (event.tenant_id.as_uuid(), event.id.as_str().to_owned());
+            if inserted.contains(&row) && claimed_in_batch.insert(row) {
+                outcome.push(InsertedEvent::New);
+            } else {
+                outcome.push(InsertedEvent::Duplicate(event.id.clone()));
+                lookups.push((
+                    index,
+                    event.tenant_id,
+                    event.id.clone(),
+                    key.map(str::to_owned),
+                ));
+            }
+        }
+        for (index, tenant, id, key) in lookups {
+            // The original's id: by idempotency key first (the header wins over the body id).
+            let original: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM events WHERE tenant_id = $1 AND (idempotency_key = $3 OR id = $2)
+                 ORDER BY (idempotency_key = $3) DESC NULLS LAST LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(id.as_str())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(original) = original.and_then(|o| EventId::parse(&o).ok()) {
+                outcome[index] = InsertedEvent::Duplicate(original);
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Stores events that arrived straight from the broker, inside the matcher's transaction.
+    /// Returns the events that were new (a redelivered or republished event is not).
+    pub async fn insert_events_tx(
+        tx: &mut Transaction<'static, Postgres>,
+        events: &[&Event],
+    ) -> Result<Vec<(TenantId, EventId)>, sqlx::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pairs: Vec<_> = events.iter().map(|e| (*e, None)).collect();
+        let c = Columns::of(&pairs);
+        let rows = sqlx::query(INSERT_EVENTS)
+            .bind(&c.tenant)
+            .bind(&c.id)
+            .bind(&c.key)
+            .bind(&c.event_type)
+            .bind(&c.source)
+            .bind(&c.time)
+            .bind(&c.data)
+            .bind(&c.metadata)
+            .bind(&c.received_at)
+            .fetch_all(&mut **tx)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let tenant: Uuid = row.try_get(0)?;
+                let id: String = row.try_get(1)?;
+                Ok((
+                    tenant.into(),
+                    EventId::parse(&id).unwrap_or_else(|_| EventId::generate()),
+                ))
+            })
+            .collect()
+    }
+
+    /// Marks events as matched (recording how many executions each produced).
+    pub async fn mark_events_matched(
+        tx: &mut Transaction<'static, Postgres>,
+        matched: &[(TenantId, EventId, i32)],
+    ) -> Result<(), sqlx::Error> {
+        if matched.is_empty() {
+            return Ok(());
+        }
+        let tenants: Vec<Uuid> = matched.iter().map(|(t, _, _)| t.as_uuid()).collect();
+        let ids: Vec<&str> = matched.iter().map(|(_, e, _)| e.as_str()).collect();
+        let counts: Vec<i32> = matched.iter().map(|(_, _, c)| *c).collect();
+        sqlx::query(
+            "UPDATE events e SET matched_at = now(), matched_count = u.c
+             FROM UNNEST($1::uuid[], $2::text[], $3::int[]) AS u(t, i, c)
+             WHERE e.tenant_id = u.t AND e.id = u.i AND e.matched_at IS NULL",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&counts)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// One event of one tenant.
+    pub async fn get_event(
+        &self,
+        tenant_id: TenantId,
+        id: &str,
+    ) -> Result<Option<StoredEvent>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, type, source, time, received_at, data::text AS data, metadata, matched_at,
+                    matched_count
+             FROM events WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let data: String = row.try_get("data")?;
+        Ok(Some(StoredEvent {
+            id: row.try_get("id")?,
+            event_type: row.try_get("type")?,
+            source: row.try_get("source")?,
+            time: row.try_get("time")?,
+            received_at: row.try_get("received_at")?,
+            data: serde_json::from_str(&data).unwrap_or_default(),
+            metadata: row.try_get("metadata")?,
+            matched_at: row.try_get("matched_at")?,
+            matched_count: row.try_get("matched_count")?,
+        }))
+    }
+
+    /// Reads a stored event back into its travelling form (for outbox republishing).
+    pub async fn load_event(
+        &self,
+        tenant_id: TenantId,
+        id: &str,
+    ) -> Result<Option<Event>, sqlx::Error> {
+        let Some(stored) = self.get_event(tenant_id, id).await? else {
+            return Ok(None);
+        };
+        let (Ok(id), Ok(event_type)) = (
+            EventId::parse(&stored.id),
+            EventType::parse(&stored.event_type),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Event {
+            tenant_id,
+            id,
+            event_type,
+            source: stored.source,
+            time: stored.time,
+            received_at: stored.received_at,
+            data: RawJson::from_value(&stored.data),
+            metadata: serde_json::from_value(stored.metadata).unwrap_or_default(),
+        }))
+    }
+}

@@ -1,0 +1,76 @@
+//! PostgreSQL: the durable record of tenants, actions, events, executions, attempts, circuit
+//! state and delayed jobs. Every query on tenant data takes the tenant id and filters by it.
+
+mod actions;
+mod delayed;
+mod events;
+mod executions;
+mod tenants;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::DatabaseConfig;
+
+pub use actions::{ActionRecord, ActionWriteError, NewAction};
+pub use delayed::ClaimedJob;
+pub use events::{InsertedEvent, StoredEvent};
+pub use executions::{
+    AttemptRecord, AttemptView, Claim, ExecutionRecord, NewExecution, Outcome, StoredExecution,
+};
+pub use tenants::{ApiKeyRecord, TenantRecord};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects a pool. Fails fast when the database is unreachable.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, sqlx::Error> {
+        let options: PgConnectOptions = config
+            .url
+            .parse::<PgConnectOptions>()?
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(1));
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations; safe to run concurrently from several replicas (sqlx takes
+    /// an advisory lock).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// Whether the database answers, for `/readyz`.
+    pub async fn ping(&self) -> bool {
+        let query = sqlx::query("SELECT 1").execute(&self.pool);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), query).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Pool occupancy, for metrics: (connections open, connections idle).
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+}
