@@ -1,8 +1,66 @@
-//! Developer commands (placeholder until the stack tooling lands).
-fn main() {
-    let status = std::process::Command::new("cargo")
-        .args(["test", "--workspace"])
-        .status()
-        .expect("cargo runs");
-    std::process::exit(status.code().unwrap_or(1));
+//! Herald's developer commands, so that a person and CI run the same things:
+//!
+//! - `cargo xtask up`: the whole cluster on a local broker and database, with a demo event;
+//! - `cargo xtask test`: the full test suite with a broker and database of its own.
+
+mod packages;
+mod ports;
+mod postgres;
+mod rabbitmq;
+mod test_suite;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Herald's developer commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Run lints and the full test suite against a throwaway broker and database.
+    Test {
+        /// Skip cargo fmt and clippy.
+        #[arg(long)]
+        skip_lint: bool,
+        /// Arguments passed to the test runner.
+        #[arg(last = true)]
+        runner_args: Vec<String>,
+    },
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    let outcome = match cli.command {
+        Task::Test {
+            skip_lint,
+            runner_args,
+        } => test_suite::run(
+            &root,
+            test_suite::TestOptions {
+                skip_lint,
+                runner_args,
+            },
+        ),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,74 @@
+//! Makes sure RabbitMQ and PostgreSQL are installed, from Debian's packages when absent.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+pub const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+pub const RABBITMQCTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
+
+/// The directory holding PostgreSQL's server programs (`initdb`, `postgres`, `pg_ctl`).
+pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<u32> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|v| root.join(v.to_string()).join("bin/postgres").exists())
+        .collect();
+    versions.sort_unstable();
+    versions
+        .last()
+        .map(|v| root.join(v.to_string()).join("bin"))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// Installs whatever of the broker and the database is missing.
+pub fn ensure_installed() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    if !Path::new(RABBITMQ_SERVER).exists() {
+        missing.push("rabbitmq-server");
+    }
+    if postgres_bin_dir().is_none() {
+        missing.push("postgresql");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "==> installing {} from the OS packages",
+        missing.join(" and ")
+    );
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let mut command = Command::new(sudo.first().copied().unwrap_or(args[0]));
+        let rest = if sudo.is_empty() { &args[1..] } else { args };
+        command.args(rest).env("DEBIAN_FRONTEND", "noninteractive");
+        let status = command
+            .status()
+            .with_context(|| format!("running {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("`{}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    run(&["apt-get", "update", "-qq"])?;
+    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(&missing);
+    run(&install)?;
+    // Debian's packages try to start the servers; this stack runs its own, so stop theirs.
+    let _ = Command::new("sh")
+        .args([
+            "-c",
+            "service rabbitmq-server stop; service postgresql stop",
+        ])
+        .output();
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! A PostgreSQL server run as a plain process under a folder of ours, on 127.0.0.1.
+//! PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+use crate::packages::postgres_bin_dir;
+use crate::ports;
+
+/// A running server; stopped when dropped.
+pub struct Postgres {
+    pub dir: PathBuf,
+    pub port: u16,
+    bin: PathBuf,
+    running: bool,
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// A command for a PostgreSQL program, run as `postgres` when we are root.
+fn pg_command(bin: &Path, program: &str) -> Command {
+    let path = bin.join(program);
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(path);
+        command
+    } else {
+        Command::new(path)
+    }
+}
+
+fn run(mut command: Command, what: &str) -> anyhow::Result<String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+impl Postgres {
+    /// Initialises (first time only) and starts a server under `base/postgres`. `fast` turns off
+    /// fsync, for throwaway test databases only.
+    pub fn start(base: &Path, port: u16, fast: bool) -> anyhow::Result<Self> {
+        let bin = postgres_bin_dir().context("PostgreSQL is not installed")?;
+        if ports::in_use(port) {
+            bail!(
+                "port {port} on 127.0.0.1 is taken; stop what uses it or point \
+                 HERALD_DATABASE__URL at an existing database"
+            );
+        }
+        let dir = base.join("postgres");
+        let data = dir.join("data");
+        let socket = dir.join("run");
+        fs::create_dir_all(&data)?;
+        fs::create_dir_all(&socket)?;
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres:postgres"]).arg(&dir);
+                    c
+                },
+                "chown",
+            )?;
+        }
+        if !data.join("PG_VERSION").exists() {
+            let mut initdb = pg_command(&bin, "initdb");
+            initdb.arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ]);
+            run(initdb, "initdb")?;
+        }
+        let mut options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=500 \
+             -c shared_buffers=256MB",
+            socket.display()
+        );
+        if fast {
+            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        let mut start = pg_command(&bin, "pg_ctl");
+        start
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .args(["-o", &options, "-w", "-t", "60", "start"]);
+        run(start, "pg_ctl start")?;
+        let server = Self {
+            dir,
+            port,
+            bin,
+            running: true,
+        };
+        server.psql("postgres", "SELECT 1")?;
+        let role_exists = server.psql(
+            "postgres",
+            "SELECT 1 FROM pg_roles WHERE rolname = 'herald'",
+        )?;
+        if role_exists.trim().is_empty() {
+            server.psql("postgres", "CREATE ROLE herald LOGIN SUPERUSER")?;
+        }
+        let db_exists = server.psql(
+            "postgres",
+            "SELECT 1 FROM pg_database WHERE datname = 'herald'",
+        )?;
+        if db_exists.trim().is_empty() {
+            server.psql("postgres", "CREATE DATABASE herald OWNER herald")?;
+        }
+        Ok(server)
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://herald@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Runs one SQL statement with psql and returns its unaligned output.
+    pub fn psql(&self, database: &str, sql: &str) -> anyhow::Result<String> {
+        let mut command = Command::new("psql");
+        command
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+            ])
+            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        run(command, "psql")
+    }
+
+    pub fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        self.running = false;
+        let mut stop = pg_command(&self.bin, "pg_ctl");
+        stop.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"]);
+        let _ = run(stop, "pg_ctl stop");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
