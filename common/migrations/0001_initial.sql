@@ -60,6 +60,8 @@ CREATE TABLE events (
     -- the outbox, and the scheduler republishes events left unmatched for too long.
     matched_at       timestamptz,
     matched_count    integer,
+    -- When the outbox sweep last re-sent this unmatched event.
+    republished_at   timestamptz,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE UNIQUE INDEX events_idempotency ON events (tenant_id, idempotency_key)

@@ -204,6 +204,56 @@ impl Store {
         Ok(())
     }
 
+    /// Takes up to `limit` events accepted before `received_before` that no matcher has
+    /// recorded yet and were not re-sent since `resent_before`, marking them re-sent now.
+    /// (The outbox sweep: an event whose publication was lost is published again.)
+    pub async fn take_unmatched_events(
+        &self,
+        received_before: DateTime<Utc>,
+        resent_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Event>, sqlx::Error> {
+        let rows = sqlx::query(
+            "WITH stale AS (
+               SELECT tenant_id, id FROM events
+               WHERE matched_at IS NULL AND received_at < $1
+                 AND (republished_at IS NULL OR republished_at < $2)
+               ORDER BY received_at LIMIT $3
+               FOR UPDATE SKIP LOCKED)
+             UPDATE events e SET republished_at = now()
+             FROM stale WHERE e.tenant_id = stale.tenant_id AND e.id = stale.id
+             RETURNING e.tenant_id, e.id, e.type, e.source, e.time, e.received_at,
+                       e.data::text AS data, e.metadata",
+        )
+        .bind(received_before)
+        .bind(resent_before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let event_type: String = row.try_get("type")?;
+            let data: String = row.try_get("data")?;
+            let metadata: serde_json::Value = row.try_get("metadata")?;
+            let (Ok(id), Ok(event_type)) = (EventId::parse(&id), EventType::parse(&event_type))
+            else {
+                continue;
+            };
+            events.push(Event {
+                tenant_id: row.try_get::<Uuid, _>("tenant_id")?.into(),
+                id,
+                event_type,
+                source: row.try_get("source")?,
+                time: row.try_get("time")?,
+                received_at: row.try_get("received_at")?,
+                data: RawJson::from_validated(data),
+                metadata: serde_json::from_value(metadata).unwrap_or_default(),
+            });
+        }
+        Ok(events)
+    }
+
     /// One event of one tenant.
     pub async fn get_event(
         &self,
@@ -231,33 +281,6 @@ impl Store {
             metadata: row.try_get("metadata")?,
             matched_at: row.try_get("matched_at")?,
             matched_count: row.try_get("matched_count")?,
-        }))
-    }
-
-    /// Reads a stored event back into its travelling form (for outbox republishing).
-    pub async fn load_event(
-        &self,
-        tenant_id: TenantId,
-        id: &str,
-    ) -> Result<Option<Event>, sqlx::Error> {
-        let Some(stored) = self.get_event(tenant_id, id).await? else {
-            return Ok(None);
-        };
-        let (Ok(id), Ok(event_type)) = (
-            EventId::parse(&stored.id),
-            EventType::parse(&stored.event_type),
-        ) else {
-            return Ok(None);
-        };
-        Ok(Some(Event {
-            tenant_id,
-            id,
-            event_type,
-            source: stored.source,
-            time: stored.time,
-            received_at: stored.received_at,
-            data: RawJson::from_value(&stored.data),
-            metadata: serde_json::from_value(stored.metadata).unwrap_or_default(),
         }))
     }
 }

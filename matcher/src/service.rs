@@ -1,0 +1,235 @@
+//! The matcher service: consume events in batches, record executions, publish jobs, then ack.
+//!
+//! A batch is acknowledged only after its executions are committed and its jobs confirmed by
+//! the broker. A redelivered event finds its executions already recorded (unique per event and
+//! action) and only re-sends jobs that never started.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use herald_common::broker::topology::{JOBS_EXCHANGE, MATCHER_QUEUE};
+use herald_common::broker::{
+    BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, dead_letter, run_consumer,
+};
+use herald_common::config::{Config, ServiceName};
+use herald_common::event::{Event, EventLimits};
+use herald_common::ids::{ExecutionId, TenantId};
+use herald_common::messages::{Lane, decode_events};
+use herald_common::metrics::Metrics;
+use herald_common::service::{Base, Running};
+use herald_common::store::{ActionRecord, NewExecution, Store};
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::first_attempt_jobs;
+
+const STAGE: &str = "matcher";
+
+/// Starts the matcher; it runs until `shutdown` is cancelled.
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let base = Base::start(ServiceName::Matcher, config, shutdown.clone()).await?;
+    let handler = Arc::new(Matcher {
+        store: base.store.clone(),
+        publisher: base.publisher.clone(),
+        metrics: base.metrics.clone(),
+        limits: EventLimits {
+            max_metadata_entries: base.config.ingest.max_metadata_entries,
+            max_metadata_bytes: base.config.ingest.max_metadata_bytes,
+        },
+    });
+    let options = ConsumerOptions {
+        queue: MATCHER_QUEUE,
+        prefetch: base.config.amqp.prefetch,
+        batch_max: base.config.matcher.batch_max_messages,
+        linger: Duration::from_micros(base.config.matcher.batch_linger_us),
+        max_batches_in_flight: 4,
+        grace: base.config.shutdown.grace(),
+    };
+    base.tasks.spawn(run_consumer(
+        base.consume_link.clone(),
+        options,
+        handler,
+        shutdown.clone(),
+    ));
+    let ops_addr = base.ops_addr;
+    let done = tokio::spawn(base.finish());
+    Ok(Running {
+        ops_addr,
+        api_addr: None,
+        shutdown,
+        done,
+    })
+}
+
+struct Matcher {
+    store: Store,
+    publisher: Arc<Publisher>,
+    metrics: Metrics,
+    limits: EventLimits,
+}
+
+/// One delivery's events, once decoded.
+struct Decoded {
+    delivery: Delivery,
+    events: Vec<Event>,
+    /// Herald's own batches were stored by ingest; outside events are stored here.
+    stored: bool,
+}
+
+impl BatchHandler for Matcher {
+    async fn handle(&self, batch: Vec<Delivery>) {
+        let now = Utc::now();
+        let mut decoded = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            if delivery.redelivered {
+                self.metrics
+                    .redeliveries
+                    .with_label_values(&[MATCHER_QUEUE])
+                    .inc();
+            }
+            let props = &delivery.properties;
+            let result = decode_events(
+                props.kind().as_ref().map(|s| s.as_str()),
+                props.content_type().as_ref().map(|s| s.as_str()),
+                props.message_id().as_ref().map(|s| s.as_str()),
+                &delivery.data,
+                now,
+                &self.limits,
+            );
+            match result {
+                Ok(events) => {
+                    let stored = herald_common::messages::is_internal(
+                        props.kind().as_ref().map(|s| s.as_str()),
+                    );
+                    decoded.push(Decoded {
+                        delivery,
+                        events,
+                        stored,
+                    });
+                }
+                Err(error) => {
+                    dead_letter(
+                        &self.publisher,
+                        &self.metrics,
+                        &delivery,
+                        MATCHER_QUEUE,
+                        error.code(),
+                        &error.to_string(),
+                    )
+                    .await;
+                }
+            }
+        }
+        if decoded.is_empty() {
+            return;
+        }
+        let in_flight = self.metrics.stage_in_flight.with_label_values(&[STAGE]);
+        let count: usize = decoded.iter().map(|d| d.events.len()).sum();
+        in_flight.add(count as i64);
+        self.metrics
+            .stage_messages
+            .with_label_values(&[STAGE, "in"])
+            .inc_by(count as u64);
+        let outcome = self.process(&decoded).await;
+        in_flight.sub(count as i64);
+        match outcome {
+            Ok(()) => {
+                for d in &decoded {
+                    let _ = d.delivery.ack(BasicAckOptions::default()).await;
+                }
+                self.metrics.stage_done(STAGE, count as u64);
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    events = count,
+                    "matching failed; returning the batch"
+                );
+                // Back off a little so an outage does not become a hot redelivery loop.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                for d in &decoded {
+                    let _ = d
+                        .delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+impl Matcher {
+    async fn process(&self, decoded: &[Decoded]) -> anyhow::Result<()> {
+        let events: Vec<&Event> = decoded.iter().flat_map(|d| d.events.iter()).collect();
+        let outside: Vec<&Event> = decoded
+            .iter()
+            .filter(|d| !d.stored)
+            .flat_map(|d| d.events.iter())
+            .collect();
+
+        // Look actions up once per (tenant, type) in the batch.
+        let mut actions: HashMap<(TenantId, String), Vec<ActionRecord>> = HashMap::new();
+        for event in &events {
+            let key = (event.tenant_id, event.event_type.as_str().to_owned());
+            if !actions.contains_key(&key) {
+                let found = self
+                    .store
+                    .actions_for_exact_type(event.tenant_id, event.event_type.as_str())
+                    .await?;
+                actions.insert(key, found);
+            }
+        }
+
+        let mut executions = Vec::new();
+        let mut matched_counts = Vec::with_capacity(events.len());
+        for event in &events {
+            let matched: Vec<&ActionRecord> = actions
+                [&(event.tenant_id, event.event_type.as_str().to_owned())]
+                .iter()
+                .filter(|a| {
+                    a.spec
+                        .source
+                        .as_deref()
+                        .is_none_or(|s| event.source.as_deref() == Some(s))
+                })
+                .collect();
+            self.metrics.matches_per_event.observe(matched.len() as f64);
+            matched_counts.push((event.tenant_id, event.id.clone(), matched.len() as i32));
+            for action in matched {
+                executions.push(NewExecution {
+                    id: ExecutionId::new(),
+                    tenant_id: event.tenant_id,
+                    event_id: event.id.clone(),
+                    action_id: action.id,
+                    max_attempts: action.spec.retry.max_attempts() as i32,
+                    priority: action.spec.priority.0,
+                });
+            }
+        }
+
+        let mut tx = self.store.pool().begin().await?;
+        Store::insert_events_tx(&mut tx, &outside).await?;
+        let stored = Store::insert_executions(&mut tx, &executions).await?;
+        Store::mark_events_matched(&mut tx, &matched_counts).await?;
+        tx.commit().await?;
+
+        let by_event: HashMap<(TenantId, &str), &Event> = events
+            .iter()
+            .map(|e| ((e.tenant_id, e.id.as_str()), *e))
+            .collect();
+        let batches = first_attempt_jobs(&stored, |s| {
+            by_event.get(&(s.tenant_id, s.event_id.as_str())).copied()
+        });
+        let messages: Vec<Outgoing> = batches
+            .iter()
+            .map(|batch| Outgoing::message(JOBS_EXCHANGE, Lane::First.routing_key(), batch))
+            .collect();
+        self.publisher.publish_all(&messages).await?;
+        Ok(())
+    }
+}

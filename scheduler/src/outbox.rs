@@ -1,0 +1,67 @@
+//! The outbox sweep: events that ingest stored but whose publication was lost (a broker outage
+//! at the wrong moment) are published again. Redelivery is harmless: the matcher records at
+//! most one execution per event and action.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_common::broker::topology::EVENTS_EXCHANGE;
+use herald_common::broker::{Outgoing, Publisher};
+use herald_common::messages::EventBatch;
+use herald_common::metrics::Metrics;
+use herald_common::store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+
+pub struct OutboxSweep<C: Clock> {
+    pub store: Store,
+    pub publisher: Arc<Publisher>,
+    pub metrics: Metrics,
+    pub clock: C,
+    /// How long an event may wait for the matcher before it is sent again.
+    pub stale_after: Duration,
+    pub interval: Duration,
+}
+
+/// Events re-sent per broker message.
+const EVENTS_PER_MESSAGE: usize = 100;
+
+impl<C: Clock> OutboxSweep<C> {
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.sweep_once().await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(events = n, "re-sent events the matcher never recorded")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "outbox sweep failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+
+    pub async fn sweep_once(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now();
+        let stale = chrono::Duration::from_std(self.stale_after)?;
+        let events = self
+            .store
+            .take_unmatched_events(now - stale, now - stale, 1000)
+            .await?;
+        let messages: Vec<Outgoing> = events
+            .chunks(EVENTS_PER_MESSAGE)
+            .map(|chunk| {
+                let batch = EventBatch {
+                    events: chunk.to_vec(),
+                };
+                Outgoing::message(EVENTS_EXCHANGE, "herald.outbox", &batch)
+            })
+            .collect();
+        self.publisher.publish_all(&messages).await?;
+        self.metrics.stage_done("outbox", events.len() as u64);
+        Ok(events.len())
+    }
+}
