@@ -1,1 +1,12 @@
-//! herald-ingest
+//! Ingest: Herald's HTTP front door (events in, the management API).
+
+mod auth;
+mod batcher;
+mod body;
+pub mod error;
+mod routes;
+mod service;
+mod state;
+
+pub use service::{router, start};
+pub use state::AppState;

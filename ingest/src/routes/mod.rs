@@ -1,0 +1,6 @@
+//! The HTTP API, one module per resource.
+
+pub mod actions;
+pub mod events;
+pub mod executions;
+pub mod tenants;

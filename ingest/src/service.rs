@@ -1,0 +1,118 @@
+//! Building and starting ingest: the router (also used by tests) and the service around it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use herald_common::config::{Config, ServiceName};
+use herald_common::event::EventLimits;
+use herald_common::metrics::Metrics;
+use herald_common::service::{Base, Running};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::batcher::EventBatcher;
+use crate::error::ApiError;
+use crate::routes::{actions, events, executions, tenants};
+use crate::state::AppState;
+
+/// The public API's routes.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/events", post(events::create))
+        .route("/v1/events/{id}", get(events::get))
+        .route("/v1/actions", post(actions::create))
+        .route("/v1/actions/{id}", get(actions::get))
+        .route("/v1/executions/{id}", get(executions::get))
+        .route("/v1/tenants", post(tenants::create))
+        .route("/v1/tenants/{id}", get(tenants::get))
+        .route("/v1/tenants/{id}/keys", post(tenants::create_key))
+        .route(
+            "/v1/tenants/{id}/keys/{key_id}",
+            delete(tenants::revoke_key),
+        )
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            record_request,
+        ))
+        .with_state(state)
+}
+
+/// RED metrics per route template (never the raw path, which carries ids).
+async fn record_request(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics
+        .http_requests
+        .with_label_values(&[&route, &method, &status])
+        .inc();
+    metrics
+        .http_request_duration
+        .with_label_values(&[&route, &method])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Starts ingest: the API on `http.listen` (with `/healthz`, `/readyz`, `/metrics` on it too)
+/// and the operations server on `ops.listen`.
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let base = Base::start(ServiceName::Ingest, config, shutdown.clone()).await?;
+    let ingest = base.config.ingest.clone();
+    let (batcher, batcher_task) = EventBatcher::start(
+        base.store.clone(),
+        base.publisher.clone(),
+        base.metrics.clone(),
+        ingest.batch_max_events,
+        Duration::from_micros(ingest.batch_linger_us),
+    );
+    let state = AppState {
+        store: base.store.clone(),
+        metrics: base.metrics.clone(),
+        batcher,
+        admin_token: Arc::from(ingest.admin_token.as_str()),
+        limits: EventLimits {
+            max_metadata_entries: ingest.max_metadata_entries,
+            max_metadata_bytes: ingest.max_metadata_bytes,
+        },
+        config: Arc::new(ingest),
+    };
+    let app = router(state).merge(herald_common::ops::router(base.health()));
+    let listener = TcpListener::bind(base.config.http.listen)
+        .await
+        .with_context(|| format!("binding the API listener {}", base.config.http.listen))?;
+    let api_addr = listener.local_addr()?;
+    let stop = shutdown.clone();
+    base.tasks.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "API server failed");
+        }
+        // Requests have drained: let the batcher flush what it holds, then end.
+        let _ = batcher_task.await;
+    });
+    let ops_addr = base.ops_addr;
+    let done = tokio::spawn(base.finish());
+    Ok(Running {
+        ops_addr,
+        api_addr: Some(api_addr),
+        shutdown,
+        done,
+    })
+}
