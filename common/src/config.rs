@@ -491,9 +491,12 @@ mod tests {
         }
     }
 
+    /// An environment variable, its value, and how to read the setting back.
+    type OverrideCase = (&'static str, &'static str, fn(&Config) -> String);
+
     #[test]
     fn every_documented_variable_overrides_its_default() {
-        let cases: &[(&str, &str, fn(&Config) -> String)] = &[
+        let cases: &[OverrideCase] = &[
             ("HERALD_AMQP__URL", "amqp://u:p@broker:5672/v", |c| {
                 c.amqp.url.clone()
             }),

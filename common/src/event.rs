@@ -266,13 +266,13 @@ impl IncomingEvent {
             Some(text) => EventId::parse(text)?,
             None => fallback_id.unwrap_or_else(EventId::generate),
         };
-        if let Some(source) = &self.source {
-            if source.is_empty() || source.len() > MAX_NAME_LEN {
-                return Err(EventError::new(
-                    "invalid_source",
-                    format!("`source` must be 1 to {MAX_NAME_LEN} bytes"),
-                ));
-            }
+        if let Some(source) = &self.source
+            && (source.is_empty() || source.len() > MAX_NAME_LEN)
+        {
+            return Err(EventError::new(
+                "invalid_source",
+                format!("`source` must be 1 to {MAX_NAME_LEN} bytes"),
+            ));
         }
         let time = match self.time.as_deref() {
             None => None,

@@ -20,14 +20,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_ascii_lowercase());
-        if let Some(content_type) = content_type {
-            if content_type != "application/json" && !content_type.ends_with("+json") {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    format!("content type {content_type:?} is not accepted; send application/json"),
-                ));
-            }
+        if let Some(content_type) = content_type
+            && content_type != "application/json"
+            && !content_type.ends_with("+json")
+        {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("content type {content_type:?} is not accepted; send application/json"),
+            ));
         }
         let bytes = read_bytes(request, state).await?;
         serde_json::from_slice(&bytes)

@@ -176,12 +176,12 @@ impl Matcher {
         let mut actions: HashMap<(TenantId, String), Vec<ActionRecord>> = HashMap::new();
         for event in &events {
             let key = (event.tenant_id, event.event_type.as_str().to_owned());
-            if !actions.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = actions.entry(key) {
                 let found = self
                     .store
                     .actions_for_exact_type(event.tenant_id, event.event_type.as_str())
                     .await?;
-                actions.insert(key, found);
+                e.insert(found);
             }
         }
 

@@ -1,1 +1,9 @@
-//! Integration tests
+//! Herald's integration tests: one binary, every test in its own sandbox on the real broker and
+//! database that `cargo xtask test` starts.
+
+mod cli;
+mod crash;
+mod dead_letters;
+mod delivery;
+mod retries;
+mod support;

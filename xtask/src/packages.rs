@@ -72,3 +72,33 @@ pub fn ensure_installed() -> anyhow::Result<()> {
         .output();
     Ok(())
 }
+
+/// The Standard Webhooks reference library, which the tests use to verify signatures with an
+/// implementation that shares no code with Herald's.
+pub fn ensure_python_tools() -> anyhow::Result<()> {
+    let present = Command::new("python3")
+        .args(["-c", "import standardwebhooks"])
+        .output()
+        .context("python3 is needed by the test suite")?
+        .status
+        .success();
+    if present {
+        return Ok(());
+    }
+    eprintln!("==> installing the standardwebhooks Python package from PyPI");
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "standardwebhooks",
+        ])
+        .status()
+        .context("running pip")?;
+    if !status.success() {
+        bail!("`pip install standardwebhooks` failed ({status})");
+    }
+    Ok(())
+}

@@ -59,6 +59,7 @@ pub fn run(root: &Path, options: TestOptions) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     packages::ensure_installed()?;
+    packages::ensure_python_tools()?;
     let base: PathBuf = root
         .join("target")
         .join("herald-test")

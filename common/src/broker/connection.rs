@@ -59,11 +59,11 @@ impl Link {
     /// backoff, until the broker answers or shutdown begins.
     pub async fn connection(&self) -> Result<Arc<Connection>, ShuttingDown> {
         let mut current = self.current.lock().await;
-        if let Some(conn) = current.as_ref() {
-            if conn.status().connected() {
-                self.connected.store(true, Ordering::Relaxed);
-                return Ok(conn.clone());
-            }
+        if let Some(conn) = current.as_ref()
+            && conn.status().connected()
+        {
+            self.connected.store(true, Ordering::Relaxed);
+            return Ok(conn.clone());
         }
         self.connected.store(false, Ordering::Relaxed);
         let mut backoff = self.initial_backoff;
@@ -84,7 +84,7 @@ impl Link {
                 Err(error) => {
                     failures += 1;
                     // Log the first failure loudly and then every tenth, not every retry.
-                    if failures == 1 || failures % 10 == 0 {
+                    if failures == 1 || failures.is_multiple_of(10) {
                         tracing::warn!(link = %self.name, %error, failures, "broker unreachable, retrying");
                     }
                 }

@@ -2,7 +2,7 @@
 //! its headers, then the original is acknowledged, so a bad message never blocks its queue.
 
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 
 use super::topology::{DEAD_CODE_HEADER, DEAD_EXCHANGE, DEAD_QUEUE_HEADER, DEAD_REASON_HEADER};
 use super::{Delivery, Outgoing, Publisher};
@@ -17,11 +17,7 @@ pub async fn dead_letter(
     code: &str,
     reason: &str,
 ) {
-    let mut headers = delivery
-        .properties
-        .headers()
-        .clone()
-        .unwrap_or_else(FieldTable::default);
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert(
         DEAD_REASON_HEADER.into(),
         AMQPValue::LongString(reason.into()),

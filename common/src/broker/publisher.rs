@@ -94,10 +94,10 @@ impl Publisher {
 
     async fn channel(&self) -> Result<Channel, PublishError> {
         let mut slot = self.channel.lock().await;
-        if let Some(channel) = slot.as_ref() {
-            if channel.status().connected() {
-                return Ok(channel.clone());
-            }
+        if let Some(channel) = slot.as_ref()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
         }
         loop {
             let conn = self

@@ -1,0 +1,115 @@
+//! Retryable failures are tried again through the scheduler, with the same webhook id, until
+//! they succeed or the attempts run out.
+
+use std::time::Duration;
+
+use herald_tests::{Receiver, Reply, Sandbox, eventually};
+use serde_json::json;
+
+use crate::support::webhook_action;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_error_is_retried_with_the_same_webhook_id() {
+    let sandbox = Sandbox::start().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(500)]);
+    let tenant = sandbox.tenant().await;
+    let retry = json!({"max_attempts": 3, "delays_s": [1]});
+    sandbox
+        .action(
+            &tenant,
+            webhook_action("flaky", "invoice.paid", &receiver.url("/"), retry),
+        )
+        .await;
+
+    let event_id = sandbox
+        .event(&tenant, json!({"type": "invoice.paid", "data": {"n": 1}}))
+        .await;
+    let executions = sandbox
+        .terminal_executions(&tenant, &event_id, 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(executions[0]["status"], "succeeded");
+
+    let received = receiver.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[0].header("webhook-id"),
+        received[1].header("webhook-id")
+    );
+    assert_eq!(
+        received[0].body, received[1].body,
+        "a retry sends the same payload"
+    );
+    let gap = received[1].at - received[0].at;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "the retry waited its delay ({gap:?})"
+    );
+
+    let execution = sandbox
+        .execution(&tenant, executions[0]["id"].as_str().unwrap())
+        .await;
+    let attempts = execution["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["response_status"], 500);
+    assert_eq!(attempts[0]["error_kind"], "http_status");
+    assert_eq!(attempts[1]["response_status"], 200);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_execution_fails_when_its_attempts_run_out() {
+    let sandbox = Sandbox::start().await;
+    let receiver = Receiver::start().await;
+    receiver.fallback(Reply::status(503));
+    let tenant = sandbox.tenant().await;
+    let retry = json!({"max_attempts": 3, "delays_s": [1]});
+    sandbox
+        .action(
+            &tenant,
+            webhook_action("down", "invoice.paid", &receiver.url("/"), retry),
+        )
+        .await;
+
+    let event_id = sandbox
+        .event(&tenant, json!({"type": "invoice.paid"}))
+        .await;
+    let executions = sandbox
+        .terminal_executions(&tenant, &event_id, 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(executions[0]["status"], "failed");
+    assert_eq!(receiver.count(), 3);
+    let execution = sandbox
+        .execution(&tenant, executions[0]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(execution["attempts"].as_array().unwrap().len(), 3);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_error_fails_at_once() {
+    let sandbox = Sandbox::start().await;
+    let receiver = Receiver::start().await;
+    receiver.fallback(Reply::status(400));
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            webhook_action("strict", "invoice.paid", &receiver.url("/"), json!({})),
+        )
+        .await;
+
+    let event_id = sandbox
+        .event(&tenant, json!({"type": "invoice.paid"}))
+        .await;
+    let executions = sandbox
+        .terminal_executions(&tenant, &event_id, 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(executions[0]["status"], "failed");
+    // Nothing else arrives: the failure was final.
+    eventually("the single attempt", Duration::from_secs(5), || async {
+        (receiver.count() == 1).then_some(())
+    })
+    .await;
+    sandbox.stop().await;
+}

@@ -1,0 +1,498 @@
+//! One test's private Herald: its own vhost, database and ports, with the services started
+//! in-process by the same library calls the binaries use.
+
+use std::time::Duration;
+
+use herald_common::config::{Config, LogFormat, ServiceName};
+use herald_common::service::Running;
+use herald_common::store::Store;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+use crate::env;
+
+const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+const TEMPLATE: &str = "herald_template";
+
+/// Which services to run in-process.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxOptions {
+    pub ingest: bool,
+    pub matcher: bool,
+    pub executor: bool,
+    pub scheduler: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self {
+            ingest: true,
+            matcher: true,
+            executor: true,
+            scheduler: true,
+        }
+    }
+}
+
+/// A tenant and its key.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: String,
+    pub key: String,
+}
+
+pub struct Sandbox {
+    pub name: String,
+    pub amqp_url: String,
+    pub database_url: String,
+    pub api: Option<String>,
+    pub http: reqwest::Client,
+    pub store: Store,
+    services: Vec<(ServiceName, Running)>,
+}
+
+fn init_tracing() {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// Creates the migrated template database once per test server (guarded by an advisory lock,
+/// since test processes start in parallel).
+async fn ensure_template(admin_url: &str) {
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test database server");
+    sqlx::query("SELECT pg_advisory_lock(7201)")
+        .execute(&mut conn)
+        .await
+        .expect("lock");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(TEMPLATE)
+        .fetch_optional(&mut conn)
+        .await
+        .expect("look for the template");
+    if exists.is_none() {
+        let staging = format!("{TEMPLATE}_staging");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {staging}"))
+            .execute(&mut conn)
+            .await
+            .expect("drop staging");
+        sqlx::query(&format!("CREATE DATABASE {staging}"))
+            .execute(&mut conn)
+            .await
+            .expect("create staging");
+        let staging_url = with_database(admin_url, &staging);
+        let store = Store::connect(&db_config(&staging_url))
+            .await
+            .expect("connect to staging");
+        store.migrate().await.expect("migrate the template");
+        store.pool().close().await;
+        // A closed pool's backends leave the server a moment later; wait until they have.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let sessions: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&staging)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("count staging sessions");
+            if sessions == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "staging database still in use"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Renamed only when complete, so no test ever copies a half-migrated template.
+        sqlx::query(&format!("ALTER DATABASE {staging} RENAME TO {TEMPLATE}"))
+            .execute(&mut conn)
+            .await
+            .expect("publish the template");
+    }
+    sqlx::query("SELECT pg_advisory_unlock(7201)")
+        .execute(&mut conn)
+        .await
+        .expect("unlock");
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("database URL");
+    parsed.set_path(database);
+    parsed.to_string()
+}
+
+fn db_config(url: &str) -> herald_common::config::DatabaseConfig {
+    let mut config = Config::defaults(ServiceName::Ingest).database;
+    config.url = url.to_owned();
+    config.max_connections = 5;
+    config
+}
+
+async fn create_vhost(http: &reqwest::Client, vhost: &str) {
+    let management = url::Url::parse(&env::management_url()).expect("management URL");
+    let (user, password) = (
+        management.username().to_owned(),
+        management.password().unwrap_or("").to_owned(),
+    );
+    let base = format!(
+        "http://{}:{}",
+        management.host_str().unwrap_or("127.0.0.1"),
+        management.port().unwrap_or(15672)
+    );
+    let encoded = urlencoding::encode(vhost);
+    let created = http
+        .put(format!("{base}/api/vhosts/{encoded}"))
+        .basic_auth(&user, Some(&password))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("management API reachable");
+    assert!(
+        created.status().is_success(),
+        "creating vhost: {}",
+        created.status()
+    );
+    let granted = http
+        .put(format!("{base}/api/permissions/{encoded}/{user}"))
+        .basic_auth(&user, Some(&password))
+        .json(&json!({"configure": ".*", "write": ".*", "read": ".*"}))
+        .send()
+        .await
+        .expect("management API reachable");
+    assert!(
+        granted.status().is_success(),
+        "granting vhost permissions: {}",
+        granted.status()
+    );
+}
+
+impl Sandbox {
+    /// All four services in-process.
+    pub async fn start() -> Self {
+        Self::with(SandboxOptions::default()).await
+    }
+
+    pub async fn with(options: SandboxOptions) -> Self {
+        init_tracing();
+        let name = format!("t{}", uuid::Uuid::new_v4().simple());
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        create_vhost(&http, &name).await;
+        let admin_url = env::database_url();
+        ensure_template(&admin_url).await;
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect");
+        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+            .execute(&mut conn)
+            .await
+            .expect("create the test database");
+        let database_url = with_database(&admin_url, &name);
+        let mut amqp = url::Url::parse(&env::amqp_url()).expect("AMQP URL");
+        amqp.set_path(&format!("/{name}"));
+        let store = Store::connect(&db_config(&database_url))
+            .await
+            .expect("connect to the test database");
+        let mut sandbox = Self {
+            name,
+            amqp_url: amqp.to_string(),
+            database_url,
+            api: None,
+            http,
+            store,
+            services: Vec::new(),
+        };
+        let wanted = [
+            (options.ingest, ServiceName::Ingest),
+            (options.matcher, ServiceName::Matcher),
+            (options.executor, ServiceName::Executor),
+            (options.scheduler, ServiceName::Scheduler),
+        ];
+        for (on, service) in wanted {
+            if on {
+                sandbox.start_service(service).await;
+            }
+        }
+        sandbox
+    }
+
+    /// The configuration a service of this sandbox runs with.
+    pub fn config(&self, service: ServiceName) -> Config {
+        let mut config = Config::defaults(service);
+        config.amqp.url = self.amqp_url.clone();
+        config.database.url = self.database_url.clone();
+        config.database.max_connections = 5;
+        config.http.listen = "127.0.0.1:0".parse().expect("addr");
+        config.ops.listen = "127.0.0.1:0".parse().expect("addr");
+        config.ingest.admin_token = ADMIN_TOKEN.into();
+        config.executor.allow_private_destinations = vec!["127.0.0.1/32".into()];
+        config.telemetry.log_format = LogFormat::Text;
+        config.shutdown.grace_s = 5;
+        config.scheduler.poll_interval_ms = 50;
+        config
+    }
+
+    /// The same configuration as environment variables, for a service run as a child process.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let vars = [
+            ("HERALD_AMQP__URL", self.amqp_url.clone()),
+            ("HERALD_DATABASE__URL", self.database_url.clone()),
+            ("HERALD_DATABASE__MAX_CONNECTIONS", "5".into()),
+            ("HERALD_HTTP__LISTEN", "127.0.0.1:0".into()),
+            ("HERALD_OPS__LISTEN", "127.0.0.1:0".into()),
+            ("HERALD_INGEST__ADMIN_TOKEN", ADMIN_TOKEN.into()),
+            (
+                "HERALD_EXECUTOR__ALLOW_PRIVATE_DESTINATIONS",
+                "127.0.0.1/32".into(),
+            ),
+            ("HERALD_TELEMETRY__LOG_LEVEL", "warn".into()),
+            ("HERALD_SHUTDOWN__GRACE_S", "5".into()),
+        ];
+        vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    /// Starts one more replica of `service` in-process.
+    pub async fn start_service(&mut self, service: ServiceName) {
+        let config = self.config(service);
+        let token = CancellationToken::new();
+        let running = match service {
+            ServiceName::Ingest => herald_ingest::start(config, token).await,
+            ServiceName::Matcher => herald_matcher::start(config, token).await,
+            ServiceName::Executor => herald_executor::start(config, token).await,
+            ServiceName::Scheduler => herald_scheduler::start(config, token).await,
+        }
+        .unwrap_or_else(|e| panic!("starting {}: {e:#}", service.binary()));
+        if let Some(addr) = running.api_addr {
+            self.api = Some(format!("http://{addr}"));
+        }
+        self.wait_ready(&running).await;
+        self.services.push((service, running));
+    }
+
+    async fn wait_ready(&self, running: &Running) {
+        let url = format!("http://{}/readyz", running.ops_addr);
+        let http = self.http.clone();
+        crate::eventually("the service to be ready", Duration::from_secs(30), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
+
+    /// Stops every in-process replica of `service` and waits for them to drain.
+    pub async fn stop_service(&mut self, service: ServiceName) {
+        let (stopping, kept): (Vec<_>, Vec<_>) =
+            self.services.drain(..).partition(|(s, _)| *s == service);
+        self.services = kept;
+        for (_, running) in stopping {
+            running.stop().await;
+        }
+    }
+
+    fn api_url(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.api
+                .as_deref()
+                .expect("ingest is not running in this sandbox")
+        )
+    }
+
+    /// Sends a request to ingest and returns the status and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.api_url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("ingest reachable");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub fn admin_token(&self) -> &'static str {
+        ADMIN_TOKEN
+    }
+
+    /// A new tenant with a key.
+    pub async fn tenant(&self) -> TestTenant {
+        let (status, tenant) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/tenants",
+                Some(ADMIN_TOKEN),
+                Some(json!({"name": "test"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{tenant}");
+        let id = tenant["id"].as_str().expect("tenant id").to_owned();
+        let (status, key) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/tenants/{id}/keys"),
+                Some(ADMIN_TOKEN),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{key}");
+        TestTenant {
+            id,
+            key: key["key"].as_str().expect("key").to_owned(),
+        }
+    }
+
+    /// Creates an action and returns its JSON.
+    pub async fn action(&self, tenant: &TestTenant, spec: Value) -> Value {
+        let (status, action) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/actions",
+                Some(&tenant.key),
+                Some(spec),
+            )
+            .await;
+        assert_eq!(status, 201, "{action}");
+        action
+    }
+
+    /// Sends an event and returns its id.
+    pub async fn event(&self, tenant: &TestTenant, event: Value) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/events",
+                Some(&tenant.key),
+                Some(event),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["id"].as_str().expect("event id").to_owned()
+    }
+
+    /// The event with its executions, as the API shows it.
+    pub async fn event_view(&self, tenant: &TestTenant, id: &str) -> Value {
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/events/{}", urlencoding::encode(id)),
+                Some(&tenant.key),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until every execution of the event has reached a terminal status, and returns them.
+    pub async fn terminal_executions(
+        &self,
+        tenant: &TestTenant,
+        event_id: &str,
+        expected: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        crate::eventually("executions to finish", timeout, || async {
+            let event = self.event_view(tenant, event_id).await;
+            let executions = event["executions"].as_array().cloned().unwrap_or_default();
+            let done = executions
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e["status"].as_str(),
+                        Some("succeeded" | "failed" | "cancelled")
+                    )
+                })
+                .count();
+            (executions.len() == expected && done == expected).then_some(executions)
+        })
+        .await
+    }
+
+    /// An execution with its attempts.
+    pub async fn execution(&self, tenant: &TestTenant, id: &str) -> Value {
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/executions/{id}"),
+                Some(&tenant.key),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// A plain channel on this sandbox's vhost, for tests that publish or read raw messages.
+    pub async fn broker(&self) -> lapin::Channel {
+        let connection =
+            lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
+                .await
+                .expect("connect to the test broker");
+        let channel = connection.create_channel().await.expect("open a channel");
+        // The channel keeps its connection alive; a test's channel lives as long as the test.
+        std::mem::forget(connection);
+        channel
+    }
+
+    /// Waits for the next message in `queue` and acknowledges it.
+    pub async fn next_message(
+        &self,
+        channel: &lapin::Channel,
+        queue: &str,
+        timeout: Duration,
+    ) -> lapin::message::BasicGetMessage {
+        crate::eventually(&format!("a message in {queue}"), timeout, || async {
+            channel
+                .basic_get(
+                    queue.into(),
+                    lapin::options::BasicGetOptions { no_ack: true },
+                )
+                .await
+                .expect("basic.get")
+        })
+        .await
+    }
+
+    /// Stops every service and waits for each to drain.
+    pub async fn stop(mut self) {
+        for (_, running) in self.services.drain(..) {
+            running.stop().await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // The test server is thrown away after the run; stopping services is all that matters.
+        for (_, running) in &self.services {
+            running.shutdown.cancel();
+        }
+    }
+}
