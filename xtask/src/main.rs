@@ -7,7 +7,9 @@ mod packages;
 mod ports;
 mod postgres;
 mod rabbitmq;
+mod stack;
 mod test_suite;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +25,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Start the whole cluster on a local broker and database and show an event becoming a
+    /// signed webhook. Runs until Ctrl-C.
+    Up {
+        /// Build and run optimised binaries.
+        #[arg(long)]
+        release: bool,
+        /// Skip the demo tenant, action and event.
+        #[arg(long)]
+        no_demo: bool,
+    },
     /// Run lints and the full test suite against a throwaway broker and database.
     Test {
         /// Skip cargo fmt and clippy.
@@ -45,6 +57,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
     let outcome = match cli.command {
+        Task::Up { release, no_demo } => up::run(&root, up::UpOptions { release, no_demo }),
         Task::Test {
             skip_lint,
             runner_args,

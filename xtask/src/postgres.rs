@@ -2,6 +2,7 @@
 //! PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -104,7 +105,9 @@ impl Postgres {
             .arg(&data)
             .arg("-l")
             .arg(dir.join("server.log"))
-            .args(["-o", &options, "-w", "-t", "60", "start"]);
+            .args(["-o", &options, "-w", "-t", "60", "start"])
+            // Its own process group, so a Ctrl-C meant for us does not stop the server early.
+            .process_group(0);
         run(start, "pg_ctl start")?;
         let server = Self {
             dir,

@@ -1,6 +1,7 @@
 //! A RabbitMQ node run as a plain process under a folder of ours, bound to 127.0.0.1.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -119,6 +120,8 @@ impl Rabbit {
         let log = fs::File::create(spec.dir.join("log/console.log"))?;
         let child = Command::new(RABBITMQ_SERVER)
             .envs(spec.env())
+            // Its own process group, so a Ctrl-C meant for us does not halt the broker first.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

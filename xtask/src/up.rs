@@ -1,0 +1,317 @@
+//! `cargo xtask up`: the whole cluster on this machine, and an event turned into a delivered,
+//! signed webhook before your eyes. Runs until Ctrl-C, then stops everything in order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use herald_common::signing::{SigningKey, generate_secret, verify};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::ports;
+use crate::stack::{PreferredPorts, Stack, StackOptions};
+
+pub struct UpOptions {
+    /// Build and run the optimised binaries.
+    pub release: bool,
+    /// Start the cluster without the demo tenant, action and event.
+    pub no_demo: bool,
+}
+
+/// A webhook the demo receiver got, with its signature already checked.
+struct Delivered {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+    verified: bool,
+}
+
+struct ReceiverState {
+    key: SigningKey,
+    deliveries: mpsc::UnboundedSender<Delivered>,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> &'static str {
+    let timestamp = header(&headers, "webhook-timestamp").parse().unwrap_or(0);
+    let verified = verify(
+        &state.key,
+        header(&headers, "webhook-signature"),
+        header(&headers, "webhook-id"),
+        timestamp,
+        &body,
+    );
+    let _ = state.deliveries.send(Delivered {
+        path: uri.path().to_owned(),
+        headers,
+        body,
+        verified,
+    });
+    "ok"
+}
+
+fn print_delivery(delivered: &Delivered) {
+    let body: Value = serde_json::from_slice(&delivered.body).unwrap_or(Value::Null);
+    println!(
+        "<== webhook received: POST {}  webhook-id={}  type={}  signature {}",
+        delivered.path,
+        header(&delivered.headers, "webhook-id"),
+        body["type"].as_str().unwrap_or("?"),
+        if delivered.verified {
+            "verified"
+        } else {
+            "INVALID"
+        }
+    );
+}
+
+fn build(root: &Path, release: bool) -> anyhow::Result<()> {
+    eprintln!(
+        "==> building the services ({})",
+        if release { "release" } else { "debug" }
+    );
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .current_dir(root)
+        .args(["build", "--quiet", "--bins", "-p", "herald-ingest"])
+        .args([
+            "-p",
+            "herald-matcher",
+            "-p",
+            "herald-executor",
+            "-p",
+            "herald-scheduler",
+        ]);
+    if release {
+        command.arg("--release");
+    }
+    if !command.status()?.success() {
+        bail!("the build failed");
+    }
+    Ok(())
+}
+
+pub fn run(root: &Path, options: UpOptions) -> anyhow::Result<ExitCode> {
+    build(root, options.release)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    // Listen for Ctrl-C from the start, so an early one still stops what was started.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    runtime.spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let base = root.join(".herald");
+    let profile = if options.release { "release" } else { "debug" };
+    let mut stack = Stack::start(StackOptions {
+        base: base.clone(),
+        bin_dir: root.join("target").join(profile),
+        ports: PreferredPorts::default(),
+        fast_database: false,
+        replicas: BTreeMap::new(),
+        // The demo receiver listens on loopback, which the SSRF guard refuses by default.
+        env: vec![(
+            "HERALD_EXECUTOR__ALLOW_PRIVATE_DESTINATIONS".into(),
+            "127.0.0.1/32".into(),
+        )],
+    })?;
+    let outcome = runtime.block_on(async {
+        if !options.no_demo && !*stop_rx.borrow() {
+            demo(&stack).await?;
+        }
+        print_banner(&stack, &base);
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+        anyhow::Ok(())
+    });
+    eprintln!("\n==> stopping: services first, then the broker and the database");
+    stack.stop();
+    drop(runtime);
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates a tenant, a key and a webhook action pointing at a local receiver, sends an event and
+/// shows the signed webhook that comes out. The receiver keeps printing what it gets.
+async fn demo(stack: &Stack) -> anyhow::Result<()> {
+    let secret = generate_secret();
+    let (deliveries, mut received) = mpsc::unbounded_channel();
+    let state = Arc::new(ReceiverState {
+        key: SigningKey::from_secret(&secret).map_err(|e| anyhow::anyhow!("{e}"))?,
+        deliveries,
+    });
+    let port = if ports::in_use(9999) {
+        ports::free_port()?
+    } else {
+        9999
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let app = Router::new().fallback(receive).with_state(state);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let receiver_url = format!("http://127.0.0.1:{port}/webhooks/demo");
+
+    let api = Api {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?,
+        base: stack.api_url.clone(),
+    };
+    let tenant = api
+        .call(
+            "POST",
+            "/v1/tenants",
+            &stack.admin_token,
+            json!({"name": "demo"}),
+        )
+        .await?;
+    let tenant_id = tenant["id"].as_str().context("tenant id")?.to_owned();
+    let key = api
+        .call(
+            "POST",
+            &format!("/v1/tenants/{tenant_id}/keys"),
+            &stack.admin_token,
+            json!({"name": "demo"}),
+        )
+        .await?;
+    let key = key["key"].as_str().context("api key")?.to_owned();
+    api.call(
+        "POST",
+        "/v1/actions",
+        &key,
+        json!({
+            "name": "demo-receiver",
+            "event_types": ["payment_intent.succeeded"],
+            "handler": {"type": "webhook", "url": receiver_url, "secret": secret},
+        }),
+    )
+    .await?;
+    println!(
+        "\n==> demo: tenant {tenant_id}, an action sending payment_intent.succeeded to {receiver_url}"
+    );
+
+    let event = json!({
+        "type": "payment_intent.succeeded",
+        "source": "demo",
+        "data": {"id": "pi_123", "amount": 2000, "currency": "usd"},
+    });
+    println!("==> POST {}/v1/events {event}", stack.api_url);
+    let accepted = api.call("POST", "/v1/events", &key, event).await?;
+    let event_id = accepted["id"].as_str().context("event id")?.to_owned();
+    println!("    202 Accepted {accepted}");
+
+    let delivered = tokio::time::timeout(Duration::from_secs(30), received.recv())
+        .await
+        .context("no webhook arrived within 30 s; see the logs under .herald/logs")?
+        .context("the receiver stopped")?;
+    print_delivery(&delivered);
+    for name in [
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-type",
+    ] {
+        println!("    {name}: {}", header(&delivered.headers, name));
+    }
+    println!("    body: {}", String::from_utf8_lossy(&delivered.body));
+    if !delivered.verified {
+        bail!("the demo webhook's signature did not verify");
+    }
+    let view = api
+        .call("GET", &format!("/v1/events/{event_id}"), &key, Value::Null)
+        .await?;
+    for execution in view["executions"].as_array().into_iter().flatten() {
+        println!(
+            "==> execution {} is {}",
+            execution["id"].as_str().unwrap_or("?"),
+            execution["status"].as_str().unwrap_or("?")
+        );
+    }
+    tokio::spawn(async move {
+        while let Some(delivered) = received.recv().await {
+            print_delivery(&delivered);
+        }
+    });
+    println!("\nTry it yourself with the demo tenant's key:");
+    println!(
+        "  curl -s {}/v1/events -H 'authorization: Bearer {key}' -H 'content-type: application/json' \\\n    -d '{{\"type\":\"payment_intent.succeeded\",\"data\":{{\"amount\":42}}}}'",
+        stack.api_url
+    );
+    Ok(())
+}
+
+fn print_banner(stack: &Stack, base: &Path) {
+    println!("\nHerald is running (Ctrl-C stops it):");
+    println!("  API            {}", stack.api_url);
+    println!("  admin token    {}", stack.admin_token);
+    println!(
+        "  broker         {}",
+        herald_common::config::redact_url(&stack.amqp_url)
+    );
+    if let Some(management) = &stack.management_url {
+        println!("  broker UI      {management}");
+    }
+    println!(
+        "  database       {}",
+        herald_common::config::redact_url(&stack.database_url)
+    );
+    for service in &stack.services {
+        println!(
+            "  {:<16} http://127.0.0.1:{}/metrics  log {}",
+            service.binary,
+            service.ops_port,
+            service.log.display()
+        );
+    }
+    println!("  data           {}", base.display());
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("{method} {path} answered {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
