@@ -5,5 +5,6 @@ mod cli;
 mod crash;
 mod dead_letters;
 mod delivery;
+mod reconnect;
 mod retries;
 mod support;

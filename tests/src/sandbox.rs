@@ -91,23 +91,31 @@ async fn ensure_template(admin_url: &str) {
             .expect("connect to staging");
         store.migrate().await.expect("migrate the template");
         store.pool().close().await;
-        // A closed pool's backends leave the server a moment later; wait until they have.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // Backends of the closed pool, or an autovacuum worker drawn by the new tables, may
+        // linger a moment; a rename needs the database to itself.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let sessions: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+            let others: Vec<(i32, Option<String>)> =
+                sqlx::query_as("SELECT pid, backend_type FROM pg_stat_activity WHERE datname = $1")
                     .bind(&staging)
-                    .fetch_one(&mut conn)
+                    .fetch_all(&mut conn)
                     .await
-                    .expect("count staging sessions");
-            if sessions == 0 {
+                    .expect("list staging sessions");
+            if others.is_empty() {
                 break;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "staging database still in use"
+                "staging database still in use by {others:?}"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&staging)
+            .execute(&mut conn)
+            .await
+            .expect("end staging sessions");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // Renamed only when complete, so no test ever copies a half-migrated template.
         sqlx::query(&format!("ALTER DATABASE {staging} RENAME TO {TEMPLATE}"))
@@ -134,17 +142,18 @@ fn db_config(url: &str) -> herald_common::config::DatabaseConfig {
     config
 }
 
-async fn create_vhost(http: &reqwest::Client, vhost: &str) {
+/// The management API's base URL and credentials.
+fn management() -> (String, String, String) {
     let management = url::Url::parse(&env::management_url()).expect("management URL");
-    let (user, password) = (
-        management.username().to_owned(),
-        management.password().unwrap_or("").to_owned(),
-    );
-    let base = format!(
-        "http://{}:{}",
-        management.host_str().unwrap_or("127.0.0.1"),
-        management.port().unwrap_or(15672)
-    );
+    let user = management.username().to_owned();
+    let password = management.password().unwrap_or("").to_owned();
+    let host = management.host_str().unwrap_or("127.0.0.1");
+    let base = format!("http://{host}:{}", management.port().unwrap_or(15672));
+    (base, user, password)
+}
+
+async fn create_vhost(http: &reqwest::Client, vhost: &str) {
+    let (base, user, password) = management();
     let encoded = urlencoding::encode(vhost);
     let created = http
         .put(format!("{base}/api/vhosts/{encoded}"))
@@ -459,6 +468,56 @@ impl Sandbox {
         // The channel keeps its connection alive; a test's channel lives as long as the test.
         std::mem::forget(connection);
         channel
+    }
+
+    /// Has the broker close every connection to this sandbox's vhost, as a broker restart or a
+    /// network fault would, without touching other tests' vhosts. Waits until the broker lists
+    /// `at_least` of them, and returns how many it closed.
+    pub async fn drop_broker_connections(&self, at_least: usize) -> usize {
+        let (base, user, password) = management();
+        let url = format!(
+            "{base}/api/vhosts/{}/connections",
+            urlencoding::encode(&self.name)
+        );
+        // The management API lists connections from statistics gathered every few seconds.
+        let listed: Vec<Value> = crate::eventually(
+            "the broker to list the connections",
+            Duration::from_secs(30),
+            || async {
+                let listed: Vec<Value> = self
+                    .http
+                    .get(&url)
+                    .basic_auth(&user, Some(&password))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (listed.len() >= at_least).then_some(listed)
+            },
+        )
+        .await;
+        for connection in &listed {
+            let name = connection["name"].as_str().expect("connection name");
+            let closed = self
+                .http
+                .delete(format!(
+                    "{base}/api/connections/{}",
+                    urlencoding::encode(name)
+                ))
+                .basic_auth(&user, Some(&password))
+                .header("x-reason", "test: simulated broker fault")
+                .send()
+                .await
+                .expect("management API reachable");
+            assert!(
+                closed.status().is_success() || closed.status() == 404,
+                "closing {name}: {}",
+                closed.status()
+            );
+        }
+        listed.len()
     }
 
     /// Waits for the next message in `queue` and acknowledges it.
