@@ -2,6 +2,7 @@
 //! the executor.
 
 mod dispatch;
+pub mod engine;
 mod service;
 
 pub use service::start;

@@ -1,0 +1,194 @@
+//! An action as the engine holds it: only what matching and dispatch order need.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use herald_common::action::{ActionMode, ActionSpec};
+use herald_common::ids::{ActionId, TenantId};
+use rustc_hash::FxHashMap;
+
+use super::condition::{Compiled, Field, Values};
+use super::event::EventRef;
+use super::json::{Found, PathTrie, Val};
+use super::pattern::{PatternKind, kind_of};
+
+/// The paths a tenant's conditions read, each with a small id.
+#[derive(Debug, Clone, Default)]
+pub struct PathTable {
+    ids: FxHashMap<Box<str>, u32>,
+    pub data: PathTrie,
+    pub metadata: PathTrie,
+}
+
+impl PathTable {
+    /// The id of `path` (`data.x.y` or `metadata.k`), registering it when new.
+    pub fn id(&mut self, path: &str) -> u32 {
+        if let Some(id) = self.ids.get(path) {
+            return *id;
+        }
+        let id = self.ids.len() as u32;
+        let mut segments = path.split('.');
+        let root = segments.next().unwrap_or_default();
+        let rest: smallvec::SmallVec<[&str; 8]> = segments.collect();
+        match root {
+            "metadata" => self.metadata.insert(&rest, id),
+            _ => self.data.insert(&rest, id),
+        }
+        self.ids.insert(path.into(), id);
+        id
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// An action compiled for matching.
+#[derive(Debug)]
+pub struct CompiledAction {
+    pub id: ActionId,
+    pub tenant_id: TenantId,
+    pub name: Box<str>,
+    pub priority: i32,
+    pub mode: ActionMode,
+    /// Priority and the first bytes of the name, so most comparisons are one integer compare.
+    order: u128,
+    pub source: Option<Box<str>>,
+    pub patterns: Box<[Box<str>]>,
+    /// All must hold.
+    pub conditions: Box<[Compiled]>,
+}
+
+impl CompiledAction {
+    /// Compiles `spec`, registering its paths in `paths`.
+    pub fn compile(
+        id: ActionId,
+        tenant_id: TenantId,
+        spec: &ActionSpec,
+        paths: &mut PathTable,
+        regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
+    ) -> Self {
+        let conditions = spec
+            .conditions
+            .iter()
+            .map(|c| Compiled::compile(c, &mut |path| paths.id(path), regex))
+            .collect();
+        Self {
+            id,
+            tenant_id,
+            name: spec.name.as_str().into(),
+            priority: spec.priority.0,
+            mode: spec.mode,
+            order: order_key(spec.priority.0, &spec.name),
+            source: spec.source.as_deref().map(Into::into),
+            patterns: spec.event_types.iter().map(|p| p.as_str().into()).collect(),
+            conditions,
+        }
+    }
+
+    /// Dispatch order: priority ascending, then name, then id.
+    pub fn dispatch_cmp(&self, other: &Self) -> Ordering {
+        self.order
+            .cmp(&other.order)
+            .then_with(|| self.name.cmp(&other.name))
+            .then_with(|| self.id.cmp(&other.id))
+    }
+
+    /// Wildcard patterns and regex conditions: what the per-tenant budget counts.
+    pub fn costly_parts(&self) -> usize {
+        let wildcards = self
+            .patterns
+            .iter()
+            .filter(|p| !matches!(kind_of(p), PatternKind::Exact(_)))
+            .count();
+        wildcards + self.conditions.iter().map(count_regexes).sum::<usize>()
+    }
+
+    /// Whether the source filter and every condition hold for `event`.
+    pub fn accepts(&self, event: &EventRef<'_>, found: &Found<'_>) -> bool {
+        if let Some(source) = &self.source
+            && event.source != Some(&**source)
+        {
+            return false;
+        }
+        let values = EventValues { event, found };
+        self.conditions.iter().all(|c| c.holds(&values))
+    }
+}
+
+fn count_regexes(condition: &Compiled) -> usize {
+    match condition {
+        Compiled::Leaf { test, .. } => {
+            usize::from(matches!(test, super::condition::Test::Matches(_)))
+        }
+        Compiled::Any(items) | Compiled::All(items) => items.iter().map(count_regexes).sum(),
+        Compiled::Not(inner) => count_regexes(inner),
+    }
+}
+
+/// `priority` (made unsigned, order kept) in the top 32 bits, then the name's first 12 bytes.
+fn order_key(priority: i32, name: &str) -> u128 {
+    let mut key = u128::from((priority as u32) ^ 0x8000_0000) << 96;
+    for (i, byte) in name.bytes().take(12).enumerate() {
+        key |= u128::from(byte) << (88 - 8 * i);
+    }
+    key
+}
+
+/// The values conditions read: top-level fields from the event, paths from what was found.
+pub struct EventValues<'e, 'a> {
+    pub event: &'e EventRef<'a>,
+    pub found: &'e Found<'a>,
+}
+
+impl Values for EventValues<'_, '_> {
+    fn any(&self, field: Field, visit: &mut dyn FnMut(&Val<'_>) -> bool) -> bool {
+        let mut top = |text: Option<&str>| {
+            text.is_some_and(|t| visit(&Val::Str(std::borrow::Cow::Borrowed(t))))
+        };
+        match field {
+            Field::Type => top(Some(self.event.event_type)),
+            Field::Source => top(self.event.source),
+            Field::Id => top(self.event.id),
+            Field::Path(id) => self.found.get(id).any(visit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_keys_sort_like_priority_then_name() {
+        let names = [
+            (10, "zeta"),
+            (-5, "b"),
+            (100, "a"),
+            (100, "ab"),
+            (100, "b"),
+            (100, "same-long-prefix-2"),
+            (100, "same-long-prefix-10"),
+            (200, ""),
+        ];
+        let mut by_key: Vec<_> = names
+            .iter()
+            .map(|(p, n)| (order_key(*p, n), *p, *n))
+            .collect();
+        by_key.sort();
+        let mut expected = names.to_vec();
+        expected.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+        // Keys never contradict the true order; equal keys fall back to the full name.
+        for pair in by_key.windows(2) {
+            let (a, b) = ((pair[0].1, pair[0].2), (pair[1].1, pair[1].2));
+            assert!(pair[0].0 <= pair[1].0, "{a:?} {b:?}");
+            if pair[0].0 < pair[1].0 {
+                assert!(a.0 < b.0 || (a.0 == b.0 && a.1 < b.1), "{a:?} before {b:?}");
+            }
+        }
+    }
+}

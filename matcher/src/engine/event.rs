@@ -1,0 +1,183 @@
+//! The engine's view of an event: the few top-level fields matching always needs, and the raw
+//! JSON of `data` (and `metadata`), read only where a condition looks.
+
+use herald_common::event::{Event, Metadata};
+use herald_common::ids::TenantId;
+
+use super::json::{Cursor, Found, Malformed, PathTrie, Val};
+
+/// Where an event's metadata is.
+#[derive(Debug, Clone, Copy)]
+pub enum MetadataRef<'a> {
+    /// A JSON object of strings, as published to the broker.
+    Raw(&'a [u8]),
+    /// Already decoded.
+    Map(&'a Metadata),
+    None,
+}
+
+/// An event as the engine reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    pub tenant_id: TenantId,
+    pub event_type: &'a str,
+    pub source: Option<&'a str>,
+    pub id: Option<&'a str>,
+    /// The raw JSON of `data` (`null` when absent).
+    pub data: &'a [u8],
+    pub metadata: MetadataRef<'a>,
+}
+
+/// Why an event line could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventLineError {
+    #[error(transparent)]
+    Malformed(#[from] Malformed),
+    #[error("`{0}` is missing or not a string")]
+    Missing(&'static str),
+    #[error("`tenant_id` is not a tenant id")]
+    BadTenant,
+}
+
+impl<'a> EventRef<'a> {
+    /// Views an accepted event.
+    pub fn of(event: &'a Event) -> Self {
+        Self {
+            tenant_id: event.tenant_id,
+            event_type: event.event_type.as_str(),
+            source: event.source.as_deref(),
+            id: Some(event.id.as_str()),
+            data: event.data.as_str().as_bytes(),
+            metadata: MetadataRef::Map(&event.metadata),
+        }
+    }
+
+    /// Reads an event as published to `herald.events` (JSON with `tenant_id`), touching only
+    /// its top level: `data` and `metadata` stay raw.
+    pub fn parse(line: &'a [u8]) -> Result<Self, EventLineError> {
+        let mut cursor = Cursor::new(line);
+        let mut tenant = None;
+        let mut event_type = None;
+        let mut source = None;
+        let mut id = None;
+        let mut data: &[u8] = b"null";
+        let mut metadata = MetadataRef::None;
+        cursor.object(|key, cursor| {
+            match key {
+                "tenant_id" => tenant = string(cursor)?,
+                "type" => event_type = string(cursor)?,
+                "source" => source = string(cursor)?,
+                "id" => id = string(cursor)?,
+                "data" => {
+                    let start = skip_ws_position(cursor);
+                    cursor.skip()?;
+                    data = cursor.slice(start);
+                }
+                "metadata" => {
+                    let start = skip_ws_position(cursor);
+                    cursor.skip()?;
+                    metadata = MetadataRef::Raw(cursor.slice(start));
+                }
+                _ => cursor.skip()?,
+            }
+            Ok(())
+        })?;
+        cursor.finish()?;
+        let tenant = tenant.ok_or(EventLineError::Missing("tenant_id"))?;
+        Ok(Self {
+            tenant_id: tenant.parse().map_err(|_| EventLineError::BadTenant)?,
+            event_type: event_type.ok_or(EventLineError::Missing("type"))?,
+            source,
+            id,
+            data,
+            metadata,
+        })
+    }
+
+    /// Fills `found` with the values under the paths of the two tries.
+    pub fn extract(
+        &self,
+        data_paths: &PathTrie,
+        metadata_paths: &PathTrie,
+        found: &mut Found<'a>,
+    ) -> Result<(), Malformed> {
+        super::json::extract(self.data, data_paths, found)?;
+        match self.metadata {
+            MetadataRef::Raw(raw) => super::json::extract(raw, metadata_paths, found),
+            MetadataRef::Map(map) => {
+                for (key, path) in metadata_paths.top_level() {
+                    if let Some(value) = map.get(key) {
+                        found.push(path, Val::Str(value.as_str().into()));
+                    }
+                }
+                Ok(())
+            }
+            MetadataRef::None => Ok(()),
+        }
+    }
+}
+
+/// A top-level string field; escaped strings (rare in these fields) are not expected here and
+/// read as missing rather than copied.
+fn string<'a>(cursor: &mut Cursor<'a>) -> Result<Option<&'a str>, Malformed> {
+    match cursor.value()? {
+        Val::Str(std::borrow::Cow::Borrowed(text)) => Ok(Some(text)),
+        _ => Ok(None),
+    }
+}
+
+fn skip_ws_position(cursor: &mut Cursor<'_>) -> usize {
+    cursor.skip_whitespace();
+    cursor.position()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_top_level_and_keeps_data_raw() {
+        let tenant = TenantId::new();
+        let line = format!(
+            r#"{{"type": "user.created", "data": {{"a": [1, {{"b": "}}"}}]}}, "tenant_id": "{tenant}",
+                "metadata": {{"region": "eu"}}, "extra": [1,2], "source": "crm", "id": "e-1"}}"#
+        );
+        let event = EventRef::parse(line.as_bytes()).unwrap();
+        assert_eq!(event.tenant_id, tenant);
+        assert_eq!(event.event_type, "user.created");
+        assert_eq!(event.source, Some("crm"));
+        assert_eq!(event.id, Some("e-1"));
+        assert_eq!(event.data, br#"{"a": [1, {"b": "}"}]}"#);
+        assert!(matches!(
+            event.metadata,
+            MetadataRef::Raw(b"{\"region\": \"eu\"}")
+        ));
+    }
+
+    #[test]
+    fn missing_or_bad_fields_are_errors() {
+        let tenant = TenantId::new();
+        let cases = [
+            (
+                r#"{"type": "a"}"#.to_owned(),
+                EventLineError::Missing("tenant_id"),
+            ),
+            (
+                format!(r#"{{"tenant_id": "{tenant}"}}"#),
+                EventLineError::Missing("type"),
+            ),
+            (
+                r#"{"tenant_id": "nope", "type": "a"}"#.to_owned(),
+                EventLineError::BadTenant,
+            ),
+        ];
+        for (line, error) in cases {
+            assert_eq!(
+                EventRef::parse(line.as_bytes()).unwrap_err(),
+                error,
+                "{line}"
+            );
+        }
+        assert!(EventRef::parse(b"{\"type\": ").is_err());
+    }
+}

@@ -1,0 +1,523 @@
+//! Reading only what conditions need from raw JSON, without building a tree.
+//!
+//! Matching is dominated by parsing when every event is turned into a `serde_json::Value`. Here
+//! a cursor walks the bytes once: values under paths some condition uses are read, everything
+//! else is skipped by counting brackets. Malformed input is an error, never a panic.
+
+use std::borrow::Cow;
+
+/// A value found at a path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val<'a> {
+    Str(Cow<'a, str>),
+    Num(f64),
+    Bool(bool),
+    Null,
+    /// An object or array: the path exists but holds no scalar.
+    Composite,
+}
+
+/// The JSON was not well-formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed JSON at byte {0}")]
+pub struct Malformed(pub usize);
+
+type Result<T> = std::result::Result<T, Malformed>;
+
+/// The paths a tenant's conditions read, as a tree of object keys. Node 0 is the root.
+#[derive(Debug, Clone, Default)]
+pub struct PathTrie {
+    nodes: Vec<TrieNode>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TrieNode {
+    children: Vec<(Box<str>, u32)>,
+    /// The path id recorded for values at this node.
+    path: Option<u32>,
+}
+
+impl PathTrie {
+    pub fn new() -> Self {
+        Self {
+            nodes: vec![TrieNode::default()],
+        }
+    }
+
+    /// Adds `segments` (below the root) with `path_id`.
+    pub fn insert(&mut self, segments: &[&str], path_id: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push(TrieNode::default());
+        }
+        let mut node = 0usize;
+        for segment in segments {
+            let found = self.nodes[node]
+                .children
+                .iter()
+                .find(|(key, _)| &**key == *segment)
+                .map(|(_, child)| *child as usize);
+            node = match found {
+                Some(child) => child,
+                None => {
+                    let child = self.nodes.len();
+                    self.nodes.push(TrieNode::default());
+                    self.nodes[node]
+                        .children
+                        .push(((*segment).into(), child as u32));
+                    child
+                }
+            };
+        }
+        self.nodes[node].path = Some(path_id);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1 && self.nodes.first().is_none_or(|n| n.path.is_none())
+    }
+
+    fn child(&self, node: u32, key: &str) -> Option<u32> {
+        self.nodes[node as usize]
+            .children
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, child)| *child)
+    }
+
+    fn path(&self, node: u32) -> Option<u32> {
+        self.nodes[node as usize].path
+    }
+
+    /// The root's direct children that are paths themselves: `(key, path id)`.
+    pub fn top_level(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.nodes.first().into_iter().flat_map(move |root| {
+            root.children
+                .iter()
+                .filter_map(move |(key, child)| Some((&**key, self.path(*child)?)))
+        })
+    }
+
+    fn has_children(&self, node: u32) -> bool {
+        !self.nodes[node as usize].children.is_empty()
+    }
+}
+
+/// Values found for each path id, reused from event to event.
+#[derive(Debug, Default)]
+pub struct Found<'a> {
+    values: Vec<(u32, Val<'a>)>,
+}
+
+impl<'a> Found<'a> {
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+
+    pub fn push(&mut self, path: u32, value: Val<'a>) {
+        self.values.push((path, value));
+    }
+
+    /// Every value found at `path` (several when the path crossed arrays).
+    pub fn get(&self, path: u32) -> impl Iterator<Item = &Val<'a>> {
+        self.values
+            .iter()
+            .filter(move |(p, _)| *p == path)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A position in a JSON text.
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    fn error<T>(&self) -> Result<T> {
+        Err(Malformed(self.at))
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b) = self.bytes.get(self.at) {
+            if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                self.at += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    pub fn skip_whitespace(&mut self) {
+        self.skip_ws();
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<()> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            self.error()
+        }
+    }
+
+    /// Reads a string at the cursor; borrowed unless it holds escapes.
+    pub fn string(&mut self) -> Result<Cow<'a, str>> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let mut escaped = false;
+        loop {
+            let rest = &self.bytes[self.at..];
+            let Some(offset) = memchr::memchr2(b'"', b'\\', rest) else {
+                return self.error();
+            };
+            self.at += offset;
+            if self.bytes[self.at] == b'\\' {
+                escaped = true;
+                self.at += 2;
+                if self.at > self.bytes.len() {
+                    return self.error();
+                }
+            } else {
+                break;
+            }
+        }
+        let raw = &self.bytes[start..self.at];
+        self.at += 1;
+        if escaped {
+            // Rare: let serde_json apply the escape rules.
+            let quoted = &self.bytes[start - 1..self.at];
+            serde_json::from_slice::<String>(quoted)
+                .map(Cow::Owned)
+                .map_err(|_| Malformed(start))
+        } else {
+            std::str::from_utf8(raw)
+                .map(Cow::Borrowed)
+                .map_err(|_| Malformed(start))
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(())
+        } else {
+            self.error()
+        }
+    }
+
+    fn number(&mut self) -> Result<f64> {
+        let start = self.at;
+        while let Some(b) = self.bytes.get(self.at) {
+            if matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                self.at += 1;
+            } else {
+                break;
+            }
+        }
+        std::str::from_utf8(&self.bytes[start..self.at])
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .ok_or(Malformed(start))
+    }
+
+    /// Reads a scalar, or skips a composite and reports it as such.
+    pub fn value(&mut self) -> Result<Val<'a>> {
+        match self.peek() {
+            Some(b'"') => self.string().map(Val::Str),
+            Some(b't') => self.literal(b"true").map(|_| Val::Bool(true)),
+            Some(b'f') => self.literal(b"false").map(|_| Val::Bool(false)),
+            Some(b'n') => self.literal(b"null").map(|_| Val::Null),
+            Some(b'{' | b'[') => self.skip().map(|_| Val::Composite),
+            Some(b'-' | b'0'..=b'9') => self.number().map(Val::Num),
+            _ => self.error(),
+        }
+    }
+
+    /// Skips one value of any kind.
+    pub fn skip(&mut self) -> Result<()> {
+        match self.peek() {
+            Some(b'{' | b'[') => {}
+            Some(_) => return self.value().map(|_| ()),
+            None => return self.error(),
+        }
+        let mut depth = 0usize;
+        while let Some(&b) = self.bytes.get(self.at) {
+            match b {
+                b'"' => {
+                    self.at += 1;
+                    loop {
+                        let Some(offset) = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..])
+                        else {
+                            return self.error();
+                        };
+                        self.at += offset;
+                        if self.bytes[self.at] == b'\\' {
+                            self.at += 2;
+                            if self.at > self.bytes.len() {
+                                return self.error();
+                            }
+                        } else {
+                            self.at += 1;
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1).ok_or(Malformed(self.at))?;
+                    if depth == 0 {
+                        self.at += 1;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            self.at += 1;
+        }
+        self.error()
+    }
+
+    /// Visits the members of an object at the cursor: `visit(key, cursor)` must consume the
+    /// member's value.
+    pub fn object(&mut self, mut visit: impl FnMut(&str, &mut Self) -> Result<()>) -> Result<()> {
+        self.expect(b'{')?;
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            visit(&key, self)?;
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return self.error(),
+            }
+        }
+    }
+
+    /// Where the cursor is, and the bytes from `start` to it.
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
+    pub fn slice(&self, start: usize) -> &'a [u8] {
+        &self.bytes[start..self.at]
+    }
+
+    /// Fails unless only whitespace is left.
+    pub fn finish(&mut self) -> Result<()> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => self.error(),
+        }
+    }
+}
+
+/// Records, into `found`, every value of `json` under a path of `trie`. A path that meets an
+/// array continues into each element.
+pub fn extract<'a>(json: &'a [u8], trie: &PathTrie, found: &mut Found<'a>) -> Result<()> {
+    if trie.is_empty() {
+        return Ok(());
+    }
+    let mut cursor = Cursor::new(json);
+    walk(&mut cursor, trie, 0, found)?;
+    cursor.finish()
+}
+
+fn walk<'a>(
+    cursor: &mut Cursor<'a>,
+    trie: &PathTrie,
+    node: u32,
+    found: &mut Found<'a>,
+) -> Result<()> {
+    match cursor.peek() {
+        Some(b'{') => {
+            if let Some(path) = trie.path(node) {
+                found.push(path, Val::Composite);
+            }
+            if !trie.has_children(node) {
+                return cursor.skip();
+            }
+            cursor.object(|key, cursor| match trie.child(node, key) {
+                Some(child) => walk(cursor, trie, child, found),
+                None => cursor.skip(),
+            })
+        }
+        Some(b'[') => {
+            // The array itself exists; each element continues the same path.
+            if let Some(path) = trie.path(node) {
+                found.push(path, Val::Composite);
+            }
+            cursor.expect(b'[')?;
+            if cursor.peek() == Some(b']') {
+                cursor.at += 1;
+                return Ok(());
+            }
+            loop {
+                walk_element(cursor, trie, node, found)?;
+                match cursor.peek() {
+                    Some(b',') => cursor.at += 1,
+                    Some(b']') => {
+                        cursor.at += 1;
+                        return Ok(());
+                    }
+                    _ => return cursor.error(),
+                }
+            }
+        }
+        _ => {
+            let value = cursor.value()?;
+            if let Some(path) = trie.path(node) {
+                found.push(path, value);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An array element: scalars count for the array's own path; objects and arrays go deeper.
+fn walk_element<'a>(
+    cursor: &mut Cursor<'a>,
+    trie: &PathTrie,
+    node: u32,
+    found: &mut Found<'a>,
+) -> Result<()> {
+    match cursor.peek() {
+        Some(b'{') => {
+            if !trie.has_children(node) {
+                return cursor.skip();
+            }
+            cursor.object(|key, cursor| match trie.child(node, key) {
+                Some(child) => walk(cursor, trie, child, found),
+                None => cursor.skip(),
+            })
+        }
+        Some(b'[') => {
+            cursor.expect(b'[')?;
+            if cursor.peek() == Some(b']') {
+                cursor.at += 1;
+                return Ok(());
+            }
+            loop {
+                walk_element(cursor, trie, node, found)?;
+                match cursor.peek() {
+                    Some(b',') => cursor.at += 1,
+                    Some(b']') => {
+                        cursor.at += 1;
+                        return Ok(());
+                    }
+                    _ => return cursor.error(),
+                }
+            }
+        }
+        _ => {
+            let value = cursor.value()?;
+            if let Some(path) = trie.path(node) {
+                found.push(path, value);
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trie(paths: &[&str]) -> PathTrie {
+        let mut trie = PathTrie::new();
+        for (i, path) in paths.iter().enumerate() {
+            let segments: Vec<&str> = path.split('.').collect();
+            trie.insert(&segments, i as u32);
+        }
+        trie
+    }
+
+    fn values(json: &str, paths: &[&str], path: u32) -> Vec<Val<'static>> {
+        let trie = trie(paths);
+        let mut found = Found::default();
+        extract(json.as_bytes(), &trie, &mut found).unwrap();
+        found
+            .get(path)
+            .map(|v| match v {
+                Val::Str(s) => Val::Str(Cow::Owned(s.to_string())),
+                Val::Num(n) => Val::Num(*n),
+                Val::Bool(b) => Val::Bool(*b),
+                Val::Null => Val::Null,
+                Val::Composite => Val::Composite,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_scalars_and_skips_the_rest() {
+        let json = r#"{"skip": {"deep": [1, {"x": "}"}]}, "a": {"b": 5, "c": "x\"y"}, "n": null}"#;
+        assert_eq!(values(json, &["a.b"], 0), vec![Val::Num(5.0)]);
+        assert_eq!(values(json, &["a.c"], 0), vec![Val::Str("x\"y".into())]);
+        assert_eq!(values(json, &["n"], 0), vec![Val::Null]);
+        assert_eq!(values(json, &["a"], 0), vec![Val::Composite]);
+        assert_eq!(values(json, &["missing"], 0), vec![]);
+        assert_eq!(values(json, &["a.b.c"], 0), vec![]);
+    }
+
+    #[test]
+    fn arrays_fan_out_at_any_depth() {
+        let json = r#"{"items": [{"sku": "a", "tags": ["x", "y"]}, {"sku": "b"}, [{"sku": "c"}]]}"#;
+        assert_eq!(
+            values(json, &["items.sku"], 0),
+            vec![
+                Val::Str("a".into()),
+                Val::Str("b".into()),
+                Val::Str("c".into())
+            ]
+        );
+        assert_eq!(
+            values(json, &["items.tags"], 0),
+            vec![Val::Composite, Val::Str("x".into()), Val::Str("y".into())]
+        );
+        let json = r#"{"tags": ["p", "q"]}"#;
+        assert_eq!(
+            values(json, &["tags"], 0),
+            vec![Val::Composite, Val::Str("p".into()), Val::Str("q".into())]
+        );
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        let trie = trie(&["a.b"]);
+        for bad in [
+            "",
+            "{",
+            "{\"a\"",
+            "{\"a\":}",
+            "{\"a\": {\"b\": tru}}",
+            "[1,",
+            "\"abc",
+            "{\"a\":1}}",
+            "{\"a\":\"\\",
+            "}",
+            "{\"a\": [1 2]}",
+            "{\"a\": -}",
+        ] {
+            let mut found = Found::default();
+            assert!(
+                extract(bad.as_bytes(), &trie, &mut found).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The matching engine: every tenant's live actions, in memory, matched against events.
+//!
+//! Used by the matcher service, by ingest (sync actions and the dry-run API) and by the
+//! benchmark. Pure and in-process: it knows nothing of the broker or the database.
+//!
+//! Readers never wait for writers. Tenants are spread over shards; each shard publishes an
+//! immutable map of tenant indexes through an `ArcSwap`, so a match is a lock-free snapshot load
+//! and a hash lookup. A writer (one per shard at a time) builds the tenant's next index beside
+//! the current one and swaps the shard's map.
+
+mod action;
+mod condition;
+mod event;
+pub mod explain;
+mod json;
+mod pattern;
+mod tenant;
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use herald_common::action::ActionSpec;
+use herald_common::ids::{ActionId, TenantId};
+use herald_common::store::ActionRecord;
+use rustc_hash::FxHashMap;
+
+pub use action::{CompiledAction, PathTable};
+pub use event::{EventLineError, EventRef, MetadataRef};
+pub use json::Malformed;
+pub use pattern::{TypePattern, matches_pattern};
+use tenant::TenantIndex;
+
+/// Enough shards that a writer copies a small map, few enough to stay cheap when idle.
+const SHARDS: usize = 64;
+
+type TenantMap = FxHashMap<TenantId, Arc<TenantIndex>>;
+
+#[derive(Default)]
+struct Writer {
+    /// Every live action of the shard, to find what an update replaces.
+    actions: FxHashMap<ActionId, Arc<CompiledAction>>,
+}
+
+struct Shard {
+    tenants: ArcSwap<TenantMap>,
+    writer: Mutex<Writer>,
+}
+
+/// Compiled regexes shared by every action that uses the same source.
+#[derive(Default)]
+struct RegexCache {
+    compiled: FxHashMap<Box<str>, Arc<regex::Regex>>,
+}
+
+impl RegexCache {
+    fn get(&mut self, source: &str) -> Arc<regex::Regex> {
+        if let Some(regex) = self.compiled.get(source) {
+            return regex.clone();
+        }
+        // Sources were validated (size-limited) when the action was saved; one that fails
+        // here matches nothing rather than taking the engine down.
+        let regex = regex::RegexBuilder::new(source)
+            .size_limit(herald_common::condition::MAX_REGEX_COMPILED_BYTES)
+            .build()
+            .unwrap_or_else(|_| regex::Regex::new(r"[^\s\S]").expect("a regex matching nothing"));
+        let regex = Arc::new(regex);
+        self.compiled.insert(source.into(), regex.clone());
+        regex
+    }
+}
+
+/// The in-memory matching engine.
+pub struct Engine {
+    shards: Box<[Shard]>,
+    regexes: Mutex<RegexCache>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("actions", &self.len())
+            .finish()
+    }
+}
+
+fn shard_of(tenant: TenantId) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(tenant);
+    (hash >> 32) as usize % SHARDS
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    tenants: ArcSwap::from_pointee(TenantMap::default()),
+                    writer: Mutex::new(Writer::default()),
+                })
+                .collect(),
+            regexes: Mutex::new(RegexCache::default()),
+        }
+    }
+
+    fn shard(&self, tenant: TenantId) -> &Shard {
+        &self.shards[shard_of(tenant)]
+    }
+
+    fn regex(&self) -> impl FnMut(&str) -> Arc<regex::Regex> + '_ {
+        move |source| {
+            self.regexes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(source)
+        }
+    }
+
+    /// Live actions in the engine.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.tenants.load().values().map(|t| t.len).sum::<usize>())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wildcard patterns and regex conditions among a tenant's live actions.
+    pub fn costly_parts(&self, tenant: TenantId) -> usize {
+        self.shard(tenant)
+            .tenants
+            .load()
+            .get(&tenant)
+            .map_or(0, |t| t.costly)
+    }
+
+    /// Puts an action in, replacing its previous version; a disabled or deleted action is
+    /// taken out instead.
+    pub fn upsert(&self, record: &ActionRecord) {
+        if !record.is_live() {
+            self.remove(record.tenant_id, record.id);
+            return;
+        }
+        self.put(record.tenant_id, record.id, &record.spec);
+    }
+
+    /// Puts a live action in, replacing its previous version.
+    pub fn put(&self, tenant: TenantId, id: ActionId, spec: &ActionSpec) {
+        let shard = self.shard(tenant);
+        let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tenants = shard.tenants.load();
+        let current = tenants.get(&tenant).cloned();
+        let mut paths = current
+            .as_ref()
+            .map(|t| (*t.paths).clone())
+            .unwrap_or_default();
+        let compiled = Arc::new(CompiledAction::compile(
+            id,
+            tenant,
+            spec,
+            &mut paths,
+            &mut self.regex(),
+        ));
+        let old = writer.actions.insert(id, compiled.clone());
+        let base = current.unwrap_or_else(|| Arc::new(TenantIndex::new()));
+        let next = base.updated(old.as_deref(), Some(&compiled), Arc::new(paths));
+        let mut map = TenantMap::clone(&tenants);
+        map.insert(tenant, Arc::new(next));
+        shard.tenants.store(Arc::new(map));
+    }
+
+    /// Takes an action out (nothing happens if it is not in).
+    pub fn remove(&self, tenant: TenantId, id: ActionId) {
+        let shard = self.shard(tenant);
+        let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(old) = writer.actions.remove(&id) else {
+            return;
+        };
+        let tenants = shard.tenants.load();
+        let Some(current) = tenants.get(&tenant) else {
+            return;
+        };
+        let next = current.updated(Some(&old), None, current.paths.clone());
+        let mut map = TenantMap::clone(&tenants);
+        if next.len == 0 {
+            map.remove(&tenant);
+        } else {
+            map.insert(tenant, Arc::new(next));
+        }
+        shard.tenants.store(Arc::new(map));
+    }
+
+    /// Replaces everything with `actions` (live ones only are kept), building each tenant's
+    /// index once. Used at start and by a full resync.
+    pub fn load<'r>(
+        &self,
+        actions: impl IntoIterator<Item = (TenantId, ActionId, &'r ActionSpec)>,
+    ) {
+        let mut by_shard: Vec<FxHashMap<TenantId, Vec<(ActionId, &ActionSpec)>>> =
+            (0..SHARDS).map(|_| FxHashMap::default()).collect();
+        for (tenant, id, spec) in actions {
+            by_shard[shard_of(tenant)]
+                .entry(tenant)
+                .or_default()
+                .push((id, spec));
+        }
+        let mut regex = self.regex();
+        for (shard, tenants) in self.shards.iter().zip(by_shard) {
+            let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+            writer.actions.clear();
+            let mut map = TenantMap::default();
+            for (tenant, specs) in tenants {
+                let mut paths = PathTable::default();
+                let compiled: Vec<Arc<CompiledAction>> = specs
+                    .into_iter()
+                    .map(|(id, spec)| {
+                        Arc::new(CompiledAction::compile(
+                            id, tenant, spec, &mut paths, &mut regex,
+                        ))
+                    })
+                    .collect();
+                for action in &compiled {
+                    writer.actions.insert(action.id, action.clone());
+                }
+                map.insert(tenant, Arc::new(TenantIndex::build(compiled, paths)));
+            }
+            shard.tenants.store(Arc::new(map));
+        }
+    }
+
+    /// Appends to `out` the actions that match `event`, in dispatch order.
+    pub fn matches(
+        &self,
+        event: &EventRef<'_>,
+        out: &mut Vec<Arc<CompiledAction>>,
+    ) -> Result<(), Malformed> {
+        let tenants = self.shard(event.tenant_id).tenants.load();
+        match tenants.get(&event.tenant_id) {
+            Some(index) => index.matches(event, out),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! One tenant's actions, filed so that an event looks only at actions that can match its type.
+//!
+//! An index is immutable once built: readers hold a snapshot while a writer builds the next one.
+//! An update copies only the maps' entries (shared buckets) and rebuilds the buckets it touches,
+//! so its cost follows the size of those buckets, not of the tenant.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::action::{CompiledAction, PathTable};
+use super::event::EventRef;
+use super::json::{Found, Malformed};
+use super::pattern::{PatternKind, first_segment, kind_of, matches_pattern};
+
+type Bucket = Arc<[Arc<CompiledAction>]>;
+
+/// Wildcard patterns sharing a filing place, each with the actions that use it.
+type Groups = Arc<[(Arc<str>, Bucket)]>;
+
+/// Actions by pattern, while an index is being built.
+type Building = FxHashMap<Arc<str>, Vec<Arc<CompiledAction>>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct TenantIndex {
+    /// Exact patterns, by event type.
+    exact: FxHashMap<Arc<str>, Bucket>,
+    /// Wildcard patterns whose first segment is literal, by that segment.
+    by_first: FxHashMap<Arc<str>, Groups>,
+    /// Wildcard patterns starting with a wildcard.
+    other: Groups,
+    /// Actions matching every type.
+    everything: Bucket,
+    pub paths: Arc<PathTable>,
+    /// Live actions in this index.
+    pub len: usize,
+    /// Wildcard patterns and regex conditions, for the per-tenant budget.
+    pub costly: usize,
+}
+
+fn empty_bucket() -> Bucket {
+    Arc::from(Vec::new())
+}
+
+impl TenantIndex {
+    pub fn new() -> Self {
+        Self {
+            everything: empty_bucket(),
+            other: Arc::from(Vec::new()),
+            ..Default::default()
+        }
+    }
+
+    /// Builds an index from scratch, for loading many actions at once.
+    pub fn build(actions: Vec<Arc<CompiledAction>>, paths: PathTable) -> Self {
+        let mut exact = Building::default();
+        let mut by_first: FxHashMap<Arc<str>, Building> = FxHashMap::default();
+        let mut other = Building::default();
+        let mut everything = Vec::new();
+        let mut costly = 0;
+        for action in &actions {
+            costly += action.costly_parts();
+            for pattern in unique_patterns(action) {
+                match kind_of(pattern) {
+                    PatternKind::Exact(t) => {
+                        exact.entry(t.into()).or_default().push(action.clone())
+                    }
+                    PatternKind::Everything => everything.push(action.clone()),
+                    PatternKind::FirstSegment(first) => by_first
+                        .entry(first.into())
+                        .or_default()
+                        .entry(pattern.into())
+                        .or_default()
+                        .push(action.clone()),
+                    PatternKind::Other => other
+                        .entry(pattern.into())
+                        .or_default()
+                        .push(action.clone()),
+                }
+            }
+        }
+        let groups = |map: Building| -> Groups {
+            map.into_iter().map(|(p, v)| (p, Bucket::from(v))).collect()
+        };
+        Self {
+            exact: exact
+                .into_iter()
+                .map(|(k, v)| (k, Bucket::from(v)))
+                .collect(),
+            by_first: by_first.into_iter().map(|(k, v)| (k, groups(v))).collect(),
+            other: groups(other),
+            everything: everything.into(),
+            paths: Arc::new(paths),
+            len: actions.len(),
+            costly,
+        }
+    }
+
+    /// The next index: `old` (if any) taken out and `new` (if any) put in.
+    pub fn updated(
+        &self,
+        old: Option<&CompiledAction>,
+        new: Option<&Arc<CompiledAction>>,
+        paths: Arc<PathTable>,
+    ) -> Self {
+        let mut next = self.clone();
+        next.paths = paths;
+        if let Some(old) = old {
+            next.len -= 1;
+            next.costly -= old.costly_parts();
+            for pattern in unique_patterns(old) {
+                next.edit(pattern, |bucket| {
+                    bucket.iter().filter(|a| a.id != old.id).cloned().collect()
+                });
+            }
+        }
+        if let Some(new) = new {
+            next.len += 1;
+            next.costly += new.costly_parts();
+            for pattern in unique_patterns(new) {
+                next.edit(pattern, |bucket| {
+                    bucket
+                        .iter()
+                        .cloned()
+                        .chain(std::iter::once(new.clone()))
+                        .collect()
+                });
+            }
+        }
+        next
+    }
+
+    /// Replaces the bucket of `pattern` with `change(bucket)`, dropping it when empty.
+    fn edit(
+        &mut self,
+        pattern: &str,
+        change: impl Fn(&[Arc<CompiledAction>]) -> Vec<Arc<CompiledAction>>,
+    ) {
+        match kind_of(pattern) {
+            PatternKind::Exact(t) => {
+                let current = self.exact.get(t).cloned().unwrap_or_else(empty_bucket);
+                let next = change(&current);
+                if next.is_empty() {
+                    self.exact.remove(t);
+                } else {
+                    self.exact.insert(t.into(), next.into());
+                }
+            }
+            PatternKind::Everything => self.everything = change(&self.everything).into(),
+            PatternKind::FirstSegment(first) => {
+                let groups = self
+                    .by_first
+                    .get(first)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(Vec::new()));
+                let next = edit_groups(&groups, pattern, change);
+                if next.is_empty() {
+                    self.by_first.remove(first);
+                } else {
+                    self.by_first.insert(first.into(), next);
+                }
+            }
+            PatternKind::Other => self.other = edit_groups(&self.other, pattern, change),
+        }
+    }
+
+    /// Appends the actions whose type patterns, source and conditions accept `event`, in no
+    /// particular order and possibly repeated (an action with two matching patterns).
+    pub fn candidates<'s>(&'s self, event_type: &str, out: &mut Vec<&'s Arc<CompiledAction>>) {
+        if let Some(bucket) = self.exact.get(event_type) {
+            out.extend(bucket.iter());
+        }
+        if !self.by_first.is_empty()
+            && let Some(groups) = self.by_first.get(first_segment(event_type))
+        {
+            for (pattern, bucket) in groups.iter() {
+                if matches_pattern(pattern, event_type) {
+                    out.extend(bucket.iter());
+                }
+            }
+        }
+        for (pattern, bucket) in self.other.iter() {
+            if matches_pattern(pattern, event_type) {
+                out.extend(bucket.iter());
+            }
+        }
+        out.extend(self.everything.iter());
+    }
+
+    /// The actions that match `event`, in dispatch order, each once.
+    pub fn matches(
+        &self,
+        event: &EventRef<'_>,
+        out: &mut Vec<Arc<CompiledAction>>,
+    ) -> Result<(), Malformed> {
+        let mut candidates: Vec<&Arc<CompiledAction>> = Vec::new();
+        self.candidates(event.event_type, &mut candidates);
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let mut found = Found::default();
+        if candidates.iter().any(|a| !a.conditions.is_empty()) {
+            event.extract(&self.paths.data, &self.paths.metadata, &mut found)?;
+        }
+        let start = out.len();
+        out.extend(
+            candidates
+                .into_iter()
+                .filter(|a| a.accepts(event, &found))
+                .cloned(),
+        );
+        let matched = &mut out[start..];
+        if matched.len() > 1 {
+            matched.sort_unstable_by(|a, b| a.dispatch_cmp(b));
+            let mut kept = start;
+            for i in start..out.len() {
+                if i == start || out[i].id != out[kept - 1].id {
+                    out.swap(kept, i);
+                    kept += 1;
+                }
+            }
+            out.truncate(kept);
+        }
+        Ok(())
+    }
+}
+
+/// An action's patterns without repeats (a repeated pattern would file it twice).
+fn unique_patterns(action: &CompiledAction) -> impl Iterator<Item = &str> {
+    action
+        .patterns
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| !action.patterns[..*i].contains(p))
+        .map(|(_, p)| &**p)
+}
+
+fn edit_groups(
+    groups: &Groups,
+    pattern: &str,
+    change: impl Fn(&[Arc<CompiledAction>]) -> Vec<Arc<CompiledAction>>,
+) -> Groups {
+    let mut next: Vec<(Arc<str>, Bucket)> = groups.to_vec();
+    match next.iter().position(|(p, _)| &**p == pattern) {
+        Some(i) => {
+            let bucket = change(&next[i].1);
+            if bucket.is_empty() {
+                next.remove(i);
+            } else {
+                next[i].1 = bucket.into();
+            }
+        }
+        None => {
+            let bucket = change(&[]);
+            if !bucket.is_empty() {
+                next.push((pattern.into(), bucket.into()));
+            }
+        }
+    }
+    next.into()
+}

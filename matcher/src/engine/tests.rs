@@ -1,0 +1,304 @@
+//! The engine's semantics as tables: scoping, patterns, conditions, order, updates, explain.
+
+use herald_common::action::ActionSpec;
+use herald_common::ids::{ActionId, TenantId};
+use serde_json::{Value, json};
+
+use super::*;
+
+fn spec(value: Value) -> ActionSpec {
+    let mut value = value;
+    if value.get("handler").is_none() {
+        value["handler"] = json!({"type": "webhook", "url": "https://example.com/hook"});
+    }
+    ActionSpec::parse(&value).unwrap_or_else(|e| panic!("{value}: {e}"))
+}
+
+fn line(tenant: TenantId, event: Value) -> String {
+    let mut event = event;
+    event["tenant_id"] = json!(tenant.to_string());
+    event.to_string()
+}
+
+fn matched(engine: &Engine, line: &str) -> Vec<String> {
+    let event = EventRef::parse(line.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    engine.matches(&event, &mut out).unwrap();
+    out.iter().map(|a| a.name.to_string()).collect()
+}
+
+/// An engine with one tenant holding `actions` (by name).
+fn engine_with(actions: &[Value]) -> (Engine, TenantId) {
+    let engine = Engine::new();
+    let tenant = TenantId::new();
+    for action in actions {
+        engine.put(tenant, ActionId::new(), &spec(action.clone()));
+    }
+    (engine, tenant)
+}
+
+#[test]
+fn event_type_patterns() {
+    let (engine, tenant) = engine_with(&[
+        json!({"name": "exact", "event_types": ["user.created"]}),
+        json!({"name": "one", "event_types": ["user.*"]}),
+        json!({"name": "many", "event_types": ["user.#"]}),
+        json!({"name": "tail", "event_types": ["#.deleted"]}),
+        json!({"name": "star", "event_types": ["*"]}),
+        json!({"name": "hash", "event_types": ["#"]}),
+        json!({"name": "list", "event_types": ["order.paid", "user.created", "user.*"]}),
+    ]);
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "user.created",
+            &["exact", "hash", "list", "many", "one", "star"],
+        ),
+        ("user", &["hash", "many", "star"]),
+        (
+            "user.deleted",
+            &["hash", "list", "many", "one", "star", "tail"],
+        ),
+        ("user.created.v2", &["hash", "many", "star"]),
+        ("order.paid", &["hash", "list", "star"]),
+        ("account.deleted", &["hash", "star", "tail"]),
+    ];
+    for (event_type, expected) in cases {
+        let got = matched(&engine, &line(tenant, json!({"type": event_type})));
+        assert_eq!(got, *expected, "{event_type}");
+    }
+}
+
+#[test]
+fn tenants_are_isolated_and_source_filters() {
+    let (engine, tenant) = engine_with(&[
+        json!({"name": "any-source", "event_types": ["a"]}),
+        json!({"name": "stripe-only", "event_types": ["a"], "source": "stripe"}),
+    ]);
+    assert_eq!(
+        matched(&engine, &line(tenant, json!({"type": "a"}))),
+        ["any-source"]
+    );
+    assert_eq!(
+        matched(
+            &engine,
+            &line(tenant, json!({"type": "a", "source": "stripe"}))
+        ),
+        ["any-source", "stripe-only"]
+    );
+    assert_eq!(
+        matched(
+            &engine,
+            &line(tenant, json!({"type": "a", "source": "Stripe"}))
+        ),
+        ["any-source"]
+    );
+    let stranger = TenantId::new();
+    assert!(matched(&engine, &line(stranger, json!({"type": "a"}))).is_empty());
+}
+
+#[test]
+fn conditions_on_data_metadata_and_top_level_fields() {
+    let (engine, tenant) = engine_with(&[
+        json!({"name": "big", "event_types": ["#"], "conditions": [{"path": "data.amount", "op": "gt", "value": 100}]}),
+        json!({"name": "eu", "event_types": ["#"], "conditions": [{"path": "metadata.region", "op": "equals", "value": "eu"}]}),
+        json!({"name": "sku-a", "event_types": ["#"], "conditions": [{"path": "data.items.sku", "op": "equals", "value": "a"}]}),
+        json!({"name": "no-coupon", "event_types": ["#"], "conditions": [{"path": "data.coupon", "op": "not_exists"}]}),
+        json!({"name": "typed", "event_types": ["#"], "conditions": [{"path": "type", "op": "starts_with", "value": "order."}]}),
+        json!({"name": "group", "event_types": ["#"], "conditions": [
+            {"any": [{"path": "data.currency", "op": "in", "value": ["usd", "eur"]}, {"path": "source", "op": "equals", "value": "shop"}]},
+            {"not": {"path": "data.test", "op": "equals", "value": true}}]}),
+    ]);
+    let cases: &[(Value, &[&str])] = &[
+        (
+            json!({"type": "x", "data": {"amount": 150}}),
+            &["big", "no-coupon"],
+        ),
+        (
+            json!({"type": "x", "data": {"amount": 100.0}}),
+            &["no-coupon"],
+        ),
+        (
+            json!({"type": "x", "data": {"amount": "150"}}),
+            &["no-coupon"],
+        ),
+        (
+            json!({"type": "x", "metadata": {"region": "eu"}}),
+            &["eu", "no-coupon"],
+        ),
+        (
+            json!({"type": "x", "data": {"items": [{"sku": "b"}, {"sku": "a"}]}}),
+            &["no-coupon", "sku-a"],
+        ),
+        (json!({"type": "x", "data": {"coupon": null}}), &[]),
+        (
+            json!({"type": "order.paid", "data": {"coupon": "x"}}),
+            &["typed"],
+        ),
+        (
+            json!({"type": "x", "data": {"currency": "eur"}}),
+            &["group", "no-coupon"],
+        ),
+        (
+            json!({"type": "x", "data": {"currency": "eur", "test": true}}),
+            &["no-coupon"],
+        ),
+        (
+            json!({"type": "x", "source": "shop", "data": {"coupon": 1}}),
+            &["group"],
+        ),
+        (json!({"type": "x", "data": [1, 2]}), &["no-coupon"]),
+    ];
+    for (event, expected) in cases {
+        let got = matched(&engine, &line(tenant, event.clone()));
+        assert_eq!(got, *expected, "{event}");
+    }
+}
+
+#[test]
+fn matches_come_out_in_dispatch_order() {
+    let (engine, tenant) = engine_with(&[
+        json!({"name": "b-normal", "event_types": ["a"]}),
+        json!({"name": "a-normal", "event_types": ["a", "#"]}),
+        json!({"name": "z-critical", "event_types": ["a"], "priority": "critical"}),
+        json!({"name": "low", "event_types": ["#"], "priority": "low"}),
+        json!({"name": "high", "event_types": ["a"], "priority": "high"}),
+        json!({"name": "minus", "event_types": ["a"], "priority": -1}),
+    ]);
+    assert_eq!(
+        matched(&engine, &line(tenant, json!({"type": "a"}))),
+        ["minus", "z-critical", "high", "a-normal", "b-normal", "low"]
+    );
+}
+
+#[test]
+fn updates_replace_disable_delete_and_restore() {
+    let engine = Engine::new();
+    let tenant = TenantId::new();
+    let id = ActionId::new();
+    let event = line(tenant, json!({"type": "a.b", "data": {"n": 1}}));
+    engine.put(
+        tenant,
+        id,
+        &spec(json!({"name": "x", "event_types": ["a.b"]})),
+    );
+    assert_eq!(matched(&engine, &event), ["x"]);
+    // Changed: another pattern and a condition.
+    engine.put(
+        tenant,
+        id,
+        &spec(json!({"name": "x", "event_types": ["a.*"],
+        "conditions": [{"path": "data.n", "op": "equals", "value": 2}]})),
+    );
+    assert!(matched(&engine, &event).is_empty());
+    engine.put(
+        tenant,
+        id,
+        &spec(json!({"name": "x2", "event_types": ["#"]})),
+    );
+    assert_eq!(matched(&engine, &event), ["x2"]);
+    assert_eq!(engine.len(), 1);
+    engine.remove(tenant, id);
+    assert!(matched(&engine, &event).is_empty());
+    assert_eq!(engine.len(), 0);
+    engine.remove(tenant, id);
+    engine.put(
+        tenant,
+        id,
+        &spec(json!({"name": "x", "event_types": ["a.b"]})),
+    );
+    assert_eq!(matched(&engine, &event), ["x"]);
+}
+
+#[test]
+fn load_replaces_everything() {
+    let engine = Engine::new();
+    let tenant = TenantId::new();
+    engine.put(
+        tenant,
+        ActionId::new(),
+        &spec(json!({"name": "old", "event_types": ["a"]})),
+    );
+    let specs = [
+        spec(json!({"name": "n1", "event_types": ["a"]})),
+        spec(json!({"name": "n2", "event_types": ["a.*", "a"]})),
+    ];
+    engine.load(specs.iter().map(|s| (tenant, ActionId::new(), s)));
+    assert_eq!(
+        matched(&engine, &line(tenant, json!({"type": "a"}))),
+        ["n1", "n2"]
+    );
+    assert_eq!(engine.len(), 2);
+    assert_eq!(engine.costly_parts(tenant), 1);
+}
+
+#[test]
+fn budgets_count_wildcards_and_regexes() {
+    let (engine, tenant) = engine_with(&[
+        json!({"name": "a", "event_types": ["x.*", "y", "#"]}),
+        json!({"name": "b", "event_types": ["y"], "conditions": [{"any": [{"path": "data.s", "op": "matches", "value": "^a"}]}]}),
+    ]);
+    assert_eq!(engine.costly_parts(tenant), 3);
+}
+
+#[test]
+fn explain_names_what_held_and_what_failed() {
+    let action = spec(
+        json!({"name": "x", "event_types": ["order.*", "user.created"], "source": "shop",
+        "conditions": [{"path": "data.amount", "op": "gt", "value": 100},
+                       {"any": [{"path": "data.currency", "op": "equals", "value": "usd"}]}]}),
+    );
+    let event_line = line(
+        TenantId::new(),
+        json!({"type": "order.paid", "source": "shop",
+        "data": {"amount": 50, "currency": "usd"}}),
+    );
+    let event = EventRef::parse(event_line.as_bytes()).unwrap();
+    let report = explain::explain(&action, true, &event).unwrap();
+    assert_eq!(report["matched"], false);
+    assert_eq!(report["event_type"]["held"], true);
+    assert_eq!(
+        report["event_type"]["patterns"][0],
+        json!({"pattern": "order.*", "held": true})
+    );
+    assert_eq!(report["event_type"]["patterns"][1]["held"], false);
+    assert_eq!(report["source"]["held"], true);
+    assert_eq!(report["conditions"][0]["held"], false);
+    assert_eq!(report["conditions"][0]["actual"], json!([50.0]));
+    assert_eq!(report["conditions"][1]["held"], true);
+    assert_eq!(report["conditions"][1]["any"][0]["held"], true);
+    let disabled = explain::explain(&action, false, &event).unwrap();
+    assert_eq!(disabled["live"], false);
+}
+
+#[test]
+fn readers_see_a_consistent_index_while_writers_change_it() {
+    let engine = std::sync::Arc::new(Engine::new());
+    let tenant = TenantId::new();
+    let event = line(tenant, json!({"type": "a"}));
+    engine.put(
+        tenant,
+        ActionId::new(),
+        &spec(json!({"name": "stable", "event_types": ["a"]})),
+    );
+    let writer = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            for i in 0..2000 {
+                let id = ActionId::new();
+                engine.put(
+                    tenant,
+                    id,
+                    &spec(json!({"name": format!("t{i}"), "event_types": ["a"]})),
+                );
+                engine.remove(tenant, id);
+            }
+        })
+    };
+    for _ in 0..2000 {
+        let names = matched(&engine, &event);
+        assert!(names.contains(&"stable".to_owned()));
+        assert!(names.len() <= 2);
+    }
+    writer.join().unwrap();
+    assert_eq!(matched(&engine, &event), ["stable"]);
+}
