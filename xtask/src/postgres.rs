@@ -53,6 +53,31 @@ fn run(mut command: Command, what: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// `wanted`, unless the server's user (`postgres`, when we are root) cannot reach it because a
+/// parent folder is private; then a folder under the system's temporary directory.
+fn reachable_dir(wanted: PathBuf, port: u16) -> PathBuf {
+    if !is_root() {
+        return wanted;
+    }
+    let parent = wanted.parent().map(Path::to_path_buf).unwrap_or_default();
+    let reachable = Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-x"])
+        .arg(&parent)
+        .status()
+        .is_ok_and(|s| s.success());
+    if reachable {
+        wanted
+    } else {
+        let fallback = std::env::temp_dir().join(format!("herald-postgres-{port}"));
+        eprintln!(
+            "    {} is private to root; keeping the database in {}",
+            parent.display(),
+            fallback.display()
+        );
+        fallback
+    }
+}
+
 impl Postgres {
     /// Initialises (first time only) and starts a server under `base/postgres`. `fast` turns off
     /// fsync, for throwaway test databases only.
@@ -64,7 +89,7 @@ impl Postgres {
                  HERALD_DATABASE__URL at an existing database"
             );
         }
-        let dir = base.join("postgres");
+        let dir = reachable_dir(base.join("postgres"), port);
         let data = dir.join("data");
         let socket = dir.join("run");
         fs::create_dir_all(&data)?;
