@@ -32,6 +32,8 @@ pub struct Metrics {
     pub publisher_confirms: IntCounterVec,
     pub redeliveries: IntCounterVec,
     pub db_pool_connections: IntGaugeVec,
+    pub actions_loaded: prometheus::IntGauge,
+    pub action_changes: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -186,6 +188,22 @@ impl Metrics {
                 "herald_db_pool_connections",
                 "Database pool connections by state.",
                 &["state"],
+            ),
+            actions_loaded: {
+                let metric = prometheus::IntGauge::new(
+                    "herald_actions_loaded",
+                    "Live actions in this process's matching engine.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(metric.clone()))
+                    .expect("metric registered once");
+                metric
+            },
+            action_changes: counter_vec(
+                &r,
+                "herald_action_changes_total",
+                "Action changes applied to the matching engine, by how they arrived.",
+                &["via"],
             ),
             registry: r,
         };

@@ -3,6 +3,7 @@
 
 mod dispatch;
 pub mod engine;
+pub mod feed;
 mod service;
 
 pub use service::start;

@@ -19,18 +19,33 @@ use herald_common::ids::{ExecutionId, TenantId};
 use herald_common::messages::{Lane, decode_events};
 use herald_common::metrics::Metrics;
 use herald_common::service::{Base, Running};
-use herald_common::store::{ActionRecord, NewExecution, Store};
+use herald_common::store::{NewExecution, Store};
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::first_attempt_jobs;
+use crate::engine::{Engine, EventRef};
+use crate::feed::ActionFeed;
 
 const STAGE: &str = "matcher";
 
 /// Starts the matcher; it runs until `shutdown` is cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let base = Base::start(ServiceName::Matcher, config, shutdown.clone()).await?;
+    let engine = Arc::new(Engine::new());
+    // Complete before the first event is consumed: an event matched against a half-loaded
+    // engine would be recorded as matching nothing.
+    let follow = ActionFeed::new(
+        engine.clone(),
+        base.store.clone(),
+        base.metrics.clone(),
+        Duration::from_secs(base.config.matcher.resync_interval_s),
+    )
+    .start(shutdown.clone())
+    .await?;
+    base.tasks.spawn(follow);
     let handler = Arc::new(Matcher {
+        engine,
         store: base.store.clone(),
         publisher: base.publisher.clone(),
         metrics: base.metrics.clone(),
@@ -64,6 +79,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 }
 
 struct Matcher {
+    engine: Arc<Engine>,
     store: Store,
     publisher: Arc<Publisher>,
     metrics: Metrics,
@@ -172,42 +188,26 @@ impl Matcher {
             .flat_map(|d| d.events.iter())
             .collect();
 
-        // Look actions up once per (tenant, type) in the batch.
-        let mut actions: HashMap<(TenantId, String), Vec<ActionRecord>> = HashMap::new();
-        for event in &events {
-            let key = (event.tenant_id, event.event_type.as_str().to_owned());
-            if let std::collections::hash_map::Entry::Vacant(e) = actions.entry(key) {
-                let found = self
-                    .store
-                    .actions_for_exact_type(event.tenant_id, event.event_type.as_str())
-                    .await?;
-                e.insert(found);
-            }
-        }
-
         let mut executions = Vec::new();
         let mut matched_counts = Vec::with_capacity(events.len());
+        let mut matched = Vec::new();
         for event in &events {
-            let matched: Vec<&ActionRecord> = actions
-                [&(event.tenant_id, event.event_type.as_str().to_owned())]
-                .iter()
-                .filter(|a| {
-                    a.spec
-                        .source
-                        .as_deref()
-                        .is_none_or(|s| event.source.as_deref() == Some(s))
-                })
-                .collect();
+            matched.clear();
+            // Accepted events carry validated JSON, so this cannot fail; if it somehow did,
+            // the event is recorded as matching nothing rather than blocking the batch.
+            if let Err(error) = self.engine.matches(&EventRef::of(event), &mut matched) {
+                tracing::error!(%error, event = event.id.as_str(), "unreadable event data");
+            }
             self.metrics.matches_per_event.observe(matched.len() as f64);
             matched_counts.push((event.tenant_id, event.id.clone(), matched.len() as i32));
-            for action in matched {
+            for action in &matched {
                 executions.push(NewExecution {
                     id: ExecutionId::new(),
                     tenant_id: event.tenant_id,
                     event_id: event.id.clone(),
                     action_id: action.id,
-                    max_attempts: action.spec.retry.max_attempts() as i32,
-                    priority: action.spec.priority.0,
+                    max_attempts: action.max_attempts as i32,
+                    priority: action.priority,
                 });
             }
         }

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod dead_letters;
 mod delivery;
+mod live_actions;
 mod reconnect;
 mod retries;
 mod support;

@@ -313,6 +313,31 @@ impl Sandbox {
         }
     }
 
+    /// The ops addresses (`/metrics`, `/readyz`) of every in-process replica of `service`.
+    pub fn ops_addrs(&self, service: ServiceName) -> Vec<std::net::SocketAddr> {
+        self.services
+            .iter()
+            .filter(|(s, _)| *s == service)
+            .map(|(_, r)| r.ops_addr)
+            .collect()
+    }
+
+    /// A metric's value as `/metrics` at `ops` shows it (the first series with that name).
+    pub async fn metric(&self, ops: std::net::SocketAddr, name: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("http://{ops}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+    }
+
     fn api_url(&self, path: &str) -> String {
         format!(
             "{}{path}",

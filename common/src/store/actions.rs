@@ -154,6 +154,23 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Every live action of every tenant, for loading a matching engine.
+    pub async fn live_actions(&self) -> Result<Vec<ActionRecord>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM actions WHERE enabled AND deleted_at IS NULL");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Every action changed at or after `since`, live or not, for a resync.
+    pub async fn actions_changed_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ActionRecord>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM actions WHERE updated_at >= $1");
+        let rows = sqlx::query(&sql).bind(since).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// The live actions of a tenant listing `event_type` exactly among their patterns.
     pub async fn actions_for_exact_type(
         &self,

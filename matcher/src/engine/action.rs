@@ -55,6 +55,8 @@ pub struct CompiledAction {
     pub name: Box<str>,
     pub priority: i32,
     pub mode: ActionMode,
+    /// Attempts an execution of this action may make.
+    pub max_attempts: u32,
     /// Priority and the first bytes of the name, so most comparisons are one integer compare.
     order: u128,
     pub source: Option<Box<str>>,
@@ -83,6 +85,7 @@ impl CompiledAction {
             name: spec.name.as_str().into(),
             priority: spec.priority.0,
             mode: spec.mode,
+            max_attempts: spec.retry.max_attempts(),
             order: order_key(spec.priority.0, &spec.name),
             source: spec.source.as_deref().map(Into::into),
             patterns: spec.event_types.iter().map(|p| p.as_str().into()).collect(),

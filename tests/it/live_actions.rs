@@ -1,0 +1,105 @@
+//! Action changes reach every matcher replica within a second, without restarts.
+
+use std::time::Duration;
+
+use herald_common::config::ServiceName;
+use herald_common::ids::ActionId;
+use herald_tests::{Receiver, Sandbox, eventually};
+use serde_json::json;
+
+use crate::support::webhook_action;
+
+/// Waits until every matcher replica holds `expected` live actions.
+async fn replicas_hold(sandbox: &Sandbox, expected: f64, what: &str) {
+    let replicas = sandbox.ops_addrs(ServiceName::Matcher);
+    assert_eq!(replicas.len(), 2);
+    eventually(what, Duration::from_secs(1), || async {
+        for ops in &replicas {
+            if sandbox.metric(*ops, "herald_actions_loaded").await? != expected {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_replica_sees_each_change_within_a_second() {
+    let mut sandbox = Sandbox::start().await;
+    sandbox.start_service(ServiceName::Matcher).await;
+    let receiver = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    replicas_hold(&sandbox, 0.0, "both replicas to start empty").await;
+
+    let action = sandbox
+        .action(
+            &tenant,
+            webhook_action("live", "a.b", &receiver.url("/"), json!({})),
+        )
+        .await;
+    let id = action["id"].as_str().unwrap().to_owned();
+    replicas_hold(&sandbox, 1.0, "both replicas to see the new action").await;
+
+    let pool = sandbox.store.pool().clone();
+    let action_uuid = id.parse::<ActionId>().expect("an action id").as_uuid();
+    let update = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sql)
+                .bind(action_uuid)
+                .execute(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    update("UPDATE actions SET enabled = false, updated_at = now() WHERE id = $1").await;
+    replicas_hold(&sandbox, 0.0, "both replicas to drop the disabled action").await;
+    update("UPDATE actions SET enabled = true, updated_at = now() WHERE id = $1").await;
+    replicas_hold(
+        &sandbox,
+        1.0,
+        "both replicas to take the enabled action back",
+    )
+    .await;
+
+    // A changed pattern is what both replicas match with: every event, whichever replica gets
+    // it, finds the action.
+    update("UPDATE actions SET event_types = '{a.*}', updated_at = now() WHERE id = $1").await;
+    eventually(
+        "the new pattern to apply",
+        Duration::from_secs(1),
+        || async {
+            let matched = sandbox.event(&tenant, json!({"type": "a.probe"})).await;
+            let view = eventually(
+                "the probe to be matched",
+                Duration::from_secs(10),
+                || async {
+                    let view = sandbox.event_view(&tenant, &matched).await;
+                    (!view["matched_at"].is_null()).then_some(view)
+                },
+            )
+            .await;
+            (view["matched_count"] == 1).then_some(())
+        },
+    )
+    .await;
+    let mut events = Vec::new();
+    for n in 0..8 {
+        events.push(
+            sandbox
+                .event(&tenant, json!({"type": "a.c", "data": {"n": n}}))
+                .await,
+        );
+    }
+    for event in &events {
+        let executions = sandbox
+            .terminal_executions(&tenant, event, 1, Duration::from_secs(20))
+            .await;
+        assert_eq!(executions[0]["status"], "succeeded");
+    }
+
+    update("UPDATE actions SET deleted_at = now(), updated_at = now() WHERE id = $1").await;
+    replicas_hold(&sandbox, 0.0, "both replicas to drop the deleted action").await;
+    sandbox.stop().await;
+}
