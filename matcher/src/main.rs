@@ -1,9 +1,13 @@
-//! `herald-matcher`: see the crate documentation.
+//! `herald-matcher`: the service (see the crate documentation), plus the `bench` and
+//! `workload` tools of the matching benchmark.
 
 use std::process::ExitCode;
 
 use herald_common::config::ServiceName;
 
 fn main() -> ExitCode {
+    if herald_matcher::bench::wanted() {
+        return herald_matcher::bench::main();
+    }
     herald_common::cli::main(ServiceName::Matcher, herald_matcher::start)
 }

@@ -112,7 +112,7 @@ impl CompiledAction {
     }
 
     /// Whether the source filter and every condition hold for `event`.
-    pub fn accepts(&self, event: &EventRef<'_>, found: &Found<'_>) -> bool {
+    pub fn accepts<'a>(&self, event: &EventRef<'a>, found: &Found<'a>) -> bool {
         if let Some(source) = &self.source
             && event.source != Some(&**source)
         {

@@ -10,7 +10,7 @@ use super::json::{Cursor, Found, Malformed, PathTrie, Val};
 #[derive(Debug, Clone, Copy)]
 pub enum MetadataRef<'a> {
     /// A JSON object of strings, as published to the broker.
-    Raw(&'a [u8]),
+    Raw(&'a str),
     /// Already decoded.
     Map(&'a Metadata),
     None,
@@ -24,7 +24,7 @@ pub struct EventRef<'a> {
     pub source: Option<&'a str>,
     pub id: Option<&'a str>,
     /// The raw JSON of `data` (`null` when absent).
-    pub data: &'a [u8],
+    pub data: &'a str,
     pub metadata: MetadataRef<'a>,
 }
 
@@ -47,27 +47,27 @@ impl<'a> EventRef<'a> {
             event_type: event.event_type.as_str(),
             source: event.source.as_deref(),
             id: Some(event.id.as_str()),
-            data: event.data.as_str().as_bytes(),
+            data: event.data.as_str(),
             metadata: MetadataRef::Map(&event.metadata),
         }
     }
 
     /// Reads an event as published to `herald.events` (JSON with `tenant_id`), touching only
     /// its top level: `data` and `metadata` stay raw.
-    pub fn parse(line: &'a [u8]) -> Result<Self, EventLineError> {
+    pub fn parse(line: &'a str) -> Result<Self, EventLineError> {
         let mut cursor = Cursor::new(line);
         let mut tenant = None;
         let mut event_type = None;
         let mut source = None;
         let mut id = None;
-        let mut data: &[u8] = b"null";
+        let mut data: &str = "null";
         let mut metadata = MetadataRef::None;
         cursor.object(|key, cursor| {
             match key {
-                "tenant_id" => tenant = string(cursor)?,
-                "type" => event_type = string(cursor)?,
-                "source" => source = string(cursor)?,
-                "id" => id = string(cursor)?,
+                "tenant_id" => tenant = top_string(cursor)?,
+                "type" => event_type = top_string(cursor)?,
+                "source" => source = top_string(cursor)?,
+                "id" => id = top_string(cursor)?,
                 "data" => {
                     let start = skip_ws_position(cursor);
                     cursor.skip()?;
@@ -119,7 +119,7 @@ impl<'a> EventRef<'a> {
 
 /// A top-level string field; escaped strings (rare in these fields) are not expected here and
 /// read as missing rather than copied.
-fn string<'a>(cursor: &mut Cursor<'a>) -> Result<Option<&'a str>, Malformed> {
+pub fn top_string<'a>(cursor: &mut Cursor<'a>) -> Result<Option<&'a str>, Malformed> {
     match cursor.value()? {
         Val::Str(std::borrow::Cow::Borrowed(text)) => Ok(Some(text)),
         _ => Ok(None),
@@ -142,15 +142,15 @@ mod tests {
             r#"{{"type": "user.created", "data": {{"a": [1, {{"b": "}}"}}]}}, "tenant_id": "{tenant}",
                 "metadata": {{"region": "eu"}}, "extra": [1,2], "source": "crm", "id": "e-1"}}"#
         );
-        let event = EventRef::parse(line.as_bytes()).unwrap();
+        let event = EventRef::parse(&line).unwrap();
         assert_eq!(event.tenant_id, tenant);
         assert_eq!(event.event_type, "user.created");
         assert_eq!(event.source, Some("crm"));
         assert_eq!(event.id, Some("e-1"));
-        assert_eq!(event.data, br#"{"a": [1, {"b": "}"}]}"#);
+        assert_eq!(event.data, r#"{"a": [1, {"b": "}"}]}"#);
         assert!(matches!(
             event.metadata,
-            MetadataRef::Raw(b"{\"region\": \"eu\"}")
+            MetadataRef::Raw("{\"region\": \"eu\"}")
         ));
     }
 
@@ -172,12 +172,8 @@ mod tests {
             ),
         ];
         for (line, error) in cases {
-            assert_eq!(
-                EventRef::parse(line.as_bytes()).unwrap_err(),
-                error,
-                "{line}"
-            );
+            assert_eq!(EventRef::parse(&line).unwrap_err(), error, "{line}");
         }
-        assert!(EventRef::parse(b"{\"type\": ").is_err());
+        assert!(EventRef::parse("{\"type\": ").is_err());
     }
 }

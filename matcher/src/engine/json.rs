@@ -104,7 +104,7 @@ impl PathTrie {
 /// Values found for each path id, reused from event to event.
 #[derive(Debug, Default)]
 pub struct Found<'a> {
-    values: Vec<(u32, Val<'a>)>,
+    values: smallvec::SmallVec<[(u32, Val<'a>); 16]>,
 }
 
 impl<'a> Found<'a> {
@@ -127,13 +127,19 @@ impl<'a> Found<'a> {
 
 /// A position in a JSON text.
 pub struct Cursor<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Self { bytes, at: 0 }
+    /// Text is already valid UTF-8, so strings found in it need no second check.
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+        }
     }
 
     fn error<T>(&self) -> Result<T> {
@@ -172,36 +178,32 @@ impl<'a> Cursor<'a> {
     pub fn string(&mut self) -> Result<Cow<'a, str>> {
         self.expect(b'"')?;
         let start = self.at;
-        let mut escaped = false;
-        loop {
-            let rest = &self.bytes[self.at..];
-            let Some(offset) = memchr::memchr2(b'"', b'\\', rest) else {
-                return self.error();
-            };
-            self.at += offset;
-            if self.bytes[self.at] == b'\\' {
-                escaped = true;
-                self.at += 2;
-                if self.at > self.bytes.len() {
-                    return self.error();
-                }
-            } else {
-                break;
-            }
-        }
-        let raw = &self.bytes[start..self.at];
-        self.at += 1;
-        if escaped {
+        let end = self.string_end()?;
+        let raw = &self.bytes[start..end];
+        self.at = end + 1;
+        if raw.contains(&b'\\') {
             // Rare: let serde_json apply the escape rules.
-            let quoted = &self.bytes[start - 1..self.at];
-            serde_json::from_slice::<String>(quoted)
+            serde_json::from_str::<String>(&self.text[start - 1..self.at])
                 .map(Cow::Owned)
                 .map_err(|_| Malformed(start))
         } else {
-            std::str::from_utf8(raw)
-                .map(Cow::Borrowed)
-                .map_err(|_| Malformed(start))
+            // Both ends are ASCII quotes, so the slice falls on character boundaries.
+            Ok(Cow::Borrowed(&self.text[start..end]))
         }
+    }
+
+    /// The index of the quote closing the string whose body starts at the cursor. Strings in
+    /// events are short, so a plain loop beats a vectorised search here.
+    fn string_end(&self) -> Result<usize> {
+        let mut at = self.at;
+        while let Some(&b) = self.bytes.get(at) {
+            match b {
+                b'"' => return Ok(at),
+                b'\\' => at += 2,
+                _ => at += 1,
+            }
+        }
+        Err(Malformed(self.at))
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<()> {
@@ -222,10 +224,9 @@ impl<'a> Cursor<'a> {
                 break;
             }
         }
-        std::str::from_utf8(&self.bytes[start..self.at])
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-            .ok_or(Malformed(start))
+        self.text[start..self.at]
+            .parse::<f64>()
+            .map_err(|_| Malformed(start))
     }
 
     /// Reads a scalar, or skips a composite and reports it as such.
@@ -253,22 +254,7 @@ impl<'a> Cursor<'a> {
             match b {
                 b'"' => {
                     self.at += 1;
-                    loop {
-                        let Some(offset) = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..])
-                        else {
-                            return self.error();
-                        };
-                        self.at += offset;
-                        if self.bytes[self.at] == b'\\' {
-                            self.at += 2;
-                            if self.at > self.bytes.len() {
-                                return self.error();
-                            }
-                        } else {
-                            self.at += 1;
-                            break;
-                        }
-                    }
+                    self.at = self.string_end()? + 1;
                     continue;
                 }
                 b'{' | b'[' => depth += 1,
@@ -314,8 +300,8 @@ impl<'a> Cursor<'a> {
         self.at
     }
 
-    pub fn slice(&self, start: usize) -> &'a [u8] {
-        &self.bytes[start..self.at]
+    pub fn slice(&self, start: usize) -> &'a str {
+        &self.text[start..self.at]
     }
 
     /// Fails unless only whitespace is left.
@@ -329,7 +315,7 @@ impl<'a> Cursor<'a> {
 
 /// Records, into `found`, every value of `json` under a path of `trie`. A path that meets an
 /// array continues into each element.
-pub fn extract<'a>(json: &'a [u8], trie: &PathTrie, found: &mut Found<'a>) -> Result<()> {
+pub fn extract<'a>(json: &'a str, trie: &PathTrie, found: &mut Found<'a>) -> Result<()> {
     if trie.is_empty() {
         return Ok(());
     }
@@ -338,7 +324,8 @@ pub fn extract<'a>(json: &'a [u8], trie: &PathTrie, found: &mut Found<'a>) -> Re
     cursor.finish()
 }
 
-fn walk<'a>(
+/// Records the values under `trie`'s paths in the value at the cursor, consuming it.
+pub fn walk<'a>(
     cursor: &mut Cursor<'a>,
     trie: &PathTrie,
     node: u32,
@@ -450,7 +437,7 @@ mod tests {
     fn values(json: &str, paths: &[&str], path: u32) -> Vec<Val<'static>> {
         let trie = trie(paths);
         let mut found = Found::default();
-        extract(json.as_bytes(), &trie, &mut found).unwrap();
+        extract(json, &trie, &mut found).unwrap();
         found
             .get(path)
             .map(|v| match v {
@@ -514,10 +501,7 @@ mod tests {
             "{\"a\": -}",
         ] {
             let mut found = Found::default();
-            assert!(
-                extract(bad.as_bytes(), &trie, &mut found).is_err(),
-                "{bad:?}"
-            );
+            assert!(extract(bad, &trie, &mut found).is_err(), "{bad:?}");
         }
     }
 }

@@ -166,7 +166,11 @@ impl TenantIndex {
 
     /// Appends the actions whose type patterns, source and conditions accept `event`, in no
     /// particular order and possibly repeated (an action with two matching patterns).
-    pub fn candidates<'s>(&'s self, event_type: &str, out: &mut Vec<&'s Arc<CompiledAction>>) {
+    pub fn candidates<'s>(
+        &'s self,
+        event_type: &str,
+        out: &mut impl Extend<&'s Arc<CompiledAction>>,
+    ) {
         if let Some(bucket) = self.exact.get(event_type) {
             out.extend(bucket.iter());
         }
@@ -193,20 +197,29 @@ impl TenantIndex {
         event: &EventRef<'_>,
         out: &mut Vec<Arc<CompiledAction>>,
     ) -> Result<(), Malformed> {
-        let mut candidates: Vec<&Arc<CompiledAction>> = Vec::new();
-        self.candidates(event.event_type, &mut candidates);
-        if candidates.is_empty() {
-            return Ok(());
-        }
         let mut found = Found::default();
-        if candidates.iter().any(|a| !a.conditions.is_empty()) {
+        if !self.paths.is_empty() {
             event.extract(&self.paths.data, &self.paths.metadata, &mut found)?;
         }
+        self.select(event, &found, out);
+        Ok(())
+    }
+
+    /// The actions that match `event`, given the values `found` under this index's paths.
+    pub fn select<'a>(
+        &self,
+        event: &EventRef<'a>,
+        found: &Found<'a>,
+        out: &mut Vec<Arc<CompiledAction>>,
+    ) {
+        let mut candidates: smallvec::SmallVec<[&Arc<CompiledAction>; 32]> =
+            smallvec::SmallVec::new();
+        self.candidates(event.event_type, &mut candidates);
         let start = out.len();
         out.extend(
             candidates
                 .into_iter()
-                .filter(|a| a.accepts(event, &found))
+                .filter(|a| a.accepts(event, found))
                 .cloned(),
         );
         let matched = &mut out[start..];
@@ -221,7 +234,6 @@ impl TenantIndex {
             }
             out.truncate(kept);
         }
-        Ok(())
     }
 }
 

@@ -20,11 +20,28 @@ fn line(tenant: TenantId, event: Value) -> String {
     event.to_string()
 }
 
+/// Matches `line` both ways (the one-pass reader and a parsed event) and checks they agree.
 fn matched(engine: &Engine, line: &str) -> Vec<String> {
-    let event = EventRef::parse(line.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    engine.matches(&event, &mut out).unwrap();
-    out.iter().map(|a| a.name.to_string()).collect()
+    let event = EventRef::parse(line).unwrap();
+    let mut parsed = Vec::new();
+    engine.matches(&event, &mut parsed).unwrap();
+    let mut one_pass = Vec::new();
+    engine.match_json(line, &mut one_pass).unwrap();
+    // With tenant_id first, the one-pass reader reads data in place.
+    let value: Value = serde_json::from_str(line).unwrap();
+    let tenant_first = format!(
+        "{{\"tenant_id\":{},{}",
+        value["tenant_id"],
+        &serde_json::to_string(&value).unwrap()[1..]
+    );
+    let mut in_place = Vec::new();
+    engine.match_json(&tenant_first, &mut in_place).unwrap();
+    let names = |v: &[std::sync::Arc<CompiledAction>]| -> Vec<String> {
+        v.iter().map(|a| a.name.to_string()).collect()
+    };
+    assert_eq!(names(&parsed), names(&one_pass), "{line}");
+    assert_eq!(names(&parsed), names(&in_place), "{tenant_first}");
+    names(&parsed)
 }
 
 /// An engine with one tenant holding `actions` (by name).
@@ -252,7 +269,7 @@ fn explain_names_what_held_and_what_failed() {
         json!({"type": "order.paid", "source": "shop",
         "data": {"amount": 50, "currency": "usd"}}),
     );
-    let event = EventRef::parse(event_line.as_bytes()).unwrap();
+    let event = EventRef::parse(&event_line).unwrap();
     let report = explain::explain(&action, true, &event).unwrap();
     assert_eq!(report["matched"], false);
     assert_eq!(report["event_type"]["held"], true);
@@ -295,7 +312,9 @@ fn readers_see_a_consistent_index_while_writers_change_it() {
         })
     };
     for _ in 0..2000 {
-        let names = matched(&engine, &event);
+        let mut out = Vec::new();
+        engine.match_json(&event, &mut out).unwrap();
+        let names: Vec<String> = out.iter().map(|a| a.name.to_string()).collect();
         assert!(names.contains(&"stable".to_owned()));
         assert!(names.len() <= 2);
     }
