@@ -57,8 +57,8 @@ pub struct CompiledAction {
     pub mode: ActionMode,
     /// Attempts an execution of this action may make.
     pub max_attempts: u32,
-    /// Priority and the first bytes of the name, so most comparisons are one integer compare.
-    order: u128,
+    /// Priority and the first 28 bytes of the name, so comparisons rarely touch the name.
+    order: [u64; 4],
     pub source: Option<Box<str>>,
     pub patterns: Box<[Box<str>]>,
     /// All must hold.
@@ -72,12 +72,13 @@ impl CompiledAction {
         tenant_id: TenantId,
         spec: &ActionSpec,
         paths: &mut PathTable,
+        slot: &mut impl FnMut(&herald_common::condition::Condition) -> u32,
         regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
     ) -> Self {
         let conditions = spec
             .conditions
             .iter()
-            .map(|c| Compiled::compile(c, &mut |path| paths.id(path), regex))
+            .map(|c| Compiled::compile(c, &mut |path| paths.id(path), slot, regex))
             .collect();
         Self {
             id,
@@ -112,14 +113,14 @@ impl CompiledAction {
     }
 
     /// Whether the source filter and every condition hold for `event`.
-    pub fn accepts<'a>(&self, event: &EventRef<'a>, found: &Found<'a>) -> bool {
+    pub fn accepts<'a>(&self, event: &EventRef<'a>, found: &Found<'a>, memo: &mut [u8]) -> bool {
         if let Some(source) = &self.source
             && event.source != Some(&**source)
         {
             return false;
         }
         let values = EventValues { event, found };
-        self.conditions.iter().all(|c| c.holds(&values))
+        self.conditions.iter().all(|c| c.holds(&values, memo))
     }
 }
 
@@ -133,13 +134,17 @@ fn count_regexes(condition: &Compiled) -> usize {
     }
 }
 
-/// `priority` (made unsigned, order kept) in the top 32 bits, then the name's first 12 bytes.
-fn order_key(priority: i32, name: &str) -> u128 {
-    let mut key = u128::from((priority as u32) ^ 0x8000_0000) << 96;
-    for (i, byte) in name.bytes().take(12).enumerate() {
-        key |= u128::from(byte) << (88 - 8 * i);
+/// `priority` (made unsigned, order kept) in the top 32 bits, then the name's first 28 bytes,
+/// big-endian, zero-padded: comparing keys compares priority, then those bytes.
+fn order_key(priority: i32, name: &str) -> [u64; 4] {
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&((priority as u32) ^ 0x8000_0000).to_be_bytes());
+    for (slot, byte) in bytes[4..].iter_mut().zip(name.bytes()) {
+        *slot = byte;
     }
-    key
+    let word =
+        |i: usize| u64::from_be_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+    [word(0), word(1), word(2), word(3)]
 }
 
 /// The values conditions read: top-level fields from the event, paths from what was found.

@@ -123,7 +123,13 @@ impl Test {
 /// A compiled condition tree.
 #[derive(Debug, Clone)]
 pub enum Compiled {
-    Leaf { field: Field, test: Test },
+    /// `slot` numbers the leaf within its tenant; identical leaves may share a slot, so one
+    /// event evaluates each slot at most once.
+    Leaf {
+        field: Field,
+        test: Test,
+        slot: u32,
+    },
     Any(Box<[Compiled]>),
     All(Box<[Compiled]>),
     Not(Box<Compiled>),
@@ -136,11 +142,12 @@ pub trait Values {
 }
 
 impl Compiled {
-    /// Compiles `condition`, naming paths through `path_id` (which registers new ones) and
-    /// regexes through `regex` (which may share compiled ones).
+    /// Compiles `condition`, naming paths through `path_id` (which registers new ones), leaves
+    /// through `slot`, and regexes through `regex` (which may share compiled ones).
     pub fn compile(
         condition: &Condition,
         path_id: &mut impl FnMut(&str) -> u32,
+        slot: &mut impl FnMut(&Condition) -> u32,
         regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
     ) -> Self {
         match condition {
@@ -154,30 +161,45 @@ impl Compiled {
                 Self::Leaf {
                     field,
                     test: compile_test(*op, value, regex),
+                    slot: slot(condition),
                 }
             }
             Condition::Any(items) => Self::Any(
                 items
                     .iter()
-                    .map(|c| Self::compile(c, path_id, regex))
+                    .map(|c| Self::compile(c, path_id, slot, regex))
                     .collect(),
             ),
             Condition::All(items) => Self::All(
                 items
                     .iter()
-                    .map(|c| Self::compile(c, path_id, regex))
+                    .map(|c| Self::compile(c, path_id, slot, regex))
                     .collect(),
             ),
-            Condition::Not(inner) => Self::Not(Box::new(Self::compile(inner, path_id, regex))),
+            Condition::Not(inner) => {
+                Self::Not(Box::new(Self::compile(inner, path_id, slot, regex)))
+            }
         }
     }
 
-    pub fn holds(&self, values: &impl Values) -> bool {
+    /// Whether the condition holds. `memo` (indexed by slot: 0 unknown, 1 false, 2 true)
+    /// remembers leaves already evaluated for this event; a slot past its end is evaluated.
+    pub fn holds(&self, values: &impl Values, memo: &mut [u8]) -> bool {
         match self {
-            Self::Leaf { field, test } => test.holds_with(|visit| values.any(*field, visit)),
-            Self::Any(items) => items.iter().any(|c| c.holds(values)),
-            Self::All(items) => items.iter().all(|c| c.holds(values)),
-            Self::Not(inner) => !inner.holds(values),
+            Self::Leaf { field, test, slot } => match memo.get(*slot as usize) {
+                Some(1) => false,
+                Some(2) => true,
+                _ => {
+                    let held = test.holds_with(|visit| values.any(*field, visit));
+                    if let Some(cell) = memo.get_mut(*slot as usize) {
+                        *cell = 1 + u8::from(held);
+                    }
+                    held
+                }
+            },
+            Self::Any(items) => items.iter().any(|c| c.holds(values, memo)),
+            Self::All(items) => items.iter().all(|c| c.holds(values, memo)),
+            Self::Not(inner) => !inner.holds(values, memo),
         }
     }
 }
@@ -229,7 +251,7 @@ mod tests {
                     serde_json::from_value(serde_json::json!({"path": "data.x", "op": op}))
                 })
                 .unwrap();
-        let compiled = Compiled::compile(&condition, &mut |_| 0, &mut |source| {
+        let compiled = Compiled::compile(&condition, &mut |_| 0, &mut |_| 0, &mut |source| {
             Arc::new(regex::Regex::new(source).unwrap())
         });
         match compiled {

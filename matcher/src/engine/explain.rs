@@ -23,6 +23,7 @@ pub fn explain(spec: &ActionSpec, live: bool, event: &EventRef<'_>) -> Result<Va
         TenantId::new(),
         spec,
         &mut paths,
+        &mut |_| u32::MAX,
         &mut |source| {
             Arc::new(regex::Regex::new(source).unwrap_or_else(|_| {
                 regex::Regex::new(r"[^\s\S]").expect("a regex matching nothing")
@@ -73,7 +74,7 @@ fn node(condition: &Condition, compiled: &Compiled, values: &EventValues<'_, '_>
             let mut out = json!({
                 "path": path,
                 "op": op.as_str(),
-                "held": compiled.holds(values),
+                "held": compiled.holds(values, &mut []),
                 "actual": seen,
             });
             if !value.is_null() {
@@ -83,18 +84,18 @@ fn node(condition: &Condition, compiled: &Compiled, values: &EventValues<'_, '_>
         }
         (Condition::Any(items), Compiled::Any(compiled_items)) => json!({
             "any": items.iter().zip(compiled_items.iter()).map(|(c, k)| node(c, k, values)).collect::<Vec<_>>(),
-            "held": compiled.holds(values),
+            "held": compiled.holds(values, &mut []),
         }),
         (Condition::All(items), Compiled::All(compiled_items)) => json!({
             "all": items.iter().zip(compiled_items.iter()).map(|(c, k)| node(c, k, values)).collect::<Vec<_>>(),
-            "held": compiled.holds(values),
+            "held": compiled.holds(values, &mut []),
         }),
         (Condition::Not(inner), Compiled::Not(compiled_inner)) => json!({
             "not": node(inner, compiled_inner, values),
-            "held": compiled.holds(values),
+            "held": compiled.holds(values, &mut []),
         }),
         // Compiled from this very condition, so the shapes always agree.
-        _ => json!({"held": compiled.holds(values)}),
+        _ => json!({"held": compiled.holds(values, &mut [])}),
     }
 }
 

@@ -162,16 +162,23 @@ impl Engine {
             .as_ref()
             .map(|t| (*t.paths).clone())
             .unwrap_or_default();
+        let mut slots = current.as_ref().map_or(0, |t| t.leaf_slots);
+        // New leaves get fresh slots (no sharing with existing ones, which only costs memo
+        // space); a reload packs them again.
         let compiled = Arc::new(CompiledAction::compile(
             id,
             tenant,
             spec,
             &mut paths,
+            &mut |_| {
+                slots += 1;
+                slots - 1
+            },
             &mut self.regex(),
         ));
         let old = writer.actions.insert(id, compiled.clone());
         let base = current.unwrap_or_else(|| Arc::new(TenantIndex::new()));
-        let next = base.updated(old.as_deref(), Some(&compiled), Arc::new(paths));
+        let next = base.updated(old.as_deref(), Some(&compiled), Arc::new(paths), slots);
         let mut map = TenantMap::clone(&tenants);
         map.insert(tenant, Arc::new(next));
         shard.tenants.store(Arc::new(map));
@@ -188,7 +195,7 @@ impl Engine {
         let Some(current) = tenants.get(&tenant) else {
             return;
         };
-        let next = current.updated(Some(&old), None, current.paths.clone());
+        let next = current.updated(Some(&old), None, current.paths.clone(), current.leaf_slots);
         let mut map = TenantMap::clone(&tenants);
         if next.len == 0 {
             map.remove(&tenant);
@@ -219,18 +226,28 @@ impl Engine {
             let mut map = TenantMap::default();
             for (tenant, specs) in tenants {
                 let mut paths = PathTable::default();
+                // Identical leaves share a slot, so an event evaluates each once.
+                let mut leaves: FxHashMap<String, u32> = FxHashMap::default();
+                let mut slot = |leaf: &herald_common::condition::Condition| -> u32 {
+                    let next = leaves.len() as u32;
+                    *leaves.entry(leaf.to_json().to_string()).or_insert(next)
+                };
                 let compiled: Vec<Arc<CompiledAction>> = specs
                     .into_iter()
                     .map(|(id, spec)| {
                         Arc::new(CompiledAction::compile(
-                            id, tenant, spec, &mut paths, &mut regex,
+                            id, tenant, spec, &mut paths, &mut slot, &mut regex,
                         ))
                     })
                     .collect();
+                let leaf_slots = leaves.len() as u32;
                 for action in &compiled {
                     writer.actions.insert(action.id, action.clone());
                 }
-                map.insert(tenant, Arc::new(TenantIndex::build(compiled, paths)));
+                map.insert(
+                    tenant,
+                    Arc::new(TenantIndex::build(compiled, paths, leaf_slots)),
+                );
             }
             shard.tenants.store(Arc::new(map));
         }

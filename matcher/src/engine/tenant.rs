@@ -36,6 +36,13 @@ pub struct TenantIndex {
     pub len: usize,
     /// Wildcard patterns and regex conditions, for the per-tenant budget.
     pub costly: usize,
+    /// Condition leaf slots handed out so far (the size of an event's memo).
+    pub leaf_slots: u32,
+}
+
+thread_local! {
+    /// Per-thread memo of leaf results for the event being matched, reused between events.
+    static MEMO: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn empty_bucket() -> Bucket {
@@ -52,7 +59,7 @@ impl TenantIndex {
     }
 
     /// Builds an index from scratch, for loading many actions at once.
-    pub fn build(actions: Vec<Arc<CompiledAction>>, paths: PathTable) -> Self {
+    pub fn build(actions: Vec<Arc<CompiledAction>>, paths: PathTable, leaf_slots: u32) -> Self {
         let mut exact = Building::default();
         let mut by_first: FxHashMap<Arc<str>, Building> = FxHashMap::default();
         let mut other = Building::default();
@@ -93,6 +100,7 @@ impl TenantIndex {
             paths: Arc::new(paths),
             len: actions.len(),
             costly,
+            leaf_slots,
         }
     }
 
@@ -102,9 +110,11 @@ impl TenantIndex {
         old: Option<&CompiledAction>,
         new: Option<&Arc<CompiledAction>>,
         paths: Arc<PathTable>,
+        leaf_slots: u32,
     ) -> Self {
         let mut next = self.clone();
         next.paths = paths;
+        next.leaf_slots = leaf_slots;
         if let Some(old) = old {
             next.len -= 1;
             next.costly -= old.costly_parts();
@@ -216,12 +226,16 @@ impl TenantIndex {
             smallvec::SmallVec::new();
         self.candidates(event.event_type, &mut candidates);
         let start = out.len();
-        out.extend(
-            candidates
-                .into_iter()
-                .filter(|a| a.accepts(event, found))
-                .cloned(),
-        );
+        MEMO.with_borrow_mut(|memo| {
+            memo.clear();
+            memo.resize(self.leaf_slots as usize, 0);
+            out.extend(
+                candidates
+                    .into_iter()
+                    .filter(|a| a.accepts(event, found, memo))
+                    .cloned(),
+            );
+        });
         let matched = &mut out[start..];
         if matched.len() > 1 {
             matched.sort_unstable_by(|a, b| a.dispatch_cmp(b));

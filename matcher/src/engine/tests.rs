@@ -321,3 +321,55 @@ fn readers_see_a_consistent_index_while_writers_change_it() {
     writer.join().unwrap();
     assert_eq!(matched(&engine, &event), ["stable"]);
 }
+
+#[test]
+fn loaded_actions_share_identical_leaves_without_mixing_results() {
+    let engine = Engine::new();
+    let tenant = TenantId::new();
+    let specs = [
+        spec(
+            json!({"name": "a", "event_types": ["#"], "conditions": [{"path": "data.c", "op": "equals", "value": "usd"}]}),
+        ),
+        spec(
+            json!({"name": "b", "event_types": ["#"], "conditions": [{"path": "data.c", "op": "equals", "value": "usd"},
+                                                                       {"path": "data.n", "op": "gt", "value": 5}]}),
+        ),
+        spec(
+            json!({"name": "c", "event_types": ["#"], "conditions": [{"not": {"path": "data.c", "op": "equals", "value": "usd"}}]}),
+        ),
+        spec(
+            json!({"name": "d", "event_types": ["#"], "conditions": [{"path": "data.c", "op": "equals", "value": "eur"}]}),
+        ),
+    ];
+    engine.load(specs.iter().map(|s| (tenant, ActionId::new(), s)));
+    let cases: &[(Value, &[&str])] = &[
+        (
+            json!({"type": "x", "data": {"c": "usd", "n": 9}}),
+            &["a", "b"],
+        ),
+        (json!({"type": "x", "data": {"c": "usd", "n": 1}}), &["a"]),
+        (json!({"type": "x", "data": {"c": "eur"}}), &["c", "d"]),
+        (json!({"type": "x"}), &["c"]),
+    ];
+    for (event, expected) in cases {
+        assert_eq!(
+            matched(&engine, &line(tenant, event.clone())),
+            *expected,
+            "{event}"
+        );
+    }
+    // A later put gets fresh slots and still agrees.
+    engine.put(
+        tenant,
+        ActionId::new(),
+        &spec(json!({"name": "e", "event_types": ["#"],
+        "conditions": [{"path": "data.c", "op": "equals", "value": "usd"}]})),
+    );
+    assert_eq!(
+        matched(
+            &engine,
+            &line(tenant, json!({"type": "x", "data": {"c": "usd"}}))
+        ),
+        ["a", "e"]
+    );
+}
