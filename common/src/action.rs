@@ -501,6 +501,22 @@ pub fn validate_pattern(pattern: &str) -> Result<(), String> {
 }
 
 impl ActionSpec {
+    /// Wildcard event-type patterns and regex (`matches`) conditions: the parts that cost the
+    /// matcher a scan instead of a lookup, counted against a per-tenant budget.
+    pub fn costly_parts(&self) -> usize {
+        let wildcards = self
+            .event_types
+            .iter()
+            .filter(|p| p.split('.').any(|s| s == "*" || s == "#"))
+            .count();
+        wildcards
+            + self
+                .conditions
+                .iter()
+                .map(Condition::regexes)
+                .sum::<usize>()
+    }
+
     /// Parses and validates the contract's JSON for an action.
     pub fn parse(value: &Value) -> Result<Self, ActionError> {
         let Value::Object(map) = value else {

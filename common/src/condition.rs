@@ -103,6 +103,15 @@ impl Condition {
         }
     }
 
+    /// Counts `matches` leaves, for budgets.
+    pub fn regexes(&self) -> usize {
+        match self {
+            Self::Leaf { op, .. } => usize::from(*op == Operator::Matches),
+            Self::Any(items) | Self::All(items) => items.iter().map(Self::regexes).sum(),
+            Self::Not(inner) => inner.regexes(),
+        }
+    }
+
     /// Counts leaves, for budgets.
     pub fn leaves(&self) -> usize {
         match self {

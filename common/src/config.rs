@@ -167,6 +167,8 @@ pub struct IngestConfig {
     pub batch_max_events: usize,
     /// Longest an event waits for companions before its batch is flushed.
     pub batch_linger_us: u64,
+    /// Wildcard event-type patterns plus regex conditions one tenant's actions may hold.
+    pub wildcard_budget_per_tenant: usize,
 }
 
 impl std::fmt::Debug for IngestConfig {
@@ -269,6 +271,7 @@ impl Config {
                 max_metadata_bytes: 8 * 1024,
                 batch_max_events: 256,
                 batch_linger_us: 1000,
+                wildcard_budget_per_tenant: 1000,
             },
             matcher: MatcherConfig {
                 batch_max_messages: 256,
@@ -538,6 +541,9 @@ mod tests {
             }),
             ("HERALD_INGEST__BATCH_LINGER_US", "12", |c| {
                 c.ingest.batch_linger_us.to_string()
+            }),
+            ("HERALD_INGEST__WILDCARD_BUDGET_PER_TENANT", "15", |c| {
+                c.ingest.wildcard_budget_per_tenant.to_string()
             }),
             ("HERALD_MATCHER__BATCH_MAX_MESSAGES", "13", |c| {
                 c.matcher.batch_max_messages.to_string()

@@ -17,6 +17,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::EventBatcher;
+use herald_matcher::engine::Engine;
+use herald_matcher::feed::ActionFeed;
+
 use crate::error::ApiError;
 use crate::routes::{actions, events, executions, tenants};
 use crate::state::AppState;
@@ -80,7 +83,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         ingest.batch_max_events,
         Duration::from_micros(ingest.batch_linger_us),
     );
+    let engine = Arc::new(Engine::new());
+    let follow = ActionFeed::new(
+        engine.clone(),
+        base.store.clone(),
+        base.metrics.clone(),
+        Duration::from_secs(base.config.matcher.resync_interval_s),
+    )
+    .start(shutdown.clone())
+    .await?;
+    base.tasks.spawn(follow);
     let state = AppState {
+        engine,
         store: base.store.clone(),
         metrics: base.metrics.clone(),
         batcher,

@@ -7,6 +7,8 @@ use herald_common::event::EventLimits;
 use herald_common::metrics::Metrics;
 use herald_common::store::Store;
 
+use herald_matcher::engine::Engine;
+
 use crate::batcher::EventBatcher;
 
 #[derive(Clone)]
@@ -17,4 +19,7 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     pub config: Arc<IngestConfig>,
     pub limits: EventLimits,
+    /// Every tenant's live actions, kept current by the action feed: for budgets, sync
+    /// actions and dry runs.
+    pub engine: Arc<Engine>,
 }

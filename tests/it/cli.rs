@@ -48,13 +48,7 @@ fn a_bad_setting_exits_non_zero_with_one_line_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_applies_the_schema_and_config_hides_secrets() {
-    let sandbox = Sandbox::with(SandboxOptions {
-        ingest: false,
-        matcher: false,
-        executor: false,
-        scheduler: false,
-    })
-    .await;
+    let sandbox = Sandbox::with(SandboxOptions::none()).await;
     let output = run(
         "herald-ingest",
         &["migrate"],
@@ -78,13 +72,7 @@ async fn migrate_applies_the_schema_and_config_hides_secrets() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_and_exits_zero() {
-    let sandbox = Sandbox::with(SandboxOptions {
-        ingest: false,
-        matcher: false,
-        executor: false,
-        scheduler: false,
-    })
-    .await;
+    let sandbox = Sandbox::with(SandboxOptions::none()).await;
     let ops_port = free_port();
     let mut env = sandbox.env();
     env.push(("HERALD_OPS__LISTEN".into(), format!("127.0.0.1:{ops_port}")));

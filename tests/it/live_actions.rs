@@ -103,3 +103,60 @@ async fn every_replica_sees_each_change_within_a_second() {
     replicas_hold(&sandbox, 0.0, "both replicas to drop the deleted action").await;
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_may_hold_only_so_many_wildcards_and_regexes() {
+    let sandbox = Sandbox::with(herald_tests::SandboxOptions {
+        configure: |config| config.ingest.wildcard_budget_per_tenant = 3,
+        ..Default::default()
+    })
+    .await;
+    let tenant = sandbox.tenant().await;
+    let first = json!({"name": "wide", "event_types": ["user.*", "#"],
+        "conditions": [{"path": "data.email", "op": "matches", "value": "@example\\.com$"}],
+        "handler": {"type": "webhook", "url": "https://example.com/hook"}});
+    sandbox.action(&tenant, first).await;
+    let ingest = sandbox.ops_addrs(ServiceName::Ingest)[0];
+    eventually(
+        "ingest to see the action",
+        Duration::from_secs(5),
+        || async { (sandbox.metric(ingest, "herald_actions_loaded").await? == 1.0).then_some(()) },
+    )
+    .await;
+
+    let exact = json!({"name": "exact", "event_types": ["user.created"],
+        "handler": {"type": "webhook", "url": "https://example.com/hook"}});
+    let (status, _) = sandbox
+        .call(
+            reqwest::Method::POST,
+            "/v1/actions",
+            Some(&tenant.key),
+            Some(exact),
+        )
+        .await;
+    assert_eq!(status, 201, "exact patterns cost nothing");
+    let over = json!({"name": "over", "event_types": ["order.#"],
+        "handler": {"type": "webhook", "url": "https://example.com/hook"}});
+    let (status, body) = sandbox
+        .call(
+            reqwest::Method::POST,
+            "/v1/actions",
+            Some(&tenant.key),
+            Some(over),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "wildcard_budget_exceeded");
+    let other = sandbox.tenant().await;
+    let (status, _) = sandbox
+        .call(
+            reqwest::Method::POST,
+            "/v1/actions",
+            Some(&other.key),
+            Some(json!({"name": "over", "event_types": ["order.#"],
+            "handler": {"type": "webhook", "url": "https://example.com/hook"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "budgets are per tenant");
+    sandbox.stop().await;
+}

@@ -22,6 +22,21 @@ pub struct SandboxOptions {
     pub matcher: bool,
     pub executor: bool,
     pub scheduler: bool,
+    /// Changes to every service's configuration.
+    pub configure: fn(&mut Config),
+}
+
+impl SandboxOptions {
+    /// No services at all: for tests that run binaries themselves.
+    pub fn none() -> Self {
+        Self {
+            ingest: false,
+            matcher: false,
+            executor: false,
+            scheduler: false,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for SandboxOptions {
@@ -31,6 +46,7 @@ impl Default for SandboxOptions {
             matcher: true,
             executor: true,
             scheduler: true,
+            configure: |_| {},
         }
     }
 }
@@ -50,6 +66,7 @@ pub struct Sandbox {
     pub http: reqwest::Client,
     pub store: Store,
     services: Vec<(ServiceName, Running)>,
+    configure: fn(&mut Config),
 }
 
 fn init_tracing() {
@@ -218,6 +235,7 @@ impl Sandbox {
             http,
             store,
             services: Vec::new(),
+            configure: options.configure,
         };
         let wanted = [
             (options.ingest, ServiceName::Ingest),
@@ -246,6 +264,7 @@ impl Sandbox {
         config.telemetry.log_format = LogFormat::Text;
         config.shutdown.grace_s = 5;
         config.scheduler.poll_interval_ms = 50;
+        (self.configure)(&mut config);
         config
     }
 

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_common::action::{ActionSpec, Handler};
-use herald_common::ids::ActionId;
+use herald_common::ids::{ActionId, TenantId};
 use herald_common::store::{ActionRecord, ActionWriteError};
 use serde_json::Value;
 
@@ -34,6 +34,7 @@ pub async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let spec = ActionSpec::parse(&body)?;
+    check_budget(&state, tenant, &spec)?;
     match state.store.create_action(tenant, &spec).await {
         Ok(record) => Ok((StatusCode::CREATED, Json(view(&record, true)))),
         Err(ActionWriteError::NameTaken(name)) => Err(ApiError::new(
@@ -43,6 +44,29 @@ pub async fn create(
         )),
         Err(ActionWriteError::Database(error)) => Err(error.into()),
     }
+}
+
+/// Wildcard patterns and regex conditions cost every event a scan: a tenant may hold only so
+/// many. Counted from the live engine, which trails writes by a few milliseconds.
+fn check_budget(state: &AppState, tenant: TenantId, spec: &ActionSpec) -> ApiResult<()> {
+    let adding = spec.costly_parts();
+    if adding == 0 {
+        return Ok(());
+    }
+    let budget = state.config.wildcard_budget_per_tenant;
+    let held = state.engine.costly_parts(tenant);
+    if held + adding > budget {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wildcard_budget_exceeded",
+            format!(
+                "event_types and conditions: this action adds {adding} wildcard patterns or \
+                 regex conditions to the tenant's {held}; the budget is {budget} \
+                 (ingest.wildcard_budget_per_tenant)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn get(

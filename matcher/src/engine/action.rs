@@ -4,13 +4,12 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use herald_common::action::{ActionMode, ActionSpec};
-use herald_common::ids::{ActionId, TenantId};
+use herald_common::ids::ActionId;
 use rustc_hash::FxHashMap;
 
 use super::condition::{Compiled, Field, Values};
 use super::event::EventRef;
 use super::json::{Found, PathTrie, Val};
-use super::pattern::{PatternKind, kind_of};
 
 /// The paths a tenant's conditions read, each with a small id.
 #[derive(Debug, Clone, Default)]
@@ -51,12 +50,13 @@ impl PathTable {
 #[derive(Debug)]
 pub struct CompiledAction {
     pub id: ActionId,
-    pub tenant_id: TenantId,
     pub name: Box<str>,
     pub priority: i32,
     pub mode: ActionMode,
     /// Attempts an execution of this action may make.
     pub max_attempts: u32,
+    /// Wildcard patterns and regex conditions (see `ActionSpec::costly_parts`).
+    costly: u16,
     /// Priority and the first 28 bytes of the name, so comparisons rarely touch the name.
     order: [u64; 4],
     pub source: Option<Box<str>>,
@@ -69,7 +69,6 @@ impl CompiledAction {
     /// Compiles `spec`, registering its paths in `paths`.
     pub fn compile(
         id: ActionId,
-        tenant_id: TenantId,
         spec: &ActionSpec,
         paths: &mut PathTable,
         slot: &mut impl FnMut(&herald_common::condition::Condition) -> u32,
@@ -82,7 +81,7 @@ impl CompiledAction {
             .collect();
         Self {
             id,
-            tenant_id,
+            costly: spec.costly_parts().min(u16::MAX as usize) as u16,
             name: spec.name.as_str().into(),
             priority: spec.priority.0,
             mode: spec.mode,
@@ -104,12 +103,7 @@ impl CompiledAction {
 
     /// Wildcard patterns and regex conditions: what the per-tenant budget counts.
     pub fn costly_parts(&self) -> usize {
-        let wildcards = self
-            .patterns
-            .iter()
-            .filter(|p| !matches!(kind_of(p), PatternKind::Exact(_)))
-            .count();
-        wildcards + self.conditions.iter().map(count_regexes).sum::<usize>()
+        usize::from(self.costly)
     }
 
     /// Whether the source filter and every condition hold for `event`.
@@ -121,16 +115,6 @@ impl CompiledAction {
         }
         let values = EventValues { event, found };
         self.conditions.iter().all(|c| c.holds(&values, memo))
-    }
-}
-
-fn count_regexes(condition: &Compiled) -> usize {
-    match condition {
-        Compiled::Leaf { test, .. } => {
-            usize::from(matches!(test, super::condition::Test::Matches(_)))
-        }
-        Compiled::Any(items) | Compiled::All(items) => items.iter().map(count_regexes).sum(),
-        Compiled::Not(inner) => count_regexes(inner),
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use herald_common::action::ActionSpec;
 use herald_common::condition::Condition;
-use herald_common::ids::{ActionId, TenantId};
+use herald_common::ids::ActionId;
 use serde_json::{Value, json};
 
 use super::action::{CompiledAction, EventValues, PathTable};
@@ -20,7 +20,6 @@ pub fn explain(spec: &ActionSpec, live: bool, event: &EventRef<'_>) -> Result<Va
     let mut paths = PathTable::default();
     let compiled = CompiledAction::compile(
         ActionId::new(),
-        TenantId::new(),
         spec,
         &mut paths,
         &mut |_| u32::MAX,

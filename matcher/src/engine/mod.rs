@@ -167,7 +167,6 @@ impl Engine {
         // space); a reload packs them again.
         let compiled = Arc::new(CompiledAction::compile(
             id,
-            tenant,
             spec,
             &mut paths,
             &mut |_| {
@@ -236,7 +235,7 @@ impl Engine {
                     .into_iter()
                     .map(|(id, spec)| {
                         Arc::new(CompiledAction::compile(
-                            id, tenant, spec, &mut paths, &mut slot, &mut regex,
+                            id, spec, &mut paths, &mut slot, &mut regex,
                         ))
                     })
                     .collect();
