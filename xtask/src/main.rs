@@ -3,6 +3,7 @@
 //! - `cargo xtask up`: the whole cluster on a local broker and database, with a demo event;
 //! - `cargo xtask test`: the full test suite with a broker and database of its own.
 
+mod bench_matcher;
 mod packages;
 mod ports;
 mod postgres;
@@ -25,6 +26,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Benchmarks, outside the test suite.
+    Bench {
+        #[command(subcommand)]
+        which: Bench,
+    },
     /// Start the whole cluster on a local broker and database and show an event becoming a
     /// signed webhook. Runs until Ctrl-C.
     Up {
@@ -46,6 +52,12 @@ enum Task {
     },
 }
 
+#[derive(Subcommand)]
+enum Bench {
+    /// The matching engine on 1k to 1M actions and a skewed workload.
+    Matcher,
+}
+
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -57,6 +69,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
     let outcome = match cli.command {
+        Task::Bench {
+            which: Bench::Matcher,
+        } => bench_matcher::run(&root),
         Task::Up { release, no_demo } => up::run(&root, up::UpOptions { release, no_demo }),
         Task::Test {
             skip_lint,
