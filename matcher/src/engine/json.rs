@@ -79,7 +79,7 @@ impl PathTrie {
         self.nodes[node as usize]
             .children
             .iter()
-            .find(|(k, _)| &**k == key)
+            .find(|(k, _)| short_eq(k.as_bytes(), key.as_bytes()))
             .map(|(_, child)| *child)
     }
 
@@ -99,6 +99,11 @@ impl PathTrie {
     fn has_children(&self, node: u32) -> bool {
         !self.nodes[node as usize].children.is_empty()
     }
+}
+
+/// Equality for the short keys of event JSON, without a library call per comparison.
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Values found for each path id, reused from event to event.
