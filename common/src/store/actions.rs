@@ -171,25 +171,6 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// The live actions of a tenant listing `event_type` exactly among their patterns.
-    pub async fn actions_for_exact_type(
-        &self,
-        tenant_id: TenantId,
-        event_type: &str,
-    ) -> Result<Vec<ActionRecord>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM actions
-             WHERE tenant_id = $1 AND enabled AND deleted_at IS NULL AND $2 = ANY (event_types)
-             ORDER BY priority, name, id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(tenant_id)
-            .bind(event_type)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(from_row).collect()
-    }
-
     /// Disables an action, recording why (for example a 410 Gone from its endpoint).
     pub async fn disable_action(
         &self,
