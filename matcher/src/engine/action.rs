@@ -67,11 +67,11 @@ pub struct CompiledAction {
 
 impl CompiledAction {
     /// Compiles `spec`, registering its paths in `paths`.
-    pub fn compile(
+    pub fn compile<'c>(
         id: ActionId,
-        spec: &ActionSpec,
+        spec: &'c ActionSpec,
         paths: &mut PathTable,
-        slot: &mut impl FnMut(&herald_common::condition::Condition) -> u32,
+        slot: &mut impl FnMut(&'c herald_common::condition::Condition) -> u32,
         regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
     ) -> Self {
         let conditions = spec

@@ -144,10 +144,10 @@ pub trait Values {
 impl Compiled {
     /// Compiles `condition`, naming paths through `path_id` (which registers new ones), leaves
     /// through `slot`, and regexes through `regex` (which may share compiled ones).
-    pub fn compile(
-        condition: &Condition,
+    pub fn compile<'c>(
+        condition: &'c Condition,
         path_id: &mut impl FnMut(&str) -> u32,
-        slot: &mut impl FnMut(&Condition) -> u32,
+        slot: &mut impl FnMut(&'c Condition) -> u32,
         regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
     ) -> Self {
         match condition {

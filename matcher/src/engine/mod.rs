@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use herald_common::action::ActionSpec;
+use herald_common::condition::{Condition, Operator};
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::store::ActionRecord;
 use rustc_hash::FxHashMap;
@@ -226,10 +227,17 @@ impl Engine {
             for (tenant, specs) in tenants {
                 let mut paths = PathTable::default();
                 // Identical leaves share a slot, so an event evaluates each once.
-                let mut leaves: FxHashMap<String, u32> = FxHashMap::default();
-                let mut slot = |leaf: &herald_common::condition::Condition| -> u32 {
+                let mut leaves: FxHashMap<(&str, Operator, &serde_json::Value), u32> =
+                    FxHashMap::default();
+                let mut slot = |leaf: &'r Condition| -> u32 {
                     let next = leaves.len() as u32;
-                    *leaves.entry(leaf.to_json().to_string()).or_insert(next)
+                    match leaf {
+                        Condition::Leaf { path, op, value } => {
+                            *leaves.entry((path.as_str(), *op, value)).or_insert(next)
+                        }
+                        // Only leaves are given slots.
+                        _ => u32::MAX,
+                    }
                 };
                 let compiled: Vec<Arc<CompiledAction>> = specs
                     .into_iter()
