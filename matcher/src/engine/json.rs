@@ -300,6 +300,26 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Visits the elements of an array at the cursor: `visit` must consume each element.
+    pub fn array(&mut self, mut visit: impl FnMut(&mut Self) -> Result<()>) -> Result<()> {
+        self.expect(b'[')?;
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            visit(self)?;
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return self.error(),
+            }
+        }
+    }
+
     /// Where the cursor is, and the bytes from `start` to it.
     pub fn position(&self) -> usize {
         self.at
@@ -336,86 +356,34 @@ pub fn walk<'a>(
     node: u32,
     found: &mut Found<'a>,
 ) -> Result<()> {
-    match cursor.peek() {
-        Some(b'{') => {
-            if let Some(path) = trie.path(node) {
-                found.push(path, Val::Composite);
-            }
-            if !trie.has_children(node) {
-                return cursor.skip();
-            }
-            cursor.object(|key, cursor| match trie.child(node, key) {
-                Some(child) => walk(cursor, trie, child, found),
-                None => cursor.skip(),
-            })
-        }
-        Some(b'[') => {
-            // The array itself exists; each element continues the same path.
-            if let Some(path) = trie.path(node) {
-                found.push(path, Val::Composite);
-            }
-            cursor.expect(b'[')?;
-            if cursor.peek() == Some(b']') {
-                cursor.at += 1;
-                return Ok(());
-            }
-            loop {
-                walk_element(cursor, trie, node, found)?;
-                match cursor.peek() {
-                    Some(b',') => cursor.at += 1,
-                    Some(b']') => {
-                        cursor.at += 1;
-                        return Ok(());
-                    }
-                    _ => return cursor.error(),
-                }
-            }
-        }
-        _ => {
-            let value = cursor.value()?;
-            if let Some(path) = trie.path(node) {
-                found.push(path, value);
-            }
-            Ok(())
-        }
-    }
+    walk_value(cursor, trie, node, found, true)
 }
 
-/// An array element: scalars count for the array's own path; objects and arrays go deeper.
-fn walk_element<'a>(
+/// `composite_counts`: whether an object or array here counts as a value of the node's path.
+/// True for the value a path names; false for the elements of an array already counted, whose
+/// scalars still count but whose own nesting does not.
+fn walk_value<'a>(
     cursor: &mut Cursor<'a>,
     trie: &PathTrie,
     node: u32,
     found: &mut Found<'a>,
+    composite_counts: bool,
 ) -> Result<()> {
+    let composite = matches!(cursor.peek(), Some(b'{' | b'['));
+    if composite
+        && composite_counts
+        && let Some(path) = trie.path(node)
+    {
+        found.push(path, Val::Composite);
+    }
     match cursor.peek() {
-        Some(b'{') => {
-            if !trie.has_children(node) {
-                return cursor.skip();
-            }
-            cursor.object(|key, cursor| match trie.child(node, key) {
-                Some(child) => walk(cursor, trie, child, found),
-                None => cursor.skip(),
-            })
-        }
-        Some(b'[') => {
-            cursor.expect(b'[')?;
-            if cursor.peek() == Some(b']') {
-                cursor.at += 1;
-                return Ok(());
-            }
-            loop {
-                walk_element(cursor, trie, node, found)?;
-                match cursor.peek() {
-                    Some(b',') => cursor.at += 1,
-                    Some(b']') => {
-                        cursor.at += 1;
-                        return Ok(());
-                    }
-                    _ => return cursor.error(),
-                }
-            }
-        }
+        Some(b'{') if !trie.has_children(node) => cursor.skip(),
+        Some(b'{') => cursor.object(|key, cursor| match trie.child(node, key) {
+            Some(child) => walk_value(cursor, trie, child, found, true),
+            None => cursor.skip(),
+        }),
+        // Each element continues the same path.
+        Some(b'[') => cursor.array(|cursor| walk_value(cursor, trie, node, found, false)),
         _ => {
             let value = cursor.value()?;
             if let Some(path) = trie.path(node) {
