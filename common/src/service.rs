@@ -105,6 +105,17 @@ impl Base {
         }
     }
 
+    /// Hands the started service over: its addresses, and a handle that completes once every
+    /// task has ended after shutdown and the connections are closed.
+    pub fn into_running(self, api_addr: Option<SocketAddr>) -> Running {
+        Running {
+            ops_addr: self.ops_addr,
+            api_addr,
+            shutdown: self.shutdown.clone(),
+            done: tokio::spawn(self.finish()),
+        }
+    }
+
     /// Waits for every task to end (after `shutdown` is cancelled), then closes connections.
     pub async fn finish(self) {
         self.tasks.close();

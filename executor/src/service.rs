@@ -81,14 +81,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             shutdown.clone(),
         ));
     }
-    let ops_addr = base.ops_addr;
-    let done = tokio::spawn(base.finish());
-    Ok(Running {
-        ops_addr,
-        api_addr: None,
-        shutdown,
-        done,
-    })
+    Ok(base.into_running(None))
 }
 
 struct Executor {

@@ -17,8 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::batcher::EventBatcher;
-use herald_matcher::engine::Engine;
-use herald_matcher::feed::ActionFeed;
+use herald_matcher::feed::live_engine;
 
 use crate::error::ApiError;
 use crate::routes::{actions, events, executions, tenants};
@@ -83,16 +82,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         ingest.batch_max_events,
         Duration::from_micros(ingest.batch_linger_us),
     );
-    let engine = Arc::new(Engine::new());
-    let follow = ActionFeed::new(
-        engine.clone(),
-        base.store.clone(),
-        base.metrics.clone(),
-        Duration::from_secs(base.config.matcher.resync_interval_s),
-    )
-    .start(shutdown.clone())
-    .await?;
-    base.tasks.spawn(follow);
+    let engine = live_engine(&base).await?;
     let state = AppState {
         engine,
         store: base.store.clone(),
@@ -121,12 +111,5 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         // Requests have drained: let the batcher flush what it holds, then end.
         let _ = batcher_task.await;
     });
-    let ops_addr = base.ops_addr;
-    let done = tokio::spawn(base.finish());
-    Ok(Running {
-        ops_addr,
-        api_addr: Some(api_addr),
-        shutdown,
-        done,
-    })
+    Ok(base.into_running(Some(api_addr)))
 }

@@ -22,6 +22,22 @@ use crate::engine::Engine;
 /// The notification channel the actions trigger writes to.
 pub const CHANNEL: &str = "herald_actions";
 
+/// An engine for a service: loaded with every live action before this returns, and kept
+/// current by a feed task running among the service's tasks until shutdown.
+pub async fn live_engine(base: &herald_common::service::Base) -> anyhow::Result<Arc<Engine>> {
+    let engine = Arc::new(Engine::new());
+    let follow = ActionFeed::new(
+        engine.clone(),
+        base.store.clone(),
+        base.metrics.clone(),
+        Duration::from_secs(base.config.matcher.resync_interval_s),
+    )
+    .start(base.shutdown.clone())
+    .await?;
+    base.tasks.spawn(follow);
+    Ok(engine)
+}
+
 pub struct ActionFeed {
     engine: Arc<Engine>,
     store: Store,

@@ -25,25 +25,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::first_attempt_jobs;
 use crate::engine::{Engine, EventRef};
-use crate::feed::ActionFeed;
+use crate::feed::live_engine;
 
 const STAGE: &str = "matcher";
 
 /// Starts the matcher; it runs until `shutdown` is cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let base = Base::start(ServiceName::Matcher, config, shutdown.clone()).await?;
-    let engine = Arc::new(Engine::new());
     // Complete before the first event is consumed: an event matched against a half-loaded
     // engine would be recorded as matching nothing.
-    let follow = ActionFeed::new(
-        engine.clone(),
-        base.store.clone(),
-        base.metrics.clone(),
-        Duration::from_secs(base.config.matcher.resync_interval_s),
-    )
-    .start(shutdown.clone())
-    .await?;
-    base.tasks.spawn(follow);
+    let engine = live_engine(&base).await?;
     let handler = Arc::new(Matcher {
         engine,
         store: base.store.clone(),
@@ -68,14 +59,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         handler,
         shutdown.clone(),
     ));
-    let ops_addr = base.ops_addr;
-    let done = tokio::spawn(base.finish());
-    Ok(Running {
-        ops_addr,
-        api_addr: None,
-        shutdown,
-        done,
-    })
+    Ok(base.into_running(None))
 }
 
 struct Matcher {

@@ -70,14 +70,7 @@ pub async fn start_with_clock<C: Clock + Clone>(
         interval: Duration::from_secs(5),
     };
     base.tasks.spawn(sweep.run(shutdown.clone()));
-    let ops_addr = base.ops_addr;
-    let done = tokio::spawn(base.finish());
-    Ok(Running {
-        ops_addr,
-        api_addr: None,
-        shutdown,
-        done,
-    })
+    Ok(base.into_running(None))
 }
 
 fn hostname() -> String {
