@@ -16,6 +16,7 @@ mod json;
 mod pattern;
 mod tenant;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -73,6 +74,8 @@ impl RegexCache {
 /// The in-memory matching engine.
 pub struct Engine {
     shards: Box<[Shard]>,
+    /// Live actions, kept by the writers so that reading it costs nothing.
+    live: AtomicUsize,
     regexes: Mutex<RegexCache>,
 }
 
@@ -106,6 +109,7 @@ impl Engine {
                 })
                 .collect(),
             regexes: Mutex::new(RegexCache::default()),
+            live: AtomicUsize::new(0),
         }
     }
 
@@ -124,10 +128,7 @@ impl Engine {
 
     /// Live actions in the engine.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.tenants.load().values().map(|t| t.len).sum::<usize>())
-            .sum()
+        self.live.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -177,6 +178,9 @@ impl Engine {
             &mut self.regex(),
         ));
         let old = writer.actions.insert(id, compiled.clone());
+        if old.is_none() {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        }
         let base = current.unwrap_or_else(|| Arc::new(TenantIndex::new()));
         let next = base.updated(old.as_deref(), Some(&compiled), Arc::new(paths), slots);
         let mut map = TenantMap::clone(&tenants);
@@ -191,6 +195,7 @@ impl Engine {
         let Some(old) = writer.actions.remove(&id) else {
             return;
         };
+        self.live.fetch_sub(1, Ordering::Relaxed);
         let tenants = shard.tenants.load();
         let Some(current) = tenants.get(&tenant) else {
             return;
@@ -222,6 +227,7 @@ impl Engine {
         let mut regex = self.regex();
         for (shard, tenants) in self.shards.iter().zip(by_shard) {
             let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+            self.live.fetch_sub(writer.actions.len(), Ordering::Relaxed);
             writer.actions.clear();
             let mut map = TenantMap::default();
             for (tenant, specs) in tenants {
@@ -256,6 +262,7 @@ impl Engine {
                     Arc::new(TenantIndex::build(compiled, paths, leaf_slots)),
                 );
             }
+            self.live.fetch_add(writer.actions.len(), Ordering::Relaxed);
             shard.tenants.store(Arc::new(map));
         }
     }
