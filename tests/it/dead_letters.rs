@@ -6,13 +6,13 @@ use std::time::Duration;
 use herald_common::broker::topology::{
     DEAD_CODE_HEADER, DEAD_QUEUE, DEAD_REASON_HEADER, EVENTS_EXCHANGE,
 };
-use herald_tests::{Receiver, Sandbox, eventually};
+use herald_tests::eventually;
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::json;
 
-use crate::support::webhook_action;
+use crate::support::{WebhookSetup, webhook_setup};
 
 fn header(headers: &Option<FieldTable>, name: &str) -> String {
     match headers.as_ref().and_then(|h| h.inner().get(name)) {
@@ -23,15 +23,11 @@ fn header(headers: &Option<FieldTable>, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unusable_messages_are_dead_lettered_with_their_reason() {
-    let sandbox = Sandbox::start().await;
-    let receiver = Receiver::start().await;
-    let tenant = sandbox.tenant().await;
-    sandbox
-        .action(
-            &tenant,
-            webhook_action("a", "user.created", &receiver.url("/"), json!({})),
-        )
-        .await;
+    let WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
+    } = webhook_setup("user.created", json!({})).await;
     let channel = sandbox.broker().await;
 
     let cases: [(&[u8], BasicProperties, &str); 4] = [

@@ -3,29 +3,20 @@
 use std::time::Duration;
 
 use base64::Engine;
-use herald_tests::{Receiver, Sandbox, eventually};
+use herald_tests::{Sandbox, eventually};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::support::{SECRET, verify_with_reference_library, webhook_action};
+use crate::support::{SECRET, WebhookSetup, verify_with_reference_library, webhook_setup};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_becomes_a_signed_webhook() {
-    let sandbox = Sandbox::start().await;
-    let receiver = Receiver::start().await;
-    let tenant = sandbox.tenant().await;
-    sandbox
-        .action(
-            &tenant,
-            webhook_action(
-                "billing",
-                "payment_intent.succeeded",
-                &receiver.url("/hook"),
-                json!({}),
-            ),
-        )
-        .await;
+    let WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
+    } = webhook_setup("payment_intent.succeeded", json!({})).await;
 
     let event_id = sandbox
         .event(
@@ -111,15 +102,11 @@ async fn an_event_matching_nothing_is_recorded_as_such() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_id_or_idempotency_key_starts_nothing_new() {
-    let sandbox = Sandbox::start().await;
-    let receiver = Receiver::start().await;
-    let tenant = sandbox.tenant().await;
-    sandbox
-        .action(
-            &tenant,
-            webhook_action("a", "order.paid", &receiver.url("/"), json!({})),
-        )
-        .await;
+    let WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
+    } = webhook_setup("order.paid", json!({})).await;
 
     let first = sandbox
         .event(&tenant, json!({"id": "order-1", "type": "order.paid"}))
@@ -137,31 +124,9 @@ async fn a_repeated_id_or_idempotency_key_starts_nothing_new() {
         (202, &json!({"id": first, "duplicate": true}))
     );
 
-    let keyed = sandbox
-        .http
-        .post(format!("{}/v1/events", sandbox.api.as_deref().unwrap()))
-        .bearer_auth(&tenant.key)
-        .header("idempotency-key", "k-1")
-        .json(&json!({"type": "order.paid"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
+    let keyed = send_with_key(&sandbox, &tenant.key, "k-1").await;
     assert_eq!(keyed["duplicate"], false);
-    let repeat = sandbox
-        .http
-        .post(format!("{}/v1/events", sandbox.api.as_deref().unwrap()))
-        .bearer_auth(&tenant.key)
-        .header("idempotency-key", "k-1")
-        .json(&json!({"type": "order.paid"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
+    let repeat = send_with_key(&sandbox, &tenant.key, "k-1").await;
     assert_eq!(repeat, json!({"id": keyed["id"], "duplicate": true}));
 
     eventually("two webhooks", Duration::from_secs(20), || async {
@@ -234,4 +199,20 @@ async fn bad_input_gets_a_precise_error_and_stores_nothing() {
         .unwrap();
     assert_eq!(stored, 0);
     sandbox.stop().await;
+}
+
+/// Sends an `order.paid` event with an `Idempotency-Key` header and returns the answer.
+async fn send_with_key(sandbox: &Sandbox, key: &str, idempotency_key: &str) -> serde_json::Value {
+    sandbox
+        .http
+        .post(format!("{}/v1/events", sandbox.api.as_deref().unwrap()))
+        .bearer_auth(key)
+        .header("idempotency-key", idempotency_key)
+        .json(&json!({"type": "order.paid"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

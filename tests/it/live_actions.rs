@@ -126,37 +126,15 @@ async fn a_tenant_may_hold_only_so_many_wildcards_and_regexes() {
 
     let exact = json!({"name": "exact", "event_types": ["user.created"],
         "handler": {"type": "webhook", "url": "https://example.com/hook"}});
-    let (status, _) = sandbox
-        .call(
-            reqwest::Method::POST,
-            "/v1/actions",
-            Some(&tenant.key),
-            Some(exact),
-        )
-        .await;
+    let (status, _) = sandbox.try_action(&tenant, exact).await;
     assert_eq!(status, 201, "exact patterns cost nothing");
     let over = json!({"name": "over", "event_types": ["order.#"],
         "handler": {"type": "webhook", "url": "https://example.com/hook"}});
-    let (status, body) = sandbox
-        .call(
-            reqwest::Method::POST,
-            "/v1/actions",
-            Some(&tenant.key),
-            Some(over),
-        )
-        .await;
+    let (status, body) = sandbox.try_action(&tenant, over.clone()).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "wildcard_budget_exceeded");
     let other = sandbox.tenant().await;
-    let (status, _) = sandbox
-        .call(
-            reqwest::Method::POST,
-            "/v1/actions",
-            Some(&other.key),
-            Some(json!({"name": "over", "event_types": ["order.#"],
-            "handler": {"type": "webhook", "url": "https://example.com/hook"}})),
-        )
-        .await;
+    let (status, _) = sandbox.try_action(&other, over).await;
     assert_eq!(status, 201, "budgets are per tenant");
     sandbox.stop().await;
 }

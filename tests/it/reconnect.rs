@@ -3,22 +3,18 @@
 
 use std::time::Duration;
 
-use herald_tests::{Receiver, Sandbox, eventually};
+use herald_tests::eventually;
 use serde_json::json;
 
-use crate::support::webhook_action;
+use crate::support::{WebhookSetup, webhook_setup};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn services_reconnect_after_the_broker_drops_them() {
-    let sandbox = Sandbox::start().await;
-    let receiver = Receiver::start().await;
-    let tenant = sandbox.tenant().await;
-    sandbox
-        .action(
-            &tenant,
-            webhook_action("a", "user.created", &receiver.url("/"), json!({})),
-        )
-        .await;
+    let WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
+    } = webhook_setup("user.created", json!({})).await;
     sandbox
         .event(&tenant, json!({"type": "user.created"}))
         .await;

@@ -3,24 +3,20 @@
 
 use std::time::Duration;
 
-use herald_tests::{Receiver, Reply, Sandbox, eventually};
+use herald_tests::{Reply, eventually};
 use serde_json::json;
 
-use crate::support::webhook_action;
+use crate::support::{WebhookSetup, webhook_setup};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_error_is_retried_with_the_same_webhook_id() {
-    let sandbox = Sandbox::start().await;
-    let receiver = Receiver::start().await;
-    receiver.script([Reply::status(500)]);
-    let tenant = sandbox.tenant().await;
     let retry = json!({"max_attempts": 3, "delays_s": [1]});
-    sandbox
-        .action(
-            &tenant,
-            webhook_action("flaky", "invoice.paid", &receiver.url("/"), retry),
-        )
-        .await;
+    let WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
+    } = webhook_setup("invoice.paid", retry).await;
+    receiver.script([Reply::status(500)]);
 
     let event_id = sandbox
         .event(&tenant, json!({"type": "invoice.paid", "data": {"n": 1}}))
@@ -59,17 +55,13 @@ async fn a_server_error_is_retried_with_the_same_webhook_id() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_execution_fails_when_its_attempts_run_out() {
-    let sandbox = Sandbox::start().await;
-    let receiver = Receiver::start().await;
-    receiver.fallback(Reply::status(503));
-    let tenant = sandbox.tenant().await;
     let retry = json!({"max_attempts": 3, "delays_s": [1]});
-    sandbox
-        .action(
-            &tenant,
-            webhook_action("down", "invoice.paid", &receiver.url("/"), retry),
-        )
-        .await;
+    let WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
+    } = webhook_setup("invoice.paid", retry).await;
+    receiver.fallback(Reply::status(503));
 
     let event_id = sandbox
         .event(&tenant, json!({"type": "invoice.paid"}))
@@ -88,16 +80,12 @@ async fn an_execution_fails_when_its_attempts_run_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_error_fails_at_once() {
-    let sandbox = Sandbox::start().await;
-    let receiver = Receiver::start().await;
+    let WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
+    } = webhook_setup("invoice.paid", json!({})).await;
     receiver.fallback(Reply::status(400));
-    let tenant = sandbox.tenant().await;
-    sandbox
-        .action(
-            &tenant,
-            webhook_action("strict", "invoice.paid", &receiver.url("/"), json!({})),
-        )
-        .await;
 
     let event_id = sandbox
         .event(&tenant, json!({"type": "invoice.paid"}))

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use herald_tests::receiver::Received;
+use herald_tests::sandbox::TestTenant;
+use herald_tests::{Receiver, Sandbox};
 
 /// A signing secret the tests know.
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -62,5 +64,30 @@ pub fn verify_with_reference_library(received: &Received, secret: &str) -> Resul
         Ok(())
     } else {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// A running sandbox, a receiver, and a tenant with one webhook action sending `event_type`
+/// to the receiver's `/hook`.
+pub struct WebhookSetup {
+    pub sandbox: Sandbox,
+    pub receiver: Receiver,
+    pub tenant: TestTenant,
+}
+
+pub async fn webhook_setup(event_type: &str, retry: serde_json::Value) -> WebhookSetup {
+    let sandbox = Sandbox::start().await;
+    let receiver = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            webhook_action("hook", event_type, &receiver.url("/hook"), retry),
+        )
+        .await;
+    WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
     }
 }

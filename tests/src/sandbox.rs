@@ -421,16 +421,20 @@ impl Sandbox {
         }
     }
 
+    /// Asks to create an action; returns the status and body, whatever they are.
+    pub async fn try_action(&self, tenant: &TestTenant, spec: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/actions",
+            Some(&tenant.key),
+            Some(spec),
+        )
+        .await
+    }
+
     /// Creates an action and returns its JSON.
     pub async fn action(&self, tenant: &TestTenant, spec: Value) -> Value {
-        let (status, action) = self
-            .call(
-                reqwest::Method::POST,
-                "/v1/actions",
-                Some(&tenant.key),
-                Some(spec),
-            )
-            .await;
+        let (status, action) = self.try_action(tenant, spec).await;
         assert_eq!(status, 201, "{action}");
         action
     }

@@ -22,7 +22,8 @@ pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
         .map(|v| root.join(v.to_string()).join("bin"))
 }
 
-fn is_root() -> bool {
+/// Whether we run as root (then the servers run as their own users, and apt needs no sudo).
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
-use crate::packages::postgres_bin_dir;
+use crate::packages::{is_root, postgres_bin_dir};
 use crate::ports;
 
 /// A running server; stopped when dropped.
@@ -17,14 +17,6 @@ pub struct Postgres {
     pub port: u16,
     bin: PathBuf,
     running: bool,
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
 }
 
 /// A command for a PostgreSQL program, run as `postgres` when we are root.
