@@ -4,7 +4,10 @@
 use herald_common::event::{Event, Metadata};
 use herald_common::ids::TenantId;
 
-use super::json::{Cursor, Found, Malformed, PathTrie, Val};
+use std::sync::Arc;
+
+use super::json::{Cursor, Found, Malformed, PathTrie, Val, walk};
+use super::tenant::TenantIndex;
 
 /// Where an event's metadata is.
 #[derive(Debug, Clone, Copy)]
@@ -55,43 +58,7 @@ impl<'a> EventRef<'a> {
     /// Reads an event as published to `herald.events` (JSON with `tenant_id`), touching only
     /// its top level: `data` and `metadata` stay raw.
     pub fn parse(line: &'a str) -> Result<Self, EventLineError> {
-        let mut cursor = Cursor::new(line);
-        let mut tenant = None;
-        let mut event_type = None;
-        let mut source = None;
-        let mut id = None;
-        let mut data: &str = "null";
-        let mut metadata = MetadataRef::None;
-        cursor.object(|key, cursor| {
-            match key {
-                "tenant_id" => tenant = top_string(cursor)?,
-                "type" => event_type = top_string(cursor)?,
-                "source" => source = top_string(cursor)?,
-                "id" => id = top_string(cursor)?,
-                "data" => {
-                    let start = skip_ws_position(cursor);
-                    cursor.skip()?;
-                    data = cursor.slice(start);
-                }
-                "metadata" => {
-                    let start = skip_ws_position(cursor);
-                    cursor.skip()?;
-                    metadata = MetadataRef::Raw(cursor.slice(start));
-                }
-                _ => cursor.skip()?,
-            }
-            Ok(())
-        })?;
-        cursor.finish()?;
-        let tenant = tenant.ok_or(EventLineError::Missing("tenant_id"))?;
-        Ok(Self {
-            tenant_id: tenant.parse().map_err(|_| EventLineError::BadTenant)?,
-            event_type: event_type.ok_or(EventLineError::Missing("type"))?,
-            source,
-            id,
-            data,
-            metadata,
-        })
+        read_line(line, |_| None, &mut Found::default()).map(|(event, _)| event)
     }
 
     /// Fills `found` with the values under the paths of the two tries.
@@ -117,6 +84,87 @@ impl<'a> EventRef<'a> {
     }
 }
 
+/// Reads an event line in one pass. As soon as `tenant_id` is read, `lookup` may return the
+/// tenant's index; `data` and `metadata` met after that are read in place through the index's
+/// path tries into `found`, and those met before are kept raw and read afterwards. Either way
+/// `found` is complete on return. Without an index both stay raw in the returned event.
+pub fn read_line<'a>(
+    line: &'a str,
+    mut lookup: impl FnMut(TenantId) -> Option<Arc<TenantIndex>>,
+    found: &mut Found<'a>,
+) -> Result<(EventRef<'a>, Option<Arc<TenantIndex>>), EventLineError> {
+    let mut cursor = Cursor::new(line);
+    let mut tenant = None;
+    let mut index: Option<Arc<TenantIndex>> = None;
+    let (mut event_type, mut source, mut id) = (None, None, None);
+    let (mut data, mut metadata): (Option<&str>, Option<&str>) = (None, None);
+    let mut bad_tenant = false;
+    cursor.object(|key, cursor| {
+        match key {
+            "tenant_id" => {
+                let text = top_string(cursor)?;
+                tenant = text.and_then(|t| t.parse::<TenantId>().ok());
+                bad_tenant = text.is_some() && tenant.is_none();
+                index = tenant.and_then(&mut lookup);
+            }
+            "type" => event_type = top_string(cursor)?,
+            "source" => source = top_string(cursor)?,
+            "id" => id = top_string(cursor)?,
+            "data" | "metadata" => {
+                let is_data = key == "data";
+                match &index {
+                    // The tenant is known: read what its conditions need, right here.
+                    Some(index) => {
+                        let paths = &index.paths;
+                        let trie = if is_data {
+                            &paths.data
+                        } else {
+                            &paths.metadata
+                        };
+                        if trie.is_empty() {
+                            cursor.skip()?;
+                        } else {
+                            walk(cursor, trie, 0, found)?;
+                        }
+                    }
+                    // Not yet: keep the raw text for a second look.
+                    None => {
+                        cursor.skip_whitespace();
+                        let start = cursor.position();
+                        cursor.skip()?;
+                        let raw = cursor.slice(start);
+                        if is_data {
+                            data = Some(raw);
+                        } else {
+                            metadata = Some(raw);
+                        }
+                    }
+                }
+            }
+            _ => cursor.skip()?,
+        }
+        Ok(())
+    })?;
+    cursor.finish()?;
+    if bad_tenant {
+        return Err(EventLineError::BadTenant);
+    }
+    let event = EventRef {
+        tenant_id: tenant.ok_or(EventLineError::Missing("tenant_id"))?,
+        event_type: event_type.ok_or(EventLineError::Missing("type"))?,
+        source,
+        id,
+        data: data.unwrap_or("null"),
+        metadata: metadata.map_or(MetadataRef::None, MetadataRef::Raw),
+    };
+    if let Some(index) = &index
+        && (data.is_some() || metadata.is_some())
+    {
+        event.extract(&index.paths.data, &index.paths.metadata, found)?;
+    }
+    Ok((event, index))
+}
+
 /// A top-level string field; escaped strings (rare in these fields) are not expected here and
 /// read as missing rather than copied.
 pub fn top_string<'a>(cursor: &mut Cursor<'a>) -> Result<Option<&'a str>, Malformed> {
@@ -124,11 +172,6 @@ pub fn top_string<'a>(cursor: &mut Cursor<'a>) -> Result<Option<&'a str>, Malfor
         Val::Str(std::borrow::Cow::Borrowed(text)) => Ok(Some(text)),
         _ => Ok(None),
     }
-}
-
-fn skip_ws_position(cursor: &mut Cursor<'_>) -> usize {
-    cursor.skip_whitespace();
-    cursor.position()
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! Why an action would or would not match an event: each pattern, the source filter and every
 //! condition with what it held and the values it saw. Behind `POST /v1/actions/{id}/test`.
 
-use std::sync::Arc;
-
 use herald_common::action::ActionSpec;
 use herald_common::condition::Condition;
 use herald_common::ids::ActionId;
@@ -23,11 +21,7 @@ pub fn explain(spec: &ActionSpec, live: bool, event: &EventRef<'_>) -> Result<Va
         spec,
         &mut paths,
         &mut |_| u32::MAX,
-        &mut |source| {
-            Arc::new(regex::Regex::new(source).unwrap_or_else(|_| {
-                regex::Regex::new(r"[^\s\S]").expect("a regex matching nothing")
-            }))
-        },
+        &mut super::compile_regex,
     );
     let mut found = Found::default();
     event.extract(&paths.data, &paths.metadata, &mut found)?;

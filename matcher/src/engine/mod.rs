@@ -48,6 +48,16 @@ struct Shard {
     writer: Mutex<Writer>,
 }
 
+/// Compiles a `matches` source. Sources were validated (size-limited) when the action was
+/// saved; one that fails here matches nothing rather than taking the engine down.
+fn compile_regex(source: &str) -> Arc<regex::Regex> {
+    let regex = regex::RegexBuilder::new(source)
+        .size_limit(herald_common::condition::MAX_REGEX_COMPILED_BYTES)
+        .build()
+        .unwrap_or_else(|_| regex::Regex::new(r"[^\s\S]").expect("a regex matching nothing"));
+    Arc::new(regex)
+}
+
 /// Compiled regexes shared by every action that uses the same source.
 #[derive(Default)]
 struct RegexCache {
@@ -59,13 +69,7 @@ impl RegexCache {
         if let Some(regex) = self.compiled.get(source) {
             return regex.clone();
         }
-        // Sources were validated (size-limited) when the action was saved; one that fails
-        // here matches nothing rather than taking the engine down.
-        let regex = regex::RegexBuilder::new(source)
-            .size_limit(herald_common::condition::MAX_REGEX_COMPILED_BYTES)
-            .build()
-            .unwrap_or_else(|_| regex::Regex::new(r"[^\s\S]").expect("a regex matching nothing"));
-        let regex = Arc::new(regex);
+        let regex = compile_regex(source);
         self.compiled.insert(source.into(), regex.clone());
         regex
     }
@@ -280,78 +284,11 @@ impl Engine {
         line: &str,
         out: &mut Vec<Arc<CompiledAction>>,
     ) -> Result<(), EventLineError> {
-        let mut cursor = json::Cursor::new(line);
-        let mut tenant = None;
-        let mut index: Option<Arc<TenantIndex>> = None;
-        let (mut event_type, mut source, mut id) = (None, None, None);
-        let (mut data, mut metadata): (Option<&str>, Option<&str>) = (None, None);
         let mut found = json::Found::default();
-        let mut bad_tenant = false;
-        cursor.object(|key, cursor| {
-            match key {
-                "tenant_id" => {
-                    let text = event::top_string(cursor)?;
-                    tenant = text.and_then(|t| t.parse::<TenantId>().ok());
-                    bad_tenant = text.is_some() && tenant.is_none();
-                    index = tenant.and_then(|t| self.index_of(t));
-                }
-                "type" => event_type = event::top_string(cursor)?,
-                "source" => source = event::top_string(cursor)?,
-                "id" => id = event::top_string(cursor)?,
-                "data" | "metadata" => {
-                    let is_data = key == "data";
-                    match &index {
-                        // The tenant is known: read what its conditions need, right here.
-                        Some(index) => {
-                            let trie = if is_data {
-                                &index.paths.data
-                            } else {
-                                &index.paths.metadata
-                            };
-                            if trie.is_empty() {
-                                cursor.skip()?;
-                            } else {
-                                json::walk(cursor, trie, 0, &mut found)?;
-                            }
-                        }
-                        // Not yet: keep the raw text for a second look.
-                        None => {
-                            cursor.skip_whitespace();
-                            let start = cursor.position();
-                            cursor.skip()?;
-                            let raw = cursor.slice(start);
-                            if is_data {
-                                data = Some(raw)
-                            } else {
-                                metadata = Some(raw)
-                            }
-                        }
-                    }
-                }
-                _ => cursor.skip()?,
-            }
-            Ok(())
-        })?;
-        cursor.finish()?;
-        if bad_tenant {
-            return Err(EventLineError::BadTenant);
+        let (event, index) = event::read_line(line, |tenant| self.index_of(tenant), &mut found)?;
+        if let Some(index) = index {
+            index.select(&event, &found, out);
         }
-        let tenant = tenant.ok_or(EventLineError::Missing("tenant_id"))?;
-        let event = EventRef {
-            tenant_id: tenant,
-            event_type: event_type.ok_or(EventLineError::Missing("type"))?,
-            source,
-            id,
-            data: data.unwrap_or("null"),
-            metadata: metadata.map_or(MetadataRef::None, MetadataRef::Raw),
-        };
-        let Some(index) = index else {
-            return Ok(());
-        };
-        if data.is_some() || metadata.is_some() {
-            event.extract(&index.paths.data, &index.paths.metadata, &mut found)?;
-        }
-        index.select(&event, &found, out);
         Ok(())
     }
 
