@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::condition::{Condition, parse_conditions};
+use crate::json_tree::{At, Json, Object};
 
 /// A validation problem with an action: `field` is a dotted path into the submitted JSON.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,14 +41,14 @@ impl Priority {
     pub const NORMAL: Priority = Priority(100);
     pub const LOW: Priority = Priority(200);
 
-    fn parse(value: &Value) -> Result<Self, ActionError> {
+    fn parse(value: &Json<'_>) -> Result<Self, ActionError> {
         match value {
-            Value::Number(n) => n
+            Json::Number(n) => n
                 .as_i64()
                 .and_then(|v| i32::try_from(v).ok())
                 .map(Priority)
                 .ok_or_else(|| ActionError::new("priority", "must be a 32-bit integer")),
-            Value::String(word) => match word.as_str() {
+            Json::Str(word) => match word.as_ref() {
                 "critical" => Ok(Self::CRITICAL),
                 "high" => Ok(Self::HIGH),
                 "normal" => Ok(Self::NORMAL),
@@ -136,8 +137,8 @@ impl RetryPolicy {
         }
     }
 
-    fn parse(value: &Value) -> Result<Self, ActionError> {
-        let Value::Object(map) = value else {
+    fn parse(value: &Json<'_>) -> Result<Self, ActionError> {
+        let Json::Object(map) = value else {
             return Err(ActionError::new("retry", "must be an object"));
         };
         let max_attempts = match map.get("max_attempts") {
@@ -152,31 +153,38 @@ impl RetryPolicy {
                     )
                 })? as u32,
         };
-        let delay = |field: &str, v: &Value| -> Result<u32, ActionError> {
-            v.as_u64()
-                .filter(|n| *n <= u64::from(MAX_DELAY_S))
-                .map(|n| n as u32)
-                .ok_or_else(|| {
-                    ActionError::new(
-                        field,
-                        format!("must be a whole number of seconds from 0 to {MAX_DELAY_S}"),
-                    )
-                })
-        };
+        let delay =
+            |field: At<'_>, v: Option<&Json<'_>>, default: u32| -> Result<u32, ActionError> {
+                let Some(v) = v else {
+                    return Ok(default);
+                };
+                v.as_u64()
+                    .filter(|n| *n <= u64::from(MAX_DELAY_S))
+                    .map(|n| n as u32)
+                    .ok_or_else(|| {
+                        ActionError::new(
+                            field,
+                            format!("must be a whole number of seconds from 0 to {MAX_DELAY_S}"),
+                        )
+                    })
+            };
         if let Some(backoff) = map.get("backoff") {
             let allowed = ["max_attempts", "backoff", "initial_s", "max_s", "jitter"];
             reject_unknown(map, &allowed, "retry")?;
-            let backoff: Backoff = serde_json::from_value(backoff.clone()).map_err(|_| {
-                ActionError::new("retry.backoff", "must be exponential, linear or fixed")
-            })?;
-            let initial_s = delay(
-                "retry.initial_s",
-                map.get("initial_s").unwrap_or(&Value::from(30)),
-            )?;
-            let max_s = delay(
-                "retry.max_s",
-                map.get("max_s").unwrap_or(&Value::from(3600)),
-            )?;
+            let backoff = match backoff.as_str() {
+                Some("exponential") => Backoff::Exponential,
+                Some("linear") => Backoff::Linear,
+                Some("fixed") => Backoff::Fixed,
+                _ => {
+                    return Err(ActionError::new(
+                        "retry.backoff",
+                        "must be exponential, linear or fixed",
+                    ));
+                }
+            };
+            let retry = At::Root("retry");
+            let initial_s = delay(retry.key("initial_s"), map.get("initial_s"), 30)?;
+            let max_s = delay(retry.key("max_s"), map.get("max_s"), 3600)?;
             if max_s < initial_s {
                 return Err(ActionError::new(
                     "retry.max_s",
@@ -203,10 +211,10 @@ impl RetryPolicy {
         reject_unknown(map, &["max_attempts", "delays_s"], "retry")?;
         let delays_s = match map.get("delays_s") {
             None => vec![30, 60, 300, 900, 3600],
-            Some(Value::Array(items)) if !items.is_empty() && items.len() <= 100 => items
+            Some(Json::Array(items)) if !items.is_empty() && items.len() <= 100 => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| delay(&format!("retry.delays_s[{i}]"), v))
+                .map(|(i, v)| delay(At::Root("retry.delays_s").index(i), Some(v), 0))
                 .collect::<Result<_, _>>()?,
             Some(_) => {
                 return Err(ActionError::new(
@@ -277,11 +285,11 @@ impl Handler {
         }
     }
 
-    fn parse(value: &Value) -> Result<Self, ActionError> {
-        let Value::Object(map) = value else {
+    fn parse(value: &Json<'_>) -> Result<Self, ActionError> {
+        let Json::Object(map) = value else {
             return Err(ActionError::new("handler", "must be an object"));
         };
-        match map.get("type").and_then(Value::as_str) {
+        match map.get("type").and_then(Json::as_str) {
             Some("webhook") => Ok(Self::Webhook(parse_webhook(map)?)),
             Some(other) => Err(ActionError::new(
                 "handler.type",
@@ -292,7 +300,7 @@ impl Handler {
     }
 }
 
-fn parse_webhook(map: &serde_json::Map<String, Value>) -> Result<WebhookHandler, ActionError> {
+fn parse_webhook(map: &Object<'_>) -> Result<WebhookHandler, ActionError> {
     let allowed = [
         "type",
         "url",
@@ -305,7 +313,7 @@ fn parse_webhook(map: &serde_json::Map<String, Value>) -> Result<WebhookHandler,
     reject_unknown(map, &allowed, "handler")?;
     let url_text = map
         .get("url")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .ok_or_else(|| ActionError::new("handler.url", "is required and must be a string"))?;
     let url = url::Url::parse(url_text)
         .map_err(|e| ActionError::new("handler.url", format!("is not a valid URL: {e}")))?;
@@ -323,7 +331,7 @@ fn parse_webhook(map: &serde_json::Map<String, Value>) -> Result<WebhookHandler,
     }
     let method = match map.get("method") {
         None => default_method(),
-        Some(Value::String(m)) if ["POST", "PUT", "PATCH"].contains(&m.to_uppercase().as_str()) => {
+        Some(Json::Str(m)) if ["POST", "PUT", "PATCH"].contains(&m.to_uppercase().as_str()) => {
             m.to_uppercase()
         }
         Some(_) => {
@@ -335,11 +343,12 @@ fn parse_webhook(map: &serde_json::Map<String, Value>) -> Result<WebhookHandler,
     };
     let headers = match map.get("headers") {
         None => BTreeMap::new(),
-        Some(Value::Object(h)) => {
+        Some(Json::Object(h)) => {
             let mut headers = BTreeMap::new();
-            for (name, value) in h {
-                let field = format!("handler.headers.{name}");
-                let Value::String(value) = value else {
+            for (name, value) in h.iter() {
+                let field = At::Root("handler.headers");
+                let field = field.key(name);
+                let Json::Str(value) = value else {
                     return Err(ActionError::new(field, "must be a string"));
                 };
                 let lower = name.to_ascii_lowercase();
@@ -355,7 +364,7 @@ fn parse_webhook(map: &serde_json::Map<String, Value>) -> Result<WebhookHandler,
                 if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                     return Err(ActionError::new(field, "must not contain line breaks"));
                 }
-                headers.insert(lower, value.clone());
+                headers.insert(lower, value.as_ref().to_owned());
             }
             headers
         }
@@ -380,17 +389,17 @@ fn parse_webhook(map: &serde_json::Map<String, Value>) -> Result<WebhookHandler,
     };
     let mut secrets = Vec::new();
     if let Some(v) = map.get("secret") {
-        secrets.push(parse_secret("handler.secret", v)?);
+        secrets.push(parse_secret(At::Root("handler.secret"), v)?);
     }
     if let Some(v) = map.get("secrets") {
-        let Value::Array(items) = v else {
+        let Json::Array(items) = v else {
             return Err(ActionError::new(
                 "handler.secrets",
                 "must be a list of secrets",
             ));
         };
         for (i, item) in items.iter().enumerate() {
-            secrets.push(parse_secret(&format!("handler.secrets[{i}]"), item)?);
+            secrets.push(parse_secret(At::Root("handler.secrets").index(i), item)?);
         }
     }
     if secrets.len() > 5 {
@@ -412,7 +421,7 @@ fn parse_webhook(map: &serde_json::Map<String, Value>) -> Result<WebhookHandler,
     })
 }
 
-fn parse_secret(field: &str, value: &Value) -> Result<String, ActionError> {
+fn parse_secret(field: At<'_>, value: &Json<'_>) -> Result<String, ActionError> {
     let text = value
         .as_str()
         .ok_or_else(|| ActionError::new(field, "must be a string"))?;
@@ -442,12 +451,8 @@ fn is_reserved_header(name: &str) -> bool {
     ) || name.starts_with("webhook-")
 }
 
-fn reject_unknown(
-    map: &serde_json::Map<String, Value>,
-    allowed: &[&str],
-    prefix: &str,
-) -> Result<(), ActionError> {
-    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+fn reject_unknown(map: &Object<'_>, allowed: &[&str], prefix: &str) -> Result<(), ActionError> {
+    match map.keys().find(|k| !allowed.contains(k)) {
         Some(key) => Err(ActionError::new(
             format!("{prefix}.{key}"),
             "is not a known field",
@@ -504,104 +509,44 @@ impl ActionSpec {
     /// Wildcard event-type patterns and regex (`matches`) conditions: the parts that cost the
     /// matcher a scan instead of a lookup, counted against a per-tenant budget.
     pub fn costly_parts(&self) -> usize {
-        let wildcards = self
-            .event_types
-            .iter()
-            .filter(|p| p.split('.').any(|s| s == "*" || s == "#"))
-            .count();
-        wildcards
-            + self
-                .conditions
-                .iter()
-                .map(Condition::regexes)
-                .sum::<usize>()
+        costly_parts(&self.event_types, &self.conditions)
     }
 
     /// Parses and validates the contract's JSON for an action.
     pub fn parse(value: &Value) -> Result<Self, ActionError> {
-        let Value::Object(map) = value else {
+        Self::from_json(&Json::from_value(value))
+    }
+
+    /// Parses and validates an action from JSON text.
+    pub fn parse_str(text: &str) -> Result<Self, ActionError> {
+        let json = Json::parse(text)
+            .map_err(|e| ActionError::new("$", format!("is not valid JSON: {e}")))?;
+        Self::from_json(&json)
+    }
+
+    /// Validates an action already read into a [`Json`] tree.
+    pub fn from_json(value: &Json<'_>) -> Result<Self, ActionError> {
+        let matching = ActionMatching::from_json(value)?;
+        let Json::Object(map) = value else {
             return Err(ActionError::new("$", "an action must be a JSON object"));
         };
-        let allowed = [
-            "name",
-            "description",
-            "event_types",
-            "source",
-            "conditions",
-            "priority",
-            "mode",
-            "handler",
-            "retry",
-            "rate_limit_per_s",
-            "max_concurrency",
-            "enabled",
-        ];
-        if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ActionError::new(key.clone(), "is not a known field"));
-        }
-        let name = match map.get("name") {
-            Some(Value::String(n)) if !n.trim().is_empty() && n.len() <= MAX_ACTION_NAME_LEN => {
-                n.clone()
-            }
-            Some(_) => {
-                return Err(ActionError::new(
-                    "name",
-                    format!("must be a non-empty string of at most {MAX_ACTION_NAME_LEN} bytes"),
-                ));
-            }
-            None => return Err(ActionError::new("name", "is required")),
-        };
         let description = optional_string(map, "description", 2000)?;
-        let event_types = match map.get("event_types") {
-            Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_PATTERNS => {
-                let mut patterns = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let field = format!("event_types[{i}]");
-                    let text = item
-                        .as_str()
-                        .ok_or_else(|| ActionError::new(&field, "must be a string"))?;
-                    validate_pattern(text).map_err(|m| ActionError::new(&field, m))?;
-                    patterns.push(text.to_owned());
-                }
-                patterns
-            }
-            Some(_) => {
-                return Err(ActionError::new(
-                    "event_types",
-                    format!("must be a list of 1 to {MAX_PATTERNS} patterns"),
-                ));
-            }
-            None => return Err(ActionError::new("event_types", "is required")),
-        };
-        let source = optional_string(map, "source", crate::event::MAX_NAME_LEN)?;
-        let conditions = match map.get("conditions") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(v) => parse_conditions(v)?,
-        };
-        let priority = match map.get("priority") {
-            None | Some(Value::Null) => Priority::default(),
-            Some(v) => Priority::parse(v)?,
-        };
-        let mode = match map.get("mode") {
-            None | Some(Value::Null) => ActionMode::default(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|_| ActionError::new("mode", "must be async or sync"))?,
-        };
         let handler = match map.get("handler") {
             Some(v) => Handler::parse(v)?,
             None => return Err(ActionError::new("handler", "is required")),
         };
-        let retry = match map.get("retry") {
-            None | Some(Value::Null) => RetryPolicy::default(),
-            Some(v) => RetryPolicy::parse(v)?,
-        };
         let rate_limit_per_s = optional_positive(map, "rate_limit_per_s", 100_000)?;
         let max_concurrency = optional_positive(map, "max_concurrency", 10_000)?;
-        let enabled = match map.get("enabled") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(ActionError::new("enabled", "must be true or false")),
-        };
+        let ActionMatching {
+            name,
+            event_types,
+            source,
+            conditions,
+            priority,
+            mode,
+            retry,
+            enabled,
+        } = matching;
         Ok(Self {
             name,
             description,
@@ -619,14 +564,138 @@ impl ActionSpec {
     }
 }
 
+fn costly_parts(event_types: &[String], conditions: &[Condition]) -> usize {
+    let wildcards = event_types
+        .iter()
+        .filter(|p| p.split('.').any(|s| s == "*" || s == "#"))
+        .count();
+    wildcards + conditions.iter().map(Condition::regexes).sum::<usize>()
+}
+
+/// The parts of an action that decide whether, and in which order, it matches: what a
+/// matcher reads when it loads actions that were fully validated when they were saved. The
+/// handler, description and limits are not read (the API checks them on every save).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionMatching {
+    pub name: String,
+    pub event_types: Vec<String>,
+    pub source: Option<String>,
+    pub conditions: Vec<Condition>,
+    pub priority: Priority,
+    pub mode: ActionMode,
+    pub retry: RetryPolicy,
+    pub enabled: bool,
+}
+
+impl ActionMatching {
+    /// Wildcard patterns and regex conditions, as [`ActionSpec::costly_parts`].
+    pub fn costly_parts(&self) -> usize {
+        costly_parts(&self.event_types, &self.conditions)
+    }
+
+    /// Validates the matching parts of an action, and that it has no unknown fields.
+    pub fn from_json(value: &Json<'_>) -> Result<Self, ActionError> {
+        let Json::Object(map) = value else {
+            return Err(ActionError::new("$", "an action must be a JSON object"));
+        };
+        let allowed = [
+            "name",
+            "description",
+            "event_types",
+            "source",
+            "conditions",
+            "priority",
+            "mode",
+            "handler",
+            "retry",
+            "rate_limit_per_s",
+            "max_concurrency",
+            "enabled",
+        ];
+        if let Some(key) = map.keys().find(|k| !allowed.contains(k)) {
+            return Err(ActionError::new(key, "is not a known field"));
+        }
+        let name = match map.get("name") {
+            Some(Json::Str(n)) if !n.trim().is_empty() && n.len() <= MAX_ACTION_NAME_LEN => {
+                n.as_ref().to_owned()
+            }
+            Some(_) => {
+                return Err(ActionError::new(
+                    "name",
+                    format!("must be a non-empty string of at most {MAX_ACTION_NAME_LEN} bytes"),
+                ));
+            }
+            None => return Err(ActionError::new("name", "is required")),
+        };
+        let event_types = match map.get("event_types") {
+            Some(Json::Array(items)) if !items.is_empty() && items.len() <= MAX_PATTERNS => {
+                let mut patterns = Vec::with_capacity(items.len());
+                let root = At::Root("event_types");
+                for (i, item) in items.iter().enumerate() {
+                    let field = root.index(i);
+                    let text = item
+                        .as_str()
+                        .ok_or_else(|| ActionError::new(field, "must be a string"))?;
+                    validate_pattern(text).map_err(|m| ActionError::new(field, m))?;
+                    patterns.push(text.to_owned());
+                }
+                patterns
+            }
+            Some(_) => {
+                return Err(ActionError::new(
+                    "event_types",
+                    format!("must be a list of 1 to {MAX_PATTERNS} patterns"),
+                ));
+            }
+            None => return Err(ActionError::new("event_types", "is required")),
+        };
+        let source = optional_string(map, "source", crate::event::MAX_NAME_LEN)?;
+        let conditions = match map.get("conditions") {
+            None | Some(Json::Null) => Vec::new(),
+            Some(v) => parse_conditions(v)?,
+        };
+        let priority = match map.get("priority") {
+            None | Some(Json::Null) => Priority::default(),
+            Some(v) => Priority::parse(v)?,
+        };
+        let mode = match map.get("mode") {
+            None | Some(Json::Null) => ActionMode::default(),
+            Some(v) => match v.as_str() {
+                Some("async") => ActionMode::Async,
+                Some("sync") => ActionMode::Sync,
+                _ => return Err(ActionError::new("mode", "must be async or sync")),
+            },
+        };
+        let retry = match map.get("retry") {
+            None | Some(Json::Null) => RetryPolicy::default(),
+            Some(v) => RetryPolicy::parse(v)?,
+        };
+        let enabled = match map.get("enabled") {
+            None | Some(Json::Null) => true,
+            Some(Json::Bool(b)) => *b,
+            Some(_) => return Err(ActionError::new("enabled", "must be true or false")),
+        };
+        Ok(Self {
+            name,
+            event_types,
+            source,
+            conditions,
+            priority,
+            mode,
+            retry,
+            enabled,
+        })
+    }
+}
+
 fn optional_string(
-    map: &serde_json::Map<String, Value>,
+    map: &Object<'_>,
     key: &str,
     max_len: usize,
 ) -> Result<Option<String>, ActionError> {
     match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() <= max_len => Ok(Some(s.clone())),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Str(s)) if s.len() <= max_len => Ok(Some(s.as_ref().to_owned())),
         Some(_) => Err(ActionError::new(
             key,
             format!("must be a string of at most {max_len} bytes"),
@@ -634,13 +703,9 @@ fn optional_string(
     }
 }
 
-fn optional_positive(
-    map: &serde_json::Map<String, Value>,
-    key: &str,
-    max: u64,
-) -> Result<Option<u32>, ActionError> {
+fn optional_positive(map: &Object<'_>, key: &str, max: u64) -> Result<Option<u32>, ActionError> {
     match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
+        None | Some(Json::Null) => Ok(None),
         Some(v) => v
             .as_u64()
             .filter(|n| (1..=max).contains(n))
@@ -805,6 +870,29 @@ mod tests {
             let err = ActionSpec::parse(&value).unwrap_err();
             assert_eq!(err.field, field, "{value}: {err}");
         }
+    }
+
+    #[test]
+    fn text_and_values_parse_alike_and_matching_parts_skip_the_handler() {
+        let text = base().to_string();
+        assert_eq!(
+            ActionSpec::parse_str(&text).unwrap().handler,
+            ActionSpec::parse(&base()).unwrap().handler
+        );
+        assert_eq!(ActionSpec::parse_str("{nope").unwrap_err().field, "$");
+        let mut bad_handler = base();
+        bad_handler["handler"]["url"] = json!("ftp://x");
+        let json = Json::from_value(&bad_handler);
+        assert!(ActionSpec::from_json(&json).is_err());
+        let matching = ActionMatching::from_json(&json).unwrap();
+        assert_eq!(matching.name, "notify-billing");
+        assert_eq!(matching.costly_parts(), 1);
+        let unknown = with("colour", json!("blue"));
+        let unknown = Json::from_value(&unknown);
+        assert_eq!(
+            ActionMatching::from_json(&unknown).unwrap_err().field,
+            "colour"
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! This module owns the shape (parsing, validation, the JSON form); evaluation is the matcher's.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::action::ActionError;
+use crate::json_tree::{At, Json, Object};
 
 /// A comparison operator of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,23 +131,24 @@ impl Serialize for Condition {
 
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        parse_condition(&value, "condition", 0).map_err(serde::de::Error::custom)
+        let json = Json::deserialize(deserializer)?;
+        parse_condition(&json, At::Root("condition"), 0).map_err(serde::de::Error::custom)
     }
 }
 
 /// Parses the `conditions` list of an action.
-pub fn parse_conditions(value: &Value) -> Result<Vec<Condition>, ActionError> {
-    let Value::Array(items) = value else {
+pub fn parse_conditions(value: &Json<'_>) -> Result<Vec<Condition>, ActionError> {
+    let Json::Array(items) = value else {
         return Err(ActionError::new(
             "conditions",
             "must be a list of conditions",
         ));
     };
+    let root = At::Root("conditions");
     let parsed = items
         .iter()
         .enumerate()
-        .map(|(i, item)| parse_condition(item, &format!("conditions[{i}]"), 1))
+        .map(|(i, item)| parse_condition(item, root.index(i), 1))
         .collect::<Result<Vec<_>, _>>()?;
     let leaves: usize = parsed.iter().map(Condition::leaves).sum();
     if leaves > MAX_LEAVES {
@@ -158,27 +160,27 @@ pub fn parse_conditions(value: &Value) -> Result<Vec<Condition>, ActionError> {
     Ok(parsed)
 }
 
-fn parse_condition(value: &Value, field: &str, depth: usize) -> Result<Condition, ActionError> {
+fn parse_condition(value: &Json<'_>, at: At<'_>, depth: usize) -> Result<Condition, ActionError> {
     if depth > MAX_DEPTH {
         return Err(ActionError::new(
-            field,
+            at,
             format!("nests deeper than {MAX_DEPTH} levels"),
         ));
     }
-    let Value::Object(map) = value else {
-        return Err(ActionError::new(field, "must be an object"));
+    let Json::Object(map) = value else {
+        return Err(ActionError::new(at, "must be an object"));
     };
     let group = |key: &str| -> Result<Vec<Condition>, ActionError> {
-        let group_field = format!("{field}.{key}");
-        expect_only(map, &[key], field)?;
-        match &map[key] {
-            Value::Array(items) if !items.is_empty() => items
+        expect_only(map, &[key], at)?;
+        let group_at = at.key(key);
+        match map.get(key) {
+            Some(Json::Array(items)) if !items.is_empty() => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| parse_condition(v, &format!("{group_field}[{i}]"), depth + 1))
+                .map(|(i, v)| parse_condition(v, group_at.index(i), depth + 1))
                 .collect(),
             _ => Err(ActionError::new(
-                group_field,
+                group_at,
                 "must be a non-empty list of conditions",
             )),
         }
@@ -190,44 +192,44 @@ fn parse_condition(value: &Value, field: &str, depth: usize) -> Result<Condition
         return group("all").map(Condition::All);
     }
     if let Some(inner) = map.get("not") {
-        expect_only(map, &["not"], field)?;
-        let inner = parse_condition(inner, &format!("{field}.not"), depth + 1)?;
+        expect_only(map, &["not"], at)?;
+        let inner = parse_condition(inner, at.key("not"), depth + 1)?;
         return Ok(Condition::Not(Box::new(inner)));
     }
-    expect_only(map, &["path", "op", "value"], field)?;
+    expect_only(map, &["path", "op", "value"], at)?;
     let path = match map.get("path") {
-        Some(Value::String(p)) => {
-            validate_path(p).map_err(|m| ActionError::new(format!("{field}.path"), m))?;
-            p.clone()
+        Some(Json::Str(p)) => {
+            validate_path(p).map_err(|m| ActionError::new(at.key("path"), m))?;
+            p.as_ref().to_owned()
         }
         _ => {
             return Err(ActionError::new(
-                format!("{field}.path"),
+                at.key("path"),
                 "is required (a dotted path)",
             ));
         }
     };
-    let op_field = format!("{field}.op");
     let op = match map.get("op") {
-        Some(Value::String(text)) => Operator::parse(text).ok_or_else(|| {
+        Some(Json::Str(text)) => Operator::parse(text).ok_or_else(|| {
             let known: Vec<_> = Operator::ALL.iter().map(|o| o.as_str()).collect();
             ActionError::new(
-                &op_field,
+                at.key("op"),
                 format!("unknown operator {text:?}; known: {}", known.join(", ")),
             )
         })?,
-        _ => return Err(ActionError::new(op_field, "is required")),
+        _ => return Err(ActionError::new(at.key("op"), "is required")),
     };
-    let value = map.get("value").cloned().unwrap_or(Value::Null);
-    validate_value(op, &value, map.contains_key("value"))
-        .map_err(|m| ActionError::new(format!("{field}.value"), m))?;
+    let value = map.get("value");
+    validate_value(op, value.unwrap_or(&Json::Null), value.is_some())
+        .map_err(|m| ActionError::new(at.key("value"), m))?;
+    let value = value.map_or(Value::Null, Json::to_value);
     Ok(Condition::Leaf { path, op, value })
 }
 
-fn expect_only(map: &Map<String, Value>, keys: &[&str], field: &str) -> Result<(), ActionError> {
-    match map.keys().find(|k| !keys.contains(&k.as_str())) {
+fn expect_only(map: &Object<'_>, keys: &[&str], at: At<'_>) -> Result<(), ActionError> {
+    match map.keys().find(|k| !keys.contains(k)) {
         Some(extra) => Err(ActionError::new(
-            format!("{field}.{extra}"),
+            at.key(extra),
             format!("is not allowed here (expected only {})", keys.join(", ")),
         )),
         None => Ok(()),
@@ -253,8 +255,7 @@ pub fn validate_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_value(op: Operator, value: &Value, present: bool) -> Result<(), String> {
-    let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
+fn validate_value(op: Operator, value: &Json<'_>, present: bool) -> Result<(), String> {
     match op {
         Operator::Exists | Operator::NotExists => {
             if present && !value.is_null() {
@@ -262,7 +263,7 @@ fn validate_value(op: Operator, value: &Value, present: bool) -> Result<(), Stri
             }
         }
         Operator::Equals | Operator::NotEquals => {
-            if !(scalar(value) || value.is_null()) || !present {
+            if !(value.is_scalar() || value.is_null()) || !present {
                 return Err(format!(
                     "`{}` needs a string, number, boolean or null",
                     op.as_str()
@@ -280,8 +281,8 @@ fn validate_value(op: Operator, value: &Value, present: bool) -> Result<(), Stri
             }
         }
         Operator::In | Operator::NotIn => match value {
-            Value::Array(items) if !items.is_empty() && items.len() <= 1000 => {
-                if !items.iter().all(|v| scalar(v) || v.is_null()) {
+            Json::Array(items) if !items.is_empty() && items.len() <= 1000 => {
+                if !items.iter().all(|v| v.is_scalar() || v.is_null()) {
                     return Err(format!("`{}` needs a list of scalars", op.as_str()));
                 }
             }
@@ -293,13 +294,13 @@ fn validate_value(op: Operator, value: &Value, present: bool) -> Result<(), Stri
             }
         },
         Operator::Matches => {
-            let Value::String(source) = value else {
+            let Json::Str(source) = value else {
                 return Err("`matches` needs a regular expression string".into());
             };
             if source.len() > MAX_REGEX_LEN {
                 return Err(format!("regex is longer than {MAX_REGEX_LEN} bytes"));
             }
-            regex::RegexBuilder::new(source)
+            regex::RegexBuilder::new(source.as_ref())
                 .size_limit(MAX_REGEX_COMPILED_BYTES)
                 .build()
                 .map_err(|e| format!("invalid or too costly regex: {e}"))?;
@@ -312,6 +313,10 @@ fn validate_value(op: Operator, value: &Value, present: bool) -> Result<(), Stri
 mod tests {
     use super::*;
 
+    fn parse(value: &Value) -> Result<Vec<Condition>, ActionError> {
+        parse_conditions(&Json::from_value(value))
+    }
+
     #[test]
     fn groups_and_leaves_round_trip() {
         let input = json!([
@@ -320,7 +325,7 @@ mod tests {
                      {"not": {"path": "metadata.region", "op": "exists"}}]},
             {"all": [{"path": "type", "op": "matches", "value": "^user\\."}]}
         ]);
-        let parsed = parse_conditions(&input).unwrap();
+        let parsed = parse(&input).unwrap();
         let back = Value::Array(parsed.iter().map(Condition::to_json).collect());
         assert_eq!(back, input);
         let again: Vec<Condition> = serde_json::from_value(back).unwrap();
@@ -351,7 +356,7 @@ mod tests {
         ];
         for (op, value, ok) in cases {
             let cond = json!([{"path": "data.x", "op": op, "value": value}]);
-            assert_eq!(parse_conditions(&cond).is_ok(), ok, "{op} {value}");
+            assert_eq!(parse(&cond).is_ok(), ok, "{op} {value}");
         }
     }
 
@@ -386,7 +391,7 @@ mod tests {
             (json!({"path": "data.x"}), "conditions"),
         ];
         for (input, field) in cases {
-            let err = parse_conditions(&input).unwrap_err();
+            let err = parse(&input).unwrap_err();
             assert_eq!(err.field, field, "{input}: {err}");
         }
     }
@@ -397,10 +402,10 @@ mod tests {
         for _ in 0..10 {
             deep = json!({"not": deep});
         }
-        assert!(parse_conditions(&json!([deep])).is_err());
+        assert!(parse(&json!([deep])).is_err());
         let many: Vec<_> = (0..65)
             .map(|_| json!({"path": "data.x", "op": "exists"}))
             .collect();
-        assert!(parse_conditions(&Value::Array(many)).is_err());
+        assert!(parse(&Value::Array(many)).is_err());
     }
 }

@@ -8,6 +8,7 @@ pub mod condition;
 pub mod config;
 pub mod event;
 pub mod ids;
+pub mod json_tree;
 pub mod messages;
 pub mod metrics;
 pub mod net;

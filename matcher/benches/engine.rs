@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use herald_common::action::ActionSpec;
 use herald_common::ids::{ActionId, TenantId};
 use herald_matcher::bench::Workload;
-use herald_matcher::engine::Engine;
+use herald_matcher::engine::{Engine, MatchSpec};
 use serde_json::Value;
 
 fn lines(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<String> {
@@ -37,11 +37,11 @@ fn engine_for(workload: &Workload) -> (Engine, Vec<String>) {
         })
         .collect();
     let engine = Engine::new();
-    engine.load(
-        specs
-            .iter()
-            .map(|(tenant, spec)| (*tenant, ActionId::new(), spec)),
-    );
+    let specs: Vec<_> = specs
+        .into_iter()
+        .map(|(tenant, spec)| (tenant, ActionId::new(), MatchSpec::from(spec)))
+        .collect();
+    engine.load(&specs);
     (engine, lines(|out| workload.write_events(out)))
 }
 

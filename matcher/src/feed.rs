@@ -17,7 +17,7 @@ use herald_common::store::Store;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, MatchSpec};
 
 /// The notification channel the actions trigger writes to.
 pub const CHANNEL: &str = "herald_actions";
@@ -75,15 +75,24 @@ impl ActionFeed {
     async fn reload(&self) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let actions = self.store.live_actions().await.context("loading actions")?;
-        self.engine
-            .load(actions.iter().map(|a| (a.tenant_id, a.id, &a.spec)));
+        // Building the index is CPU work on every core: keep it off the async workers.
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let actions: Vec<_> = actions
+                .into_iter()
+                .map(|a| (a.tenant_id, a.id, MatchSpec::from(a.spec)))
+                .collect();
+            engine.load(&actions);
+        })
+        .await
+        .context("building the index")?;
         self.metrics.actions_loaded.set(self.engine.len() as i64);
         self.metrics
             .action_changes
             .with_label_values(&["reload"])
             .inc();
         tracing::info!(
-            actions = actions.len(),
+            actions = self.engine.len(),
             took_ms = started.elapsed().as_millis() as u64,
             "actions loaded"
         );

@@ -2,16 +2,17 @@
 //! line of figures. Outside the test suite; `cargo xtask bench matcher` runs it on generated
 //! workloads of every size.
 
-use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::io::{BufRead, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use herald_common::action::ActionSpec;
+use herald_common::action::ActionMatching;
 use herald_common::ids::{ActionId, TenantId};
-use serde_json::{Value, json};
+use herald_common::json_tree::Json;
+use serde_json::json;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Loader, MatchSpec};
 
 pub struct BenchArgs {
     pub actions: PathBuf,
@@ -19,13 +20,21 @@ pub struct BenchArgs {
     pub out: Option<PathBuf>,
 }
 
-/// The action id given to line `index` of the actions file, so a match maps back to its line.
-fn id_of_line(index: usize) -> ActionId {
-    ActionId::from(uuid::Uuid::from_u128(index as u128 + 1))
+/// The action id given to the line at byte `offset` of the actions file, so that a match
+/// maps back to its line (through the table of line starts) without workers that read parts
+/// of the file having to agree on line numbers first.
+fn id_of_offset(offset: u64) -> ActionId {
+    ActionId::from(uuid::Uuid::from_u128(u128::from(offset) + 1))
 }
 
-fn line_of_id(id: ActionId) -> usize {
-    (id.as_uuid().as_u128() - 1) as usize
+/// The start of every action line, in order: maps an action id back to its line index.
+struct LineStarts(Vec<u64>);
+
+impl LineStarts {
+    fn line_of(&self, id: ActionId) -> usize {
+        let offset = (id.as_uuid().as_u128() - 1) as u64;
+        self.0.partition_point(|start| *start < offset)
+    }
 }
 
 /// Resident memory of this process, in bytes (Linux).
@@ -52,69 +61,154 @@ fn read_lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
-/// Parses action lines as the API would; `first` is the index of the first line.
-fn parse_actions(
-    lines: &[String],
-    first: usize,
-) -> anyhow::Result<Vec<(TenantId, ActionId, ActionSpec)>> {
-    let mut specs = Vec::with_capacity(lines.len());
-    for (offset, line) in lines.iter().enumerate() {
-        let i = first + offset;
-        let mut value: Value =
-            serde_json::from_str(line).with_context(|| format!("action line {i}"))?;
-        let tenant: TenantId = value["tenant_id"]
-            .as_str()
-            .context("tenant_id")?
-            .parse()
-            .with_context(|| format!("action line {i}: tenant_id"))?;
-        if let Some(map) = value.as_object_mut() {
-            map.remove("tenant_id");
-        }
-        let spec =
-            ActionSpec::parse(&value).map_err(|e| anyhow::anyhow!("action line {i}: {e}"))?;
-        specs.push((tenant, id_of_line(i), spec));
+/// One action line: its tenant and what the engine needs, validated. The matcher reads what it
+/// matches on (patterns, conditions, source, priority, mode, retry attempts); the handler
+/// settings were checked when the action was saved and are not read here.
+fn parse_action(line: &str, offset: u64) -> anyhow::Result<(TenantId, ActionMatching)> {
+    let at = || format!("action line at byte {offset}");
+    let mut json = Json::parse(line).with_context(at)?;
+    let Json::Object(members) = &mut json else {
+        bail!("{}: not a JSON object", at());
+    };
+    let tenant: TenantId = members
+        .remove("tenant_id")
+        .as_ref()
+        .and_then(Json::as_str)
+        .with_context(|| format!("{}: tenant_id is required", at()))?
+        .parse()
+        .with_context(|| format!("{}: tenant_id", at()))?;
+    let action = ActionMatching::from_json(&json).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+    Ok((tenant, action))
+}
+
+type Item = (TenantId, ActionId, MatchSpec);
+
+/// What one worker read from its part of the file.
+#[derive(Default)]
+struct Part {
+    /// Where each of its lines starts.
+    starts: Vec<u64>,
+    /// Live actions it read whose tenants another loader owns, by loader.
+    elsewhere: Vec<Vec<Item>>,
+    /// Every 16th live action, kept to time updates with afterwards.
+    sample: Vec<Item>,
+}
+
+/// Reads and validates the lines that start in bytes `start..end` of the file (a line belongs
+/// to the range holding its first byte), compiling those of tenants `loader` owns at once and
+/// setting the others aside for their own loaders.
+fn read_part(
+    path: &Path,
+    (start, end): (u64, u64),
+    loader: &mut Loader<'_>,
+    parts: usize,
+) -> anyhow::Result<Part> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut offset = start.saturating_sub(1);
+    file.seek(SeekFrom::Start(offset))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    if start > 0 {
+        // Skip the rest of the line that began before this range (just its newline when the
+        // range starts a line).
+        offset += reader.read_until(b'\n', &mut Vec::new())? as u64;
     }
-    Ok(specs)
+    let mut part = Part {
+        elsewhere: (0..parts).map(|_| Vec::new()).collect(),
+        ..Part::default()
+    };
+    let mut line = String::new();
+    while offset < end {
+        line.clear();
+        let read = reader.read_line(&mut line)?;
+        if read == 0 {
+            break;
+        }
+        let text = line.trim_end();
+        if !text.is_empty() {
+            part.starts.push(offset);
+            let (tenant, action) = parse_action(text, offset)?;
+            if action.enabled {
+                let (id, spec) = (id_of_offset(offset), MatchSpec::from(action));
+                if part.starts.len() % 16 == 1 {
+                    part.sample.push((tenant, id, spec.clone()));
+                }
+                match loader.part_of(tenant) {
+                    own if own == loader.part() => loader.add(tenant, id, &spec),
+                    other => part.elsewhere[other].push((tenant, id, spec)),
+                }
+            }
+        }
+        offset += read as u64;
+    }
+    Ok(part)
+}
+
+/// Loads the actions file on every core: each worker reads a share of the file, then each
+/// loader compiles what the others set aside for it and builds its shards.
+fn load(engine: &Engine, path: &Path) -> anyhow::Result<(LineStarts, Vec<Item>)> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .len();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut loaders = engine.loaders(workers);
+    let parts = loaders.len();
+    let read: Vec<anyhow::Result<Part>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = loaders
+            .iter_mut()
+            .enumerate()
+            .map(|(w, loader)| {
+                let range = (
+                    size * w as u64 / parts as u64,
+                    size * (w as u64 + 1) / parts as u64,
+                );
+                scope.spawn(move || read_part(path, range, loader, parts))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a load worker panicked")))
+            })
+            .collect()
+    });
+    let mut starts = Vec::new();
+    let mut sample = Vec::new();
+    let mut handed: Vec<Vec<Vec<Item>>> = (0..parts).map(|_| Vec::new()).collect();
+    for part in read {
+        let part = part?;
+        starts.extend(part.starts);
+        sample.extend(part.sample);
+        for (to, items) in part.elsewhere.into_iter().enumerate() {
+            handed[to].push(items);
+        }
+    }
+    std::thread::scope(|scope| {
+        for (mut loader, batches) in loaders.into_iter().zip(handed) {
+            scope.spawn(move || {
+                for (tenant, id, spec) in batches.iter().flatten() {
+                    loader.add(*tenant, *id, spec);
+                }
+                loader.finish();
+            });
+        }
+    });
+    Ok((LineStarts(starts), sample))
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let action_lines = read_lines(&args.actions)?;
     let event_lines = read_lines(&args.events)?;
 
-    // Load: parse and validate every action as the API would, then build the index.
-    let started = Instant::now();
-    // Parsing is independent per line: every core takes a share (matching stays on one).
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let share = action_lines.len().div_ceil(threads).max(1);
-    let parts: Vec<anyhow::Result<Vec<(TenantId, ActionId, ActionSpec)>>> =
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = action_lines
-                .chunks(share)
-                .enumerate()
-                .map(|(part, lines)| scope.spawn(move || parse_actions(lines, part * share)))
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a parser thread panicked")))
-                })
-                .collect()
-        });
-    let mut specs = Vec::with_capacity(action_lines.len());
-    for part in parts {
-        specs.extend(part?);
-    }
-    drop(action_lines);
-    let parse_s = started.elapsed().as_secs_f64();
+    // Load: read, validate and index every action, on every core (matching stays on one).
     let before_index = resident_bytes();
+    let started = Instant::now();
     let engine = Engine::new();
-    engine.load(specs.iter().map(|(t, id, s)| (*t, *id, s)));
+    let (lines, sample) = load(&engine, &args.actions)?;
     let load_s = started.elapsed().as_secs_f64();
     let index_bytes = resident_bytes().saturating_sub(before_index);
-    if engine.len() != specs.len() {
-        bail!("{} actions loaded of {}", engine.len(), specs.len());
-    }
+    let count = engine.len();
+    let line_of_id = |id| lines.line_of(id);
 
     // Throughput: every event once, parsing included, no timers inside the loop.
     let mut matches = Vec::new();
@@ -156,8 +250,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // Updates: take an action out and put it back, timing each call.
     let mut updates = Vec::new();
-    let step = (specs.len() / 5000).max(1);
-    for (tenant, id, spec) in specs.iter().step_by(step) {
+    for (tenant, id, spec) in &sample {
         let started = Instant::now();
         engine.remove(*tenant, *id);
         updates.push(started.elapsed().as_nanos() as u64);
@@ -168,15 +261,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     updates.sort_unstable();
 
     let report = json!({
-        "actions": specs.len(),
+        "actions": count,
         "events": event_lines.len(),
         "events_per_s": events_per_s.round(),
         "p50_us": percentile(&latencies, 50.0),
         "p99_us": percentile(&latencies, 99.0),
         "p999_us": percentile(&latencies, 99.9),
-        "bytes_per_action": (index_bytes as f64 / specs.len().max(1) as f64).round(),
+        "bytes_per_action": (index_bytes as f64 / count.max(1) as f64).round(),
         "load_s": (load_s * 1000.0).round() / 1000.0,
-        "parse_s": (parse_s * 1000.0).round() / 1000.0,
         "update_p50_us": percentile(&updates, 50.0),
         "update_p99_us": percentile(&updates, 99.0),
         "matches": total_matches,

@@ -3,7 +3,8 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use herald_common::action::{ActionMode, ActionSpec};
+use herald_common::action::{ActionMatching, ActionMode, ActionSpec};
+use herald_common::condition::Condition;
 use herald_common::ids::ActionId;
 use rustc_hash::FxHashMap;
 
@@ -46,6 +47,67 @@ impl PathTable {
     }
 }
 
+/// What the engine keeps of an action's definition: everything that decides whether and in
+/// which order it matches, nothing of its handler. Loading builds these as it reads, so a
+/// million actions never hold a million handlers in memory at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchSpec {
+    pub name: String,
+    pub priority: i32,
+    pub mode: ActionMode,
+    pub max_attempts: u32,
+    /// Wildcard patterns and regex conditions (see `ActionSpec::costly_parts`).
+    pub costly: usize,
+    pub source: Option<String>,
+    pub event_types: Vec<String>,
+    pub conditions: Vec<Condition>,
+}
+
+impl From<ActionSpec> for MatchSpec {
+    fn from(spec: ActionSpec) -> Self {
+        Self {
+            costly: spec.costly_parts(),
+            max_attempts: spec.retry.max_attempts(),
+            priority: spec.priority.0,
+            mode: spec.mode,
+            name: spec.name,
+            source: spec.source,
+            event_types: spec.event_types,
+            conditions: spec.conditions,
+        }
+    }
+}
+
+impl From<ActionMatching> for MatchSpec {
+    fn from(spec: ActionMatching) -> Self {
+        Self {
+            costly: spec.costly_parts(),
+            max_attempts: spec.retry.max_attempts(),
+            priority: spec.priority.0,
+            mode: spec.mode,
+            name: spec.name,
+            source: spec.source,
+            event_types: spec.event_types,
+            conditions: spec.conditions,
+        }
+    }
+}
+
+impl From<&ActionSpec> for MatchSpec {
+    fn from(spec: &ActionSpec) -> Self {
+        Self {
+            costly: spec.costly_parts(),
+            max_attempts: spec.retry.max_attempts(),
+            priority: spec.priority.0,
+            mode: spec.mode,
+            name: spec.name.clone(),
+            source: spec.source.clone(),
+            event_types: spec.event_types.clone(),
+            conditions: spec.conditions.clone(),
+        }
+    }
+}
+
 /// An action compiled for matching.
 #[derive(Debug)]
 pub struct CompiledAction {
@@ -69,9 +131,9 @@ impl CompiledAction {
     /// Compiles `spec`, registering its paths in `paths`.
     pub fn compile<'c>(
         id: ActionId,
-        spec: &'c ActionSpec,
+        spec: &'c MatchSpec,
         paths: &mut PathTable,
-        slot: &mut impl FnMut(&'c herald_common::condition::Condition) -> u32,
+        slot: &mut impl FnMut(&'c Condition) -> u32,
         regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
     ) -> Self {
         let conditions = spec
@@ -81,12 +143,12 @@ impl CompiledAction {
             .collect();
         Self {
             id,
-            costly: spec.costly_parts().min(u16::MAX as usize) as u16,
+            costly: spec.costly.min(u16::MAX as usize) as u16,
             name: spec.name.as_str().into(),
-            priority: spec.priority.0,
+            priority: spec.priority,
             mode: spec.mode,
-            max_attempts: spec.retry.max_attempts(),
-            order: order_key(spec.priority.0, &spec.name),
+            max_attempts: spec.max_attempts,
+            order: order_key(spec.priority, &spec.name),
             source: spec.source.as_deref().map(Into::into),
             patterns: spec.event_types.iter().map(|p| p.as_str().into()).collect(),
             conditions,

@@ -84,6 +84,26 @@ impl<'a> EventRef<'a> {
     }
 }
 
+/// Reads only the top-level `tenant_id` of a JSON line (events and action lines both carry
+/// one), skipping everything else without building it: enough to route a line to the part of a
+/// load, or the replica, that owns its tenant.
+pub fn tenant_of_line(line: &str) -> Result<TenantId, EventLineError> {
+    let mut cursor = Cursor::new(line);
+    let mut tenant = None;
+    cursor.object(|key, cursor| {
+        match key {
+            "tenant_id" => tenant = top_string(cursor)?,
+            _ => cursor.skip()?,
+        }
+        Ok(())
+    })?;
+    cursor.finish()?;
+    tenant
+        .ok_or(EventLineError::Missing("tenant_id"))?
+        .parse()
+        .map_err(|_| EventLineError::BadTenant)
+}
+
 /// Reads an event line in one pass. As soon as `tenant_id` is read, `lookup` may return the
 /// tenant's index; `data` and `metadata` met after that are read in place through the index's
 /// path tries into `found`, and those met before are kept raw and read afterwards. Either way

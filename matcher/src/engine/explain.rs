@@ -6,6 +6,7 @@ use herald_common::condition::Condition;
 use herald_common::ids::ActionId;
 use serde_json::{Value, json};
 
+use super::MatchSpec;
 use super::action::{CompiledAction, EventValues, PathTable};
 use super::condition::{Compiled, Values};
 use super::event::EventRef;
@@ -16,9 +17,10 @@ use super::pattern::matches_pattern;
 /// never matches whatever its patterns and conditions say.
 pub fn explain(spec: &ActionSpec, live: bool, event: &EventRef<'_>) -> Result<Value, Malformed> {
     let mut paths = PathTable::default();
+    let matching = MatchSpec::from(spec);
     let compiled = CompiledAction::compile(
         ActionId::new(),
-        spec,
+        &matching,
         &mut paths,
         &mut |_| u32::MAX,
         &mut super::compile_regex,

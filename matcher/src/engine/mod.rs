@@ -13,6 +13,7 @@ mod condition;
 mod event;
 pub mod explain;
 mod json;
+mod loader;
 mod pattern;
 mod tenant;
 
@@ -20,15 +21,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use herald_common::action::ActionSpec;
-use herald_common::condition::{Condition, Operator};
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::store::ActionRecord;
 use rustc_hash::FxHashMap;
 
-pub use action::{CompiledAction, PathTable};
-pub use event::{EventLineError, EventRef, MetadataRef};
+pub use action::{CompiledAction, MatchSpec, PathTable};
+pub use event::{EventLineError, EventRef, MetadataRef, tenant_of_line};
 pub use json::Malformed;
+pub use loader::Loader;
 pub use pattern::{TypePattern, matches_pattern};
 use tenant::TenantIndex;
 
@@ -155,11 +155,11 @@ impl Engine {
             self.remove(record.tenant_id, record.id);
             return;
         }
-        self.put(record.tenant_id, record.id, &record.spec);
+        self.put(record.tenant_id, record.id, &MatchSpec::from(&record.spec));
     }
 
     /// Puts a live action in, replacing its previous version.
-    pub fn put(&self, tenant: TenantId, id: ActionId, spec: &ActionSpec) {
+    pub fn put(&self, tenant: TenantId, id: ActionId, spec: &MatchSpec) {
         let shard = self.shard(tenant);
         let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tenants = shard.tenants.load();
@@ -212,63 +212,6 @@ impl Engine {
             map.insert(tenant, Arc::new(next));
         }
         shard.tenants.store(Arc::new(map));
-    }
-
-    /// Replaces everything with `actions` (live ones only are kept), building each tenant's
-    /// index once. Used at start and by a full resync.
-    pub fn load<'r>(
-        &self,
-        actions: impl IntoIterator<Item = (TenantId, ActionId, &'r ActionSpec)>,
-    ) {
-        let mut by_shard: Vec<FxHashMap<TenantId, Vec<(ActionId, &ActionSpec)>>> =
-            (0..SHARDS).map(|_| FxHashMap::default()).collect();
-        for (tenant, id, spec) in actions {
-            by_shard[shard_of(tenant)]
-                .entry(tenant)
-                .or_default()
-                .push((id, spec));
-        }
-        let mut regex = self.regex();
-        for (shard, tenants) in self.shards.iter().zip(by_shard) {
-            let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
-            self.live.fetch_sub(writer.actions.len(), Ordering::Relaxed);
-            writer.actions.clear();
-            let mut map = TenantMap::default();
-            for (tenant, specs) in tenants {
-                let mut paths = PathTable::default();
-                // Identical leaves share a slot, so an event evaluates each once.
-                let mut leaves: FxHashMap<(&str, Operator, &serde_json::Value), u32> =
-                    FxHashMap::default();
-                let mut slot = |leaf: &'r Condition| -> u32 {
-                    let next = leaves.len() as u32;
-                    match leaf {
-                        Condition::Leaf { path, op, value } => {
-                            *leaves.entry((path.as_str(), *op, value)).or_insert(next)
-                        }
-                        // Only leaves are given slots.
-                        _ => u32::MAX,
-                    }
-                };
-                let compiled: Vec<Arc<CompiledAction>> = specs
-                    .into_iter()
-                    .map(|(id, spec)| {
-                        Arc::new(CompiledAction::compile(
-                            id, spec, &mut paths, &mut slot, &mut regex,
-                        ))
-                    })
-                    .collect();
-                let leaf_slots = leaves.len() as u32;
-                for action in &compiled {
-                    writer.actions.insert(action.id, action.clone());
-                }
-                map.insert(
-                    tenant,
-                    Arc::new(TenantIndex::build(compiled, paths, leaf_slots)),
-                );
-            }
-            self.live.fetch_add(writer.actions.len(), Ordering::Relaxed);
-            shard.tenants.store(Arc::new(map));
-        }
     }
 
     fn index_of(&self, tenant: TenantId) -> Option<Arc<TenantIndex>> {

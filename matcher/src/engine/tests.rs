@@ -14,6 +14,10 @@ fn spec(value: Value) -> ActionSpec {
     ActionSpec::parse(&value).unwrap_or_else(|e| panic!("{value}: {e}"))
 }
 
+fn matching(value: Value) -> MatchSpec {
+    MatchSpec::from(spec(value))
+}
+
 fn line(tenant: TenantId, event: Value) -> String {
     let mut event = event;
     event["tenant_id"] = json!(tenant.to_string());
@@ -49,7 +53,7 @@ fn engine_with(actions: &[Value]) -> (Engine, TenantId) {
     let engine = Engine::new();
     let tenant = TenantId::new();
     for action in actions {
-        engine.put(tenant, ActionId::new(), &spec(action.clone()));
+        engine.put(tenant, ActionId::new(), &matching(action.clone()));
     }
     (engine, tenant)
 }
@@ -196,21 +200,21 @@ fn updates_replace_disable_delete_and_restore() {
     engine.put(
         tenant,
         id,
-        &spec(json!({"name": "x", "event_types": ["a.b"]})),
+        &matching(json!({"name": "x", "event_types": ["a.b"]})),
     );
     assert_eq!(matched(&engine, &event), ["x"]);
     // Changed: another pattern and a condition.
     engine.put(
         tenant,
         id,
-        &spec(json!({"name": "x", "event_types": ["a.*"],
+        &matching(json!({"name": "x", "event_types": ["a.*"],
         "conditions": [{"path": "data.n", "op": "equals", "value": 2}]})),
     );
     assert!(matched(&engine, &event).is_empty());
     engine.put(
         tenant,
         id,
-        &spec(json!({"name": "x2", "event_types": ["#"]})),
+        &matching(json!({"name": "x2", "event_types": ["#"]})),
     );
     assert_eq!(matched(&engine, &event), ["x2"]);
     assert_eq!(engine.len(), 1);
@@ -221,9 +225,51 @@ fn updates_replace_disable_delete_and_restore() {
     engine.put(
         tenant,
         id,
-        &spec(json!({"name": "x", "event_types": ["a.b"]})),
+        &matching(json!({"name": "x", "event_types": ["a.b"]})),
     );
     assert_eq!(matched(&engine, &event), ["x"]);
+}
+
+#[test]
+fn a_load_split_over_loaders_matches_like_one_at_a_time() {
+    let tenants: Vec<TenantId> = (0..40).map(|_| TenantId::new()).collect();
+    let specs: Vec<(TenantId, ActionId, MatchSpec)> = tenants
+        .iter()
+        .enumerate()
+        .flat_map(|(t, tenant)| {
+            (0..5).map(move |a| {
+                let spec = matching(json!({
+                    "name": format!("a{a}"), "event_types": [if a % 2 == 0 { "x.*" } else { "x.y" }],
+                    "conditions": [{"path": "data.n", "op": "gte", "value": a}],
+                    "priority": (t * 7 + a) % 3
+                }));
+                (*tenant, ActionId::new(), spec)
+            })
+        })
+        .collect();
+    let one_by_one = Engine::new();
+    for (tenant, id, spec) in &specs {
+        one_by_one.put(*tenant, *id, spec);
+    }
+    let split = Engine::new();
+    split.put(
+        tenants[0],
+        ActionId::new(),
+        &matching(json!({"name": "gone", "event_types": ["#"]})),
+    );
+    let mut loaders = split.loaders(3);
+    for (tenant, id, spec) in &specs {
+        let part = loaders[0].part_of(*tenant);
+        loaders[part].add(*tenant, *id, spec);
+    }
+    for loader in loaders {
+        loader.finish();
+    }
+    assert_eq!(split.len(), specs.len(), "the load replaced what was there");
+    for tenant in &tenants {
+        let event = line(*tenant, json!({"type": "x.y", "data": {"n": 3}}));
+        assert_eq!(matched(&split, &event), matched(&one_by_one, &event));
+    }
 }
 
 #[test]
@@ -233,13 +279,18 @@ fn load_replaces_everything() {
     engine.put(
         tenant,
         ActionId::new(),
-        &spec(json!({"name": "old", "event_types": ["a"]})),
+        &matching(json!({"name": "old", "event_types": ["a"]})),
     );
     let specs = [
         spec(json!({"name": "n1", "event_types": ["a"]})),
         spec(json!({"name": "n2", "event_types": ["a.*", "a"]})),
     ];
-    engine.load(specs.iter().map(|s| (tenant, ActionId::new(), s)));
+    engine.load(
+        &specs
+            .iter()
+            .map(|s| (tenant, ActionId::new(), MatchSpec::from(s)))
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(
         matched(&engine, &line(tenant, json!({"type": "a"}))),
         ["n1", "n2"]
@@ -295,7 +346,7 @@ fn readers_see_a_consistent_index_while_writers_change_it() {
     engine.put(
         tenant,
         ActionId::new(),
-        &spec(json!({"name": "stable", "event_types": ["a"]})),
+        &matching(json!({"name": "stable", "event_types": ["a"]})),
     );
     let writer = {
         let engine = engine.clone();
@@ -305,7 +356,7 @@ fn readers_see_a_consistent_index_while_writers_change_it() {
                 engine.put(
                     tenant,
                     id,
-                    &spec(json!({"name": format!("t{i}"), "event_types": ["a"]})),
+                    &matching(json!({"name": format!("t{i}"), "event_types": ["a"]})),
                 );
                 engine.remove(tenant, id);
             }
@@ -341,7 +392,12 @@ fn loaded_actions_share_identical_leaves_without_mixing_results() {
             json!({"name": "d", "event_types": ["#"], "conditions": [{"path": "data.c", "op": "equals", "value": "eur"}]}),
         ),
     ];
-    engine.load(specs.iter().map(|s| (tenant, ActionId::new(), s)));
+    engine.load(
+        &specs
+            .iter()
+            .map(|s| (tenant, ActionId::new(), MatchSpec::from(s)))
+            .collect::<Vec<_>>(),
+    );
     let cases: &[(Value, &[&str])] = &[
         (
             json!({"type": "x", "data": {"c": "usd", "n": 9}}),
@@ -362,7 +418,7 @@ fn loaded_actions_share_identical_leaves_without_mixing_results() {
     engine.put(
         tenant,
         ActionId::new(),
-        &spec(json!({"name": "e", "event_types": ["#"],
+        &matching(json!({"name": "e", "event_types": ["#"],
         "conditions": [{"path": "data.c", "op": "equals", "value": "usd"}]})),
     );
     assert_eq!(
