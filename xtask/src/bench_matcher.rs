@@ -81,14 +81,14 @@ pub fn run(root: &Path) -> anyhow::Result<ExitCode> {
         println!(
             "{:<12} {:>9} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>10}",
             r["workload"].as_str().unwrap_or(""),
-            r["actions"],
+            r["actions"].to_string(),
             format!("{:.0}", r["events_per_s"].as_f64().unwrap_or(0.0)),
-            r["p50_us"],
-            r["p99_us"],
-            r["p999_us"],
+            r["p50_us"].to_string(),
+            r["p99_us"].to_string(),
+            r["p999_us"].to_string(),
             format!("{:.0}", r["bytes_per_action"].as_f64().unwrap_or(0.0)),
-            r["load_s"],
-            r["update_p99_us"],
+            r["load_s"].to_string(),
+            r["update_p99_us"].to_string(),
         );
         file.push_str(&r.to_string());
         file.push('\n');
