@@ -3,7 +3,9 @@
 //! - `cargo xtask up`: the whole cluster on a local broker and database, with a demo event;
 //! - `cargo xtask test`: the full test suite with a broker and database of its own.
 
+mod api;
 mod bench_matcher;
+mod bench_matcher_service;
 mod packages;
 mod ports;
 mod postgres;
@@ -56,6 +58,16 @@ enum Task {
 enum Bench {
     /// The matching engine on 1k to 1M actions and a skewed workload.
     Matcher,
+    /// The matcher service on the real broker and database: queued events to durable
+    /// executions and confirmed jobs.
+    MatcherService {
+        /// Events accepted over HTTP by ingest (which publishes them many per message).
+        #[arg(long, default_value_t = 200_000)]
+        ingest_events: usize,
+        /// Events published straight to the broker, one per message.
+        #[arg(long, default_value_t = 50_000)]
+        outside_events: usize,
+    },
 }
 
 fn workspace_root() -> PathBuf {
@@ -72,6 +84,19 @@ fn main() -> ExitCode {
         Task::Bench {
             which: Bench::Matcher,
         } => bench_matcher::run(&root),
+        Task::Bench {
+            which:
+                Bench::MatcherService {
+                    ingest_events,
+                    outside_events,
+                },
+        } => bench_matcher_service::run(
+            &root,
+            bench_matcher_service::ServiceBenchOptions {
+                ingest_events,
+                outside_events,
+            },
+        ),
         Task::Up { release, no_demo } => up::run(&root, up::UpOptions { release, no_demo }),
         Task::Test {
             skip_lint,

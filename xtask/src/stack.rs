@@ -24,6 +24,7 @@ pub const SERVICES: [&str; 4] = [
 ];
 
 /// The loopback ports a local stack prefers; a taken one is replaced by a free one.
+#[derive(Clone)]
 pub struct PreferredPorts {
     pub amqp: u16,
     pub management: u16,
@@ -45,6 +46,7 @@ impl Default for PreferredPorts {
     }
 }
 
+#[derive(Clone)]
 pub struct StackOptions {
     /// Where the broker's and database's data and every log live.
     pub base: PathBuf,
@@ -73,6 +75,7 @@ pub struct Stack {
     pub database_url: String,
     pub management_url: Option<String>,
     pub api_url: String,
+    api_port: u16,
     pub admin_token: String,
     pub services: Vec<ServiceChild>,
     pub rabbit: Option<Rabbit>,
@@ -123,6 +126,7 @@ impl Stack {
             database_url: String::new(),
             management_url: None,
             api_url: String::new(),
+            api_port: 0,
             admin_token: admin_token(&options.base)?,
             services: Vec::new(),
             rabbit: None,
@@ -168,20 +172,11 @@ impl Stack {
         stack.migrate(&options)?;
         let api_port = port_or_free(options.ports.api)?;
         stack.api_url = format!("http://127.0.0.1:{api_port}");
-        let mut taken = vec![api_port];
+        stack.api_port = api_port;
         for binary in SERVICES {
             let replicas = options.replicas.get(binary).copied().unwrap_or(1);
-            for replica in 0..replicas {
-                // The first replica gets the service's documented ops port (ingest 9090,
-                // matcher 9091, executor 9092, scheduler 9093); others the next free ones.
-                let mut ops_port =
-                    options.ports.ops + default_ops_offset(binary) + 10 * replica as u16;
-                while taken.contains(&ops_port) || ports::in_use(ops_port) {
-                    ops_port += 1;
-                }
-                taken.push(ops_port);
-                let child = stack.spawn(&options, binary, replica, api_port, ops_port)?;
-                stack.services.push(child);
+            for _ in 0..replicas {
+                stack.spawn_replica(&options, binary)?;
             }
         }
         let started = std::time::Instant::now();
@@ -189,6 +184,37 @@ impl Stack {
         stack.wait_ready(Duration::from_secs(60))?;
         eprintln!("    services ready in {:.1?}", started.elapsed());
         Ok(stack)
+    }
+
+    /// Starts one more replica of `binary` (without waiting for it to be ready).
+    pub fn spawn_replica(
+        &mut self,
+        options: &StackOptions,
+        binary: &'static str,
+    ) -> anyhow::Result<&ServiceChild> {
+        let replica = self.services.iter().filter(|s| s.binary == binary).count();
+        // The first replica gets the service's documented ops port (ingest 9090, matcher
+        // 9091, executor 9092, scheduler 9093); others the next free ones.
+        let mut ops_port = options.ports.ops + default_ops_offset(binary) + 10 * replica as u16;
+        while ops_port == self.api_port
+            || self.services.iter().any(|s| s.ops_port == ops_port)
+            || ports::in_use(ops_port)
+        {
+            ops_port += 1;
+        }
+        let child = self.spawn(options, binary, replica, self.api_port, ops_port)?;
+        self.services.push(child);
+        Ok(self.services.last().expect("just pushed"))
+    }
+
+    /// Stops every replica of `binary` (SIGTERM, then waits for it to drain).
+    pub fn stop_service(&mut self, binary: &str) {
+        let (stopping, kept): (Vec<_>, Vec<_>) =
+            self.services.drain(..).partition(|s| s.binary == binary);
+        self.services = kept;
+        for mut service in stopping {
+            service.terminate();
+        }
     }
 
     /// The settings every service gets, on top of the caller's.
@@ -263,7 +289,7 @@ impl Stack {
         })
     }
 
-    fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+    pub fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
@@ -302,23 +328,10 @@ impl Stack {
     /// drain; then the broker and the database.
     pub fn stop(&mut self) {
         for service in self.services.iter().rev() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &service.child.id().to_string()])
-                .status();
+            service.signal_terminate();
         }
         for service in self.services.iter_mut().rev() {
-            let done = ports::wait_until(Duration::from_secs(30), || {
-                service
-                    .child
-                    .try_wait()
-                    .map(|s| s.is_some())
-                    .unwrap_or(true)
-            });
-            if !done {
-                eprintln!("{} did not stop in time; killing it", service.binary);
-                let _ = service.child.kill();
-            }
-            let _ = service.child.wait();
+            service.wait_stopped();
         }
         self.services.clear();
         if let Some(mut rabbit) = self.rabbit.take() {
@@ -327,6 +340,35 @@ impl Stack {
         if let Some(mut postgres) = self.postgres.take() {
             postgres.stop();
         }
+    }
+}
+
+impl ServiceChild {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal_terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits up to 30 s for a drained exit, then kills it.
+    fn wait_stopped(&mut self) {
+        let done = ports::wait_until(Duration::from_secs(30), || {
+            self.child.try_wait().map(|s| s.is_some()).unwrap_or(true)
+        });
+        if !done {
+            eprintln!("{} did not stop in time; killing it", self.binary);
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) {
+        self.signal_terminate();
+        self.wait_stopped();
     }
 }
 

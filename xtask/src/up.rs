@@ -16,6 +16,7 @@ use herald_common::signing::{SigningKey, generate_secret, verify};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::api::Api;
 use crate::ports;
 use crate::stack::{PreferredPorts, Stack, StackOptions};
 
@@ -84,7 +85,7 @@ fn print_delivery(delivered: &Delivered) {
     );
 }
 
-fn build(root: &Path, release: bool) -> anyhow::Result<()> {
+pub fn build(root: &Path, release: bool) -> anyhow::Result<()> {
     eprintln!(
         "==> building the services ({})",
         if release { "release" } else { "debug" }
@@ -283,35 +284,4 @@ fn print_banner(stack: &Stack, base: &Path) {
         );
     }
     println!("  data           {}", base.display());
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Value,
-    ) -> anyhow::Result<Value> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{method} {path} answered {status}: {text}");
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
 }

@@ -55,7 +55,9 @@ pub fn wanted() -> bool {
     )
 }
 
-pub fn main() -> ExitCode {
+/// Runs the tool the command line names. `allocated` tells the bytes the process has in use
+/// (the binary's global allocator counts them), from which the index's size is measured.
+pub fn main(allocated: fn() -> usize) -> ExitCode {
     let outcome = match Cli::parse().command {
         Tool::Bench {
             actions,
@@ -65,6 +67,7 @@ pub fn main() -> ExitCode {
             actions,
             events,
             out,
+            allocated,
         }),
         Tool::Workload {
             actions,
