@@ -3,6 +3,10 @@
 //! An index is immutable once built: readers hold a snapshot while a writer builds the next one.
 //! An update copies only the maps' entries (shared buckets) and rebuilds the buckets it touches,
 //! so its cost follows the size of those buckets, not of the tenant.
+//!
+//! Every bucket is kept in dispatch order, so an event's matches come out as a few sorted runs
+//! (one per bucket it reads) that a merge puts in order, rather than a heap of actions to sort:
+//! that is what keeps a tenant whose events match a thousand actions fast.
 
 use std::sync::Arc;
 
@@ -13,6 +17,7 @@ use super::event::EventRef;
 use super::json::{Found, Malformed};
 use super::pattern::{PatternKind, first_segment, kind_of, matches_pattern};
 
+/// Actions filed under one pattern, in dispatch order.
 type Bucket = Arc<[Arc<CompiledAction>]>;
 
 /// Wildcard patterns sharing a filing place, each with the actions that use it.
@@ -47,6 +52,13 @@ thread_local! {
 
 fn empty_bucket() -> Bucket {
     Arc::from(Vec::new())
+}
+
+/// A bucket of `actions`, put in dispatch order. (The stable sort takes linear time on an
+/// update's input: the old bucket in order with one action appended.)
+fn bucket(mut actions: Vec<Arc<CompiledAction>>) -> Bucket {
+    actions.sort_by(|a, b| a.dispatch_cmp(b));
+    actions.into()
 }
 
 impl TenantIndex {
@@ -86,17 +98,12 @@ impl TenantIndex {
                 }
             }
         }
-        let groups = |map: Building| -> Groups {
-            map.into_iter().map(|(p, v)| (p, Bucket::from(v))).collect()
-        };
+        let groups = |map: Building| -> Groups { map.into_iter().map(|(p, v)| (p, bucket(v))).collect() };
         Self {
-            exact: exact
-                .into_iter()
-                .map(|(k, v)| (k, Bucket::from(v)))
-                .collect(),
+            exact: exact.into_iter().map(|(k, v)| (k, bucket(v))).collect(),
             by_first: by_first.into_iter().map(|(k, v)| (k, groups(v))).collect(),
             other: groups(other),
-            everything: everything.into(),
+            everything: bucket(everything),
             paths: Arc::new(paths),
             len: actions.len(),
             costly,
@@ -153,10 +160,10 @@ impl TenantIndex {
                 if next.is_empty() {
                     self.exact.remove(t);
                 } else {
-                    self.exact.insert(t.into(), next.into());
+                    self.exact.insert(t.into(), bucket(next));
                 }
             }
-            PatternKind::Everything => self.everything = change(&self.everything).into(),
+            PatternKind::Everything => self.everything = bucket(change(&self.everything)),
             PatternKind::FirstSegment(first) => {
                 let groups = self
                     .by_first
@@ -238,7 +245,8 @@ impl TenantIndex {
         });
         let matched = &mut out[start..];
         if matched.len() > 1 {
-            matched.sort_unstable_by(|a, b| a.dispatch_cmp(b));
+            // Sorted runs, one per bucket read: the stable sort finds the runs and merges them.
+            matched.sort_by(|a, b| a.dispatch_cmp(b));
             let mut kept = start;
             for i in start..out.len() {
                 if i == start || out[i].id != out[kept - 1].id {
@@ -273,13 +281,13 @@ fn edit_groups(
             if bucket.is_empty() {
                 next.remove(i);
             } else {
-                next[i].1 = bucket.into();
+                next[i].1 = self::bucket(bucket);
             }
         }
         None => {
             let bucket = change(&[]);
             if !bucket.is_empty() {
-                next.push((pattern.into(), bucket.into()));
+                next.push((pattern.into(), self::bucket(bucket)));
             }
         }
     }
