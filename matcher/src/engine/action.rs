@@ -122,19 +122,22 @@ pub struct CompiledAction {
     /// Priority and the first 28 bytes of the name, so comparisons rarely touch the name.
     order: [u64; 4],
     pub source: Option<Box<str>>,
-    pub patterns: Box<[Box<str>]>,
+    /// Shared with other actions using the same pattern when loaded together.
+    pub patterns: Box<[Arc<str>]>,
     /// All must hold.
     pub conditions: Box<[Compiled]>,
 }
 
 impl CompiledAction {
-    /// Compiles `spec`, registering its paths in `paths`.
+    /// Compiles `spec`, registering its paths in `paths`. `pattern` gives the shared copy of a
+    /// pattern (a load keeps one copy of each event type for all the tenants using it).
     pub fn compile<'c>(
         id: ActionId,
         spec: &'c MatchSpec,
         paths: &mut PathTable,
         slot: &mut impl FnMut(&'c Condition) -> u32,
         regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
+        pattern: &mut impl FnMut(&str) -> Arc<str>,
     ) -> Self {
         let conditions = spec
             .conditions
@@ -150,7 +153,7 @@ impl CompiledAction {
             max_attempts: spec.max_attempts,
             order: order_key(spec.priority, &spec.name),
             source: spec.source.as_deref().map(Into::into),
-            patterns: spec.event_types.iter().map(|p| p.as_str().into()).collect(),
+            patterns: spec.event_types.iter().map(|p| pattern(p)).collect(),
             conditions,
         }
     }

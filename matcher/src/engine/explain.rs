@@ -4,6 +4,8 @@
 use herald_common::action::ActionSpec;
 use herald_common::condition::Condition;
 use herald_common::ids::ActionId;
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::MatchSpec;
@@ -24,6 +26,7 @@ pub fn explain(spec: &ActionSpec, live: bool, event: &EventRef<'_>) -> Result<Va
         &mut paths,
         &mut |_| u32::MAX,
         &mut super::compile_regex,
+        &mut |p: &str| Arc::from(p),
     );
     let mut found = Found::default();
     event.extract(&paths.data, &paths.metadata, &mut found)?;

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use herald_common::condition::{Condition, Operator};
 use herald_common::ids::{ActionId, TenantId};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::action::{CompiledAction, MatchSpec, PathTable};
 use super::tenant::TenantIndex;
@@ -31,6 +31,9 @@ pub struct Loader<'e> {
     part: usize,
     parts: usize,
     tenants: FxHashMap<TenantId, TenantBuild>,
+    /// One copy of each pattern for every tenant of this part (event types repeat across
+    /// tenants; a million actions use a few hundred of them).
+    patterns: FxHashSet<Arc<str>>,
 }
 
 impl Engine {
@@ -44,6 +47,7 @@ impl Engine {
                 part,
                 parts,
                 tenants: FxHashMap::default(),
+                patterns: FxHashSet::default(),
             })
             .collect()
     }
@@ -98,12 +102,21 @@ impl Loader<'_> {
                 .entry((path.as_str().into(), *op, value.clone()))
                 .or_insert(next)
         };
+        let patterns = &mut self.patterns;
         let compiled = CompiledAction::compile(
             id,
             spec,
             &mut build.paths,
             &mut slot,
             &mut self.engine.regex(),
+            &mut |pattern| match patterns.get(pattern) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let shared: Arc<str> = pattern.into();
+                    patterns.insert(shared.clone());
+                    shared
+                }
+            },
         );
         build.actions.push(Arc::new(compiled));
     }

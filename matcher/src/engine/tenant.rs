@@ -81,24 +81,27 @@ impl TenantIndex {
             costly += action.costly_parts();
             for pattern in unique_patterns(action) {
                 match kind_of(pattern) {
-                    PatternKind::Exact(t) => {
-                        exact.entry(t.into()).or_default().push(action.clone())
-                    }
+                    // The pattern is the type: the key shares the action's copy.
+                    PatternKind::Exact(_) => exact
+                        .entry(pattern.clone())
+                        .or_default()
+                        .push(action.clone()),
                     PatternKind::Everything => everything.push(action.clone()),
                     PatternKind::FirstSegment(first) => by_first
                         .entry(first.into())
                         .or_default()
-                        .entry(pattern.into())
+                        .entry(pattern.clone())
                         .or_default()
                         .push(action.clone()),
                     PatternKind::Other => other
-                        .entry(pattern.into())
+                        .entry(pattern.clone())
                         .or_default()
                         .push(action.clone()),
                 }
             }
         }
-        let groups = |map: Building| -> Groups { map.into_iter().map(|(p, v)| (p, bucket(v))).collect() };
+        let groups =
+            |map: Building| -> Groups { map.into_iter().map(|(p, v)| (p, bucket(v))).collect() };
         Self {
             exact: exact.into_iter().map(|(k, v)| (k, bucket(v))).collect(),
             by_first: by_first.into_iter().map(|(k, v)| (k, groups(v))).collect(),
@@ -260,13 +263,13 @@ impl TenantIndex {
 }
 
 /// An action's patterns without repeats (a repeated pattern would file it twice).
-fn unique_patterns(action: &CompiledAction) -> impl Iterator<Item = &str> {
+fn unique_patterns(action: &CompiledAction) -> impl Iterator<Item = &Arc<str>> {
     action
         .patterns
         .iter()
         .enumerate()
         .filter(|(i, p)| !action.patterns[..*i].contains(p))
-        .map(|(_, p)| &**p)
+        .map(|(_, p)| p)
 }
 
 fn edit_groups(
