@@ -8,7 +8,7 @@ use herald_common::condition::Condition;
 use herald_common::ids::ActionId;
 use rustc_hash::FxHashMap;
 
-use super::condition::{Compiled, Field, Values};
+use super::condition::{Compiled, Field, Scalar, Test, Values};
 use super::event::EventRef;
 use super::json::{Found, PathTrie, Val};
 
@@ -121,28 +121,37 @@ pub struct CompiledAction {
     costly: u16,
     /// Priority and the first 28 bytes of the name, so comparisons rarely touch the name.
     order: [u64; 4],
-    pub source: Option<Box<str>>,
     /// Shared with other actions using the same pattern when loaded together.
-    pub patterns: Box<[Arc<str>]>,
-    /// All must hold.
+    pub patterns: Arc<[Arc<str>]>,
+    /// All must hold. The source filter, when there is one, is the first: a leaf like any
+    /// other (which keeps this struct small enough for a smaller allocation class).
     pub conditions: Box<[Compiled]>,
 }
 
 impl CompiledAction {
-    /// Compiles `spec`, registering its paths in `paths`. `pattern` gives the shared copy of a
-    /// pattern (a load keeps one copy of each event type for all the tenants using it).
+    /// Compiles `spec`, registering its paths in `paths`. `patterns` gives the shared copy of a
+    /// list of patterns (a load keeps one copy of each for all the actions using it).
     pub fn compile<'c>(
         id: ActionId,
         spec: &'c MatchSpec,
         paths: &mut PathTable,
         slot: &mut impl FnMut(&'c Condition) -> u32,
         regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
-        pattern: &mut impl FnMut(&str) -> Arc<str>,
+        patterns: &mut impl FnMut(&[String]) -> Arc<[Arc<str>]>,
     ) -> Self {
-        let conditions = spec
-            .conditions
-            .iter()
-            .map(|c| Compiled::compile(c, &mut |path| paths.id(path), slot, regex))
+        let source = spec.source.as_deref().map(|source| Compiled::Leaf {
+            field: Field::Source,
+            test: Test::Equals(Scalar::Str(source.into())),
+            // Not shared with other leaves: evaluated each time, which is one comparison.
+            slot: u32::MAX,
+        });
+        let conditions = source
+            .into_iter()
+            .chain(
+                spec.conditions
+                    .iter()
+                    .map(|c| Compiled::compile(c, &mut |path| paths.id(path), slot, regex)),
+            )
             .collect();
         Self {
             id,
@@ -152,8 +161,7 @@ impl CompiledAction {
             mode: spec.mode,
             max_attempts: spec.max_attempts,
             order: order_key(spec.priority, &spec.name),
-            source: spec.source.as_deref().map(Into::into),
-            patterns: spec.event_types.iter().map(|p| pattern(p)).collect(),
+            patterns: patterns(&spec.event_types),
             conditions,
         }
     }
@@ -173,11 +181,6 @@ impl CompiledAction {
 
     /// Whether the source filter and every condition hold for `event`.
     pub fn accepts<'a>(&self, event: &EventRef<'a>, found: &Found<'a>, memo: &mut [u8]) -> bool {
-        if let Some(source) = &self.source
-            && event.source != Some(&**source)
-        {
-            return false;
-        }
         let values = EventValues { event, found };
         self.conditions.iter().all(|c| c.holds(&values, memo))
     }
@@ -194,6 +197,11 @@ fn order_key(priority: i32, name: &str) -> [u64; 4] {
     let word =
         |i: usize| u64::from_be_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
     [word(0), word(1), word(2), word(3)]
+}
+
+/// Patterns of one action, not shared with any other (for single updates).
+pub fn own_patterns(types: &[String]) -> Arc<[Arc<str>]> {
+    types.iter().map(|t| Arc::from(t.as_str())).collect()
 }
 
 /// The values conditions read: top-level fields from the event, paths from what was found.

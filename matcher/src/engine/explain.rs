@@ -4,7 +4,6 @@
 use herald_common::action::ActionSpec;
 use herald_common::condition::Condition;
 use herald_common::ids::ActionId;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -26,7 +25,7 @@ pub fn explain(spec: &ActionSpec, live: bool, event: &EventRef<'_>) -> Result<Va
         &mut paths,
         &mut |_| u32::MAX,
         &mut super::compile_regex,
-        &mut |p: &str| Arc::from(p),
+        &mut super::action::own_patterns,
     );
     let mut found = Found::default();
     event.extract(&paths.data, &paths.metadata, &mut found)?;
@@ -45,10 +44,12 @@ pub fn explain(spec: &ActionSpec, live: bool, event: &EventRef<'_>) -> Result<Va
         json!({"expected": expected, "actual": event.source, "held": event.source == Some(expected)})
     });
     let source_held = source.as_ref().is_none_or(|s| s["held"] == true);
+    // The compiled action checks the source as its first leaf; the spec's conditions follow.
+    let written = &compiled.conditions[usize::from(spec.source.is_some())..];
     let conditions: Vec<Value> = spec
         .conditions
         .iter()
-        .zip(compiled.conditions.iter())
+        .zip(written.iter())
         .map(|(condition, compiled)| node(condition, compiled, &values))
         .collect();
     let conditions_held = conditions.iter().all(|c| c["held"] == true);

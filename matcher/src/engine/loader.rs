@@ -31,9 +31,9 @@ pub struct Loader<'e> {
     part: usize,
     parts: usize,
     tenants: FxHashMap<TenantId, TenantBuild>,
-    /// One copy of each pattern for every tenant of this part (event types repeat across
-    /// tenants; a million actions use a few hundred of them).
-    patterns: FxHashSet<Arc<str>>,
+    /// One copy of each pattern list, and of each pattern, for every tenant of this part:
+    /// event types repeat across tenants, and most actions name one.
+    patterns: Patterns,
 }
 
 impl Engine {
@@ -47,7 +47,7 @@ impl Engine {
                 part,
                 parts,
                 tenants: FxHashMap::default(),
-                patterns: FxHashSet::default(),
+                patterns: Patterns::default(),
             })
             .collect()
     }
@@ -68,6 +68,42 @@ impl Engine {
                 });
             }
         });
+    }
+}
+
+/// Shared copies of pattern lists and of patterns.
+#[derive(Default)]
+struct Patterns {
+    /// By the list's patterns joined with newlines (which no pattern holds).
+    lists: FxHashMap<Box<str>, Arc<[Arc<str>]>>,
+    one: FxHashSet<Arc<str>>,
+}
+
+impl Patterns {
+    fn list(&mut self, types: &[String]) -> Arc<[Arc<str>]> {
+        let joined;
+        let key = match types {
+            [one] => one.as_str(),
+            _ => {
+                joined = types.join("\n");
+                joined.as_str()
+            }
+        };
+        if let Some(list) = self.lists.get(key) {
+            return list.clone();
+        }
+        let list: Arc<[Arc<str>]> = types.iter().map(|t| self.one(t)).collect();
+        self.lists.insert(key.into(), list.clone());
+        list
+    }
+
+    fn one(&mut self, pattern: &str) -> Arc<str> {
+        if let Some(shared) = self.one.get(pattern) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = pattern.into();
+        self.one.insert(shared.clone());
+        shared
     }
 }
 
@@ -109,14 +145,7 @@ impl Loader<'_> {
             &mut build.paths,
             &mut slot,
             &mut self.engine.regex(),
-            &mut |pattern| match patterns.get(pattern) {
-                Some(shared) => shared.clone(),
-                None => {
-                    let shared: Arc<str> = pattern.into();
-                    patterns.insert(shared.clone());
-                    shared
-                }
-            },
+            &mut |types| patterns.list(types),
         );
         build.actions.push(Arc::new(compiled));
     }

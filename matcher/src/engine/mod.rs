@@ -180,7 +180,7 @@ impl Engine {
                 slots - 1
             },
             &mut self.regex(),
-            &mut |p: &str| Arc::from(p),
+            &mut action::own_patterns,
         ));
         let old = writer.actions.insert(id, compiled.clone());
         if old.is_none() {
