@@ -108,6 +108,17 @@ impl From<&ActionSpec> for MatchSpec {
     }
 }
 
+/// A matched action: what dispatch needs of it. A plain value, so producing a thousand
+/// matches touches no reference counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matched {
+    pub id: ActionId,
+    pub priority: i32,
+    pub mode: ActionMode,
+    /// Attempts an execution of this action may make.
+    pub max_attempts: u32,
+}
+
 /// An action compiled for matching.
 #[derive(Debug)]
 pub struct CompiledAction {
@@ -172,6 +183,15 @@ impl CompiledAction {
             .cmp(&other.order)
             .then_with(|| self.name.cmp(&other.name))
             .then_with(|| self.id.cmp(&other.id))
+    }
+
+    pub fn matched(&self) -> Matched {
+        Matched {
+            id: self.id,
+            priority: self.priority,
+            mode: self.mode,
+            max_attempts: self.max_attempts,
+        }
     }
 
     /// Wildcard patterns and regex conditions: what the per-tenant budget counts.

@@ -25,7 +25,7 @@ use herald_common::ids::{ActionId, TenantId};
 use herald_common::store::ActionRecord;
 use rustc_hash::FxHashMap;
 
-pub use action::{CompiledAction, MatchSpec, PathTable};
+pub use action::{CompiledAction, MatchSpec, Matched, PathTable};
 pub use event::{EventLineError, EventRef, MetadataRef, tenant_of_line};
 pub use json::Malformed;
 pub use loader::Loader;
@@ -215,6 +215,17 @@ impl Engine {
         shard.tenants.store(Arc::new(map));
     }
 
+    /// The name of action `id` of `tenant`, if it is live (for tests and diagnostics: matches
+    /// carry ids, not names).
+    pub fn action_name(&self, tenant: TenantId, id: ActionId) -> Option<String> {
+        let writer = self
+            .shard(tenant)
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        writer.actions.get(&id).map(|a| a.name.to_string())
+    }
+
     fn index_of(&self, tenant: TenantId) -> Option<Arc<TenantIndex>> {
         self.shard(tenant).tenants.load().get(&tenant).cloned()
     }
@@ -223,11 +234,7 @@ impl Engine {
     /// in one pass when `tenant_id` comes before `data`: values under the tenant's condition
     /// paths are picked up on the way and everything else is skipped. Appends the matches to
     /// `out` in dispatch order.
-    pub fn match_json(
-        &self,
-        line: &str,
-        out: &mut Vec<Arc<CompiledAction>>,
-    ) -> Result<(), EventLineError> {
+    pub fn match_json(&self, line: &str, out: &mut Vec<Matched>) -> Result<(), EventLineError> {
         let mut found = json::Found::default();
         let (event, index) = event::read_line(line, |tenant| self.index_of(tenant), &mut found)?;
         if let Some(index) = index {
@@ -237,11 +244,7 @@ impl Engine {
     }
 
     /// Appends to `out` the actions that match `event`, in dispatch order.
-    pub fn matches(
-        &self,
-        event: &EventRef<'_>,
-        out: &mut Vec<Arc<CompiledAction>>,
-    ) -> Result<(), Malformed> {
+    pub fn matches(&self, event: &EventRef<'_>, out: &mut Vec<Matched>) -> Result<(), Malformed> {
         let tenants = self.shard(event.tenant_id).tenants.load();
         match tenants.get(&event.tenant_id) {
             Some(index) => index.matches(event, out),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::action::{CompiledAction, PathTable};
+use super::action::{CompiledAction, Matched, PathTable};
 use super::event::EventRef;
 use super::json::{Found, Malformed};
 use super::pattern::{PatternKind, first_segment, kind_of, matches_pattern};
@@ -212,11 +212,7 @@ impl TenantIndex {
     }
 
     /// The actions that match `event`, in dispatch order, each once.
-    pub fn matches(
-        &self,
-        event: &EventRef<'_>,
-        out: &mut Vec<Arc<CompiledAction>>,
-    ) -> Result<(), Malformed> {
+    pub fn matches(&self, event: &EventRef<'_>, out: &mut Vec<Matched>) -> Result<(), Malformed> {
         let mut found = Found::default();
         if !self.paths.is_empty() {
             event.extract(&self.paths.data, &self.paths.metadata, &mut found)?;
@@ -226,39 +222,22 @@ impl TenantIndex {
     }
 
     /// The actions that match `event`, given the values `found` under this index's paths.
-    pub fn select<'a>(
-        &self,
-        event: &EventRef<'a>,
-        found: &Found<'a>,
-        out: &mut Vec<Arc<CompiledAction>>,
-    ) {
+    pub fn select<'a>(&self, event: &EventRef<'a>, found: &Found<'a>, out: &mut Vec<Matched>) {
         let mut candidates: smallvec::SmallVec<[&Arc<CompiledAction>; 32]> =
             smallvec::SmallVec::new();
         self.candidates(event.event_type, &mut candidates);
-        let start = out.len();
         MEMO.with_borrow_mut(|memo| {
             memo.clear();
             memo.resize(self.leaf_slots as usize, 0);
-            out.extend(
-                candidates
-                    .into_iter()
-                    .filter(|a| a.accepts(event, found, memo))
-                    .cloned(),
-            );
+            candidates.retain(|a| a.accepts(event, found, memo));
         });
-        let matched = &mut out[start..];
-        if matched.len() > 1 {
+        if candidates.len() > 1 {
             // Sorted runs, one per bucket read: the stable sort finds the runs and merges them.
-            matched.sort_by(|a, b| a.dispatch_cmp(b));
-            let mut kept = start;
-            for i in start..out.len() {
-                if i == start || out[i].id != out[kept - 1].id {
-                    out.swap(kept, i);
-                    kept += 1;
-                }
-            }
-            out.truncate(kept);
+            // An action filed under two patterns that both matched comes out twice, side by side.
+            candidates.sort_by(|a, b| a.dispatch_cmp(b));
+            candidates.dedup_by(|a, b| a.id == b.id);
         }
+        out.extend(candidates.iter().map(|a| a.matched()));
     }
 }
 
