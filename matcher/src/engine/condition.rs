@@ -152,15 +152,10 @@ impl Compiled {
     ) -> Self {
         match condition {
             Condition::Leaf { path, op, value } => {
-                let field = match path.as_str() {
-                    "type" => Field::Type,
-                    "source" => Field::Source,
-                    "id" => Field::Id,
-                    other => Field::Path(path_id(other)),
-                };
+                let (field, test) = compile_leaf(path, *op, value, path_id, regex);
                 Self::Leaf {
                     field,
-                    test: compile_test(*op, value, regex),
+                    test,
                     slot: slot(condition),
                 }
             }
@@ -202,6 +197,23 @@ impl Compiled {
             Self::Not(inner) => !inner.holds(values, memo),
         }
     }
+}
+
+/// The field a leaf reads and the test it applies, naming paths through `path_id`.
+pub fn compile_leaf(
+    path: &str,
+    op: Operator,
+    value: &Value,
+    path_id: &mut impl FnMut(&str) -> u32,
+    regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
+) -> (Field, Test) {
+    let field = match path {
+        "type" => Field::Type,
+        "source" => Field::Source,
+        "id" => Field::Id,
+        other => Field::Path(path_id(other)),
+    };
+    (field, compile_test(op, value, regex))
 }
 
 /// Validated values (see `herald_common::condition`) always fit their operator; anything else

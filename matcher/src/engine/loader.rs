@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use herald_common::condition::{Condition, Operator};
 use herald_common::ids::{ActionId, TenantId};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::action::{CompiledAction, MatchSpec, PathTable};
+use super::action::{MatchSpec, PathTable};
+use super::base::BaseBuilder;
 use super::tenant::TenantIndex;
 use super::{Engine, SHARDS, TenantMap, shard_of};
 
@@ -20,9 +20,7 @@ use super::{Engine, SHARDS, TenantMap, shard_of};
 #[derive(Default)]
 struct TenantBuild {
     paths: PathTable,
-    /// Identical leaves share a memo slot, so an event evaluates each once.
-    leaves: FxHashMap<(Box<str>, Operator, serde_json::Value), u32>,
-    actions: Vec<Arc<CompiledAction>>,
+    base: BaseBuilder,
 }
 
 /// One part of a full load: takes the actions of the tenants whose shards it owns.
@@ -127,56 +125,37 @@ impl Loader<'_> {
     pub fn add(&mut self, tenant: TenantId, id: ActionId, spec: &MatchSpec) {
         debug_assert!(self.owns(tenant), "a loader got a tenant of another part");
         let build = self.tenants.entry(tenant).or_default();
-        let leaves = &mut build.leaves;
-        let mut slot = |leaf: &Condition| -> u32 {
-            let Condition::Leaf { path, op, value } = leaf else {
-                // Only leaves are given slots.
-                return u32::MAX;
-            };
-            let next = leaves.len() as u32;
-            *leaves
-                .entry((path.as_str().into(), *op, value.clone()))
-                .or_insert(next)
-        };
-        let patterns = &mut self.patterns;
-        let compiled = CompiledAction::compile(
+        let patterns = self.patterns.list(&spec.event_types);
+        build.base.add_spec(
             id,
             spec,
+            patterns,
             &mut build.paths,
-            &mut slot,
             &mut self.engine.regex(),
-            &mut |types| patterns.list(types),
         );
-        build.actions.push(Arc::new(compiled));
     }
 
     /// Builds the indexes and swaps them into this part's shards, replacing what they held.
     pub fn finish(self) {
         let mut by_shard: Vec<TenantMap> = (0..SHARDS).map(|_| TenantMap::default()).collect();
-        let mut actions: Vec<FxHashMap<ActionId, Arc<CompiledAction>>> =
-            (0..SHARDS).map(|_| FxHashMap::default()).collect();
         for (tenant, build) in self.tenants {
-            let shard = shard_of(tenant);
-            for action in &build.actions {
-                actions[shard].insert(action.id, action.clone());
-            }
-            let leaf_slots = build.leaves.len() as u32;
-            let index = TenantIndex::build(build.actions, build.paths, leaf_slots);
-            by_shard[shard].insert(tenant, Arc::new(index));
+            let index = TenantIndex::from_base(build.base.finish(), build.paths);
+            by_shard[shard_of(tenant)].insert(tenant, Arc::new(index));
         }
         let engine = self.engine;
-        for (shard, (map, actions)) in by_shard.into_iter().zip(actions).enumerate() {
+        for (shard, map) in by_shard.into_iter().enumerate() {
             if shard % self.parts != self.part {
                 continue;
             }
             let shard = &engine.shards[shard];
-            let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let count = |map: &TenantMap| map.values().map(|t| t.len).sum::<usize>();
             engine
                 .live
-                .fetch_sub(writer.actions.len(), Ordering::Relaxed);
-            engine.live.fetch_add(actions.len(), Ordering::Relaxed);
-            writer.actions = actions;
+                .fetch_sub(count(&shard.tenants.load()), Ordering::Relaxed);
+            engine.live.fetch_add(count(&map), Ordering::Relaxed);
             shard.tenants.store(Arc::new(map));
+            drop(writer);
         }
     }
 }

@@ -9,6 +9,7 @@
 //! the current one and swaps the shard's map.
 
 mod action;
+mod base;
 mod condition;
 mod event;
 pub mod explain;
@@ -37,15 +38,10 @@ const SHARDS: usize = 64;
 
 type TenantMap = FxHashMap<TenantId, Arc<TenantIndex>>;
 
-#[derive(Default)]
-struct Writer {
-    /// Every live action of the shard, to find what an update replaces.
-    actions: FxHashMap<ActionId, Arc<CompiledAction>>,
-}
-
 struct Shard {
     tenants: ArcSwap<TenantMap>,
-    writer: Mutex<Writer>,
+    /// Held by whoever builds the shard's next map: one writer at a time, readers never wait.
+    writer: Mutex<()>,
 }
 
 /// Compiles a `matches` source. Sources were validated (size-limited) when the action was
@@ -109,7 +105,7 @@ impl Engine {
             shards: (0..SHARDS)
                 .map(|_| Shard {
                     tenants: ArcSwap::from_pointee(TenantMap::default()),
-                    writer: Mutex::new(Writer::default()),
+                    writer: Mutex::new(()),
                 })
                 .collect(),
             regexes: Mutex::new(RegexCache::default()),
@@ -161,7 +157,7 @@ impl Engine {
     /// Puts a live action in, replacing its previous version.
     pub fn put(&self, tenant: TenantId, id: ActionId, spec: &MatchSpec) {
         let shard = self.shard(tenant);
-        let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tenants = shard.tenants.load();
         let current = tenants.get(&tenant).cloned();
         let mut paths = current
@@ -182,30 +178,26 @@ impl Engine {
             &mut self.regex(),
             &mut action::own_patterns,
         ));
-        let old = writer.actions.insert(id, compiled.clone());
-        if old.is_none() {
+        let current = current.unwrap_or_else(|| Arc::new(TenantIndex::new()));
+        let (next, replaced) = current.with_put(compiled, Arc::new(paths), slots);
+        if !replaced {
             self.live.fetch_add(1, Ordering::Relaxed);
         }
-        let base = current.unwrap_or_else(|| Arc::new(TenantIndex::new()));
-        let next = base.updated(old.as_deref(), Some(&compiled), Arc::new(paths), slots);
         let mut map = TenantMap::clone(&tenants);
         map.insert(tenant, Arc::new(next));
         shard.tenants.store(Arc::new(map));
+        drop(writer);
     }
 
     /// Takes an action out (nothing happens if it is not in).
     pub fn remove(&self, tenant: TenantId, id: ActionId) {
         let shard = self.shard(tenant);
-        let mut writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(old) = writer.actions.remove(&id) else {
+        let writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let tenants = shard.tenants.load();
+        let Some(next) = tenants.get(&tenant).and_then(|current| current.without(id)) else {
             return;
         };
         self.live.fetch_sub(1, Ordering::Relaxed);
-        let tenants = shard.tenants.load();
-        let Some(current) = tenants.get(&tenant) else {
-            return;
-        };
-        let next = current.updated(Some(&old), None, current.paths.clone(), current.leaf_slots);
         let mut map = TenantMap::clone(&tenants);
         if next.len == 0 {
             map.remove(&tenant);
@@ -213,17 +205,13 @@ impl Engine {
             map.insert(tenant, Arc::new(next));
         }
         shard.tenants.store(Arc::new(map));
+        drop(writer);
     }
 
     /// The name of action `id` of `tenant`, if it is live (for tests and diagnostics: matches
     /// carry ids, not names).
     pub fn action_name(&self, tenant: TenantId, id: ActionId) -> Option<String> {
-        let writer = self
-            .shard(tenant)
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        writer.actions.get(&id).map(|a| a.name.to_string())
+        self.index_of(tenant)?.name_of(id)
     }
 
     fn index_of(&self, tenant: TenantId) -> Option<Arc<TenantIndex>> {

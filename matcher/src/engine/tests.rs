@@ -24,44 +24,89 @@ fn line(tenant: TenantId, event: Value) -> String {
     event.to_string()
 }
 
-/// Matches `line` both ways (the one-pass reader and a parsed event) and checks they agree.
-fn matched(engine: &Engine, line: &str) -> Vec<String> {
-    let event = EventRef::parse(line).unwrap();
-    let mut parsed = Vec::new();
-    engine.matches(&event, &mut parsed).unwrap();
-    let mut one_pass = Vec::new();
-    engine.match_json(line, &mut one_pass).unwrap();
-    // With tenant_id first, the one-pass reader reads data in place.
-    let value: Value = serde_json::from_str(line).unwrap();
-    let tenant_first = format!(
-        "{{\"tenant_id\":{},{}",
-        value["tenant_id"],
-        &serde_json::to_string(&value).unwrap()[1..]
-    );
-    let mut in_place = Vec::new();
-    engine.match_json(&tenant_first, &mut in_place).unwrap();
-    let names = |v: &[Matched]| -> Vec<String> {
-        v.iter()
-            .map(|m| {
-                engine
-                    .action_name(event.tenant_id, m.id)
-                    .expect("a live action")
-            })
-            .collect()
-    };
-    assert_eq!(names(&parsed), names(&one_pass), "{line}");
-    assert_eq!(names(&parsed), names(&in_place), "{tenant_first}");
-    names(&parsed)
+/// Something to match lines against, by action name.
+trait Subject {
+    fn names(&self, line: &str) -> Vec<String>;
 }
 
-/// An engine with one tenant holding `actions` (by name).
-fn engine_with(actions: &[Value]) -> (Engine, TenantId) {
-    let engine = Engine::new();
-    let tenant = TenantId::new();
-    for action in actions {
-        engine.put(tenant, ActionId::new(), &matching(action.clone()));
+impl Subject for Engine {
+    /// Matches `line` both ways (the one-pass reader and a parsed event) and checks they agree.
+    fn names(&self, line: &str) -> Vec<String> {
+        let event = EventRef::parse(line).unwrap();
+        let mut parsed = Vec::new();
+        self.matches(&event, &mut parsed).unwrap();
+        let mut one_pass = Vec::new();
+        self.match_json(line, &mut one_pass).unwrap();
+        // With tenant_id first, the one-pass reader reads data in place.
+        let value: Value = serde_json::from_str(line).unwrap();
+        let tenant_first = format!(
+            "{{\"tenant_id\":{},{}",
+            value["tenant_id"],
+            &serde_json::to_string(&value).unwrap()[1..]
+        );
+        let mut in_place = Vec::new();
+        self.match_json(&tenant_first, &mut in_place).unwrap();
+        let names = |v: &[Matched]| -> Vec<String> {
+            v.iter()
+                .map(|m| {
+                    self.action_name(event.tenant_id, m.id)
+                        .expect("a live action")
+                })
+                .collect()
+        };
+        assert_eq!(names(&parsed), names(&one_pass), "{line}");
+        assert_eq!(names(&parsed), names(&in_place), "{tenant_first}");
+        names(&parsed)
     }
-    (engine, tenant)
+}
+
+/// The same actions held both ways an engine holds them: loaded into a compact base, and put
+/// one at a time (kept beside the base until there are enough to fold in).
+struct Both {
+    loaded: Engine,
+    put: Engine,
+}
+
+impl Subject for Both {
+    fn names(&self, line: &str) -> Vec<String> {
+        let loaded = self.loaded.names(line);
+        assert_eq!(
+            loaded,
+            self.put.names(line),
+            "loaded and put disagree: {line}"
+        );
+        loaded
+    }
+}
+
+impl Both {
+    fn costly_parts(&self, tenant: TenantId) -> usize {
+        let loaded = self.loaded.costly_parts(tenant);
+        assert_eq!(loaded, self.put.costly_parts(tenant));
+        loaded
+    }
+}
+
+fn matched(subject: &impl Subject, line: &str) -> Vec<String> {
+    subject.names(line)
+}
+
+/// One tenant holding `actions`, both ways.
+fn engine_with(actions: &[Value]) -> (Both, TenantId) {
+    let tenant = TenantId::new();
+    let specs: Vec<(TenantId, ActionId, MatchSpec)> = actions
+        .iter()
+        .map(|a| (tenant, ActionId::new(), matching(a.clone())))
+        .collect();
+    let both = Both {
+        loaded: Engine::new(),
+        put: Engine::new(),
+    };
+    both.loaded.load(&specs);
+    for (tenant, id, spec) in &specs {
+        both.put.put(*tenant, *id, spec);
+    }
+    (both, tenant)
 }
 
 #[test]
@@ -278,6 +323,76 @@ fn a_load_split_over_loaders_matches_like_one_at_a_time() {
     }
 }
 
+/// Many changes to a tenant, folded into its base again and again, end where a load of the
+/// final set of actions starts.
+#[test]
+fn changes_folded_into_the_base_match_like_a_load() {
+    let tenant = TenantId::new();
+    let types = ["x.a", "x.b", "y.a", "y.b"];
+    let action = |i: usize, round: usize| {
+        let patterns = match i % 5 {
+            0 => json!([types[i % 4]]),
+            1 => json!(["x.*"]),
+            2 => json!([types[(i + 1) % 4], types[(i + 2) % 4]]),
+            3 => json!(["#"]),
+            _ => json!(["*.a"]),
+        };
+        let mut spec = json!({
+            "name": format!("a{:03}", i % 37), "event_types": patterns,
+            "priority": (i * 7 + round) % 4,
+            "conditions": [{"path": "data.n", "op": "gte", "value": i % 9}],
+        });
+        if i.is_multiple_of(6) {
+            spec["source"] = json!("s1");
+        }
+        if i.is_multiple_of(4) {
+            spec["conditions"] = json!([{"any": [
+                {"path": "data.n", "op": "lt", "value": 3},
+                {"not": {"path": "data.tag", "op": "equals", "value": format!("t{}", i % 3)}},
+            ]}]);
+        }
+        matching(spec)
+    };
+    let ids: Vec<ActionId> = (0..150).map(|_| ActionId::new()).collect();
+    let live = Engine::new();
+    let mut final_set = std::collections::BTreeMap::new();
+    for round in 0..3 {
+        for (i, id) in ids.iter().enumerate() {
+            match (i + round) % 7 {
+                0 => {
+                    live.remove(tenant, *id);
+                    final_set.remove(&i);
+                }
+                _ => {
+                    live.put(tenant, *id, &action(i, round));
+                    final_set.insert(i, action(i, round));
+                }
+            }
+        }
+    }
+    let loaded = Engine::new();
+    let specs: Vec<_> = final_set
+        .iter()
+        .map(|(i, spec)| (tenant, ids[*i], spec.clone()))
+        .collect();
+    loaded.load(&specs);
+    assert_eq!(live.len(), loaded.len());
+    assert_eq!(live.costly_parts(tenant), loaded.costly_parts(tenant));
+    for event_type in types.iter().chain(&["z", "x.a.b"]) {
+        for n in [0, 2, 5, 9] {
+            for source in ["s1", "s2"] {
+                for tag in ["t0", "t1"] {
+                    let event = line(
+                        tenant,
+                        json!({"type": event_type, "source": source, "data": {"n": n, "tag": tag}}),
+                    );
+                    assert_eq!(matched(&live, &event), matched(&loaded, &event), "{event}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn load_replaces_everything() {
     let engine = Engine::new();
@@ -380,7 +495,7 @@ fn readers_see_a_consistent_index_while_writers_change_it() {
         assert!(names.contains(&"stable".to_owned()));
     }
     writer.join().unwrap();
-    assert_eq!(matched(&engine, &event), ["stable"]);
+    assert_eq!(matched(&*engine, &event), ["stable"]);
 }
 
 #[test]
