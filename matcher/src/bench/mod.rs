@@ -55,9 +55,8 @@ pub fn wanted() -> bool {
     )
 }
 
-/// Runs the tool the command line names. `allocated` tells the bytes the process has in use
-/// (the binary's global allocator counts them), from which the index's size is measured.
-pub fn main(allocated: fn() -> usize) -> ExitCode {
+/// Runs the tool the command line names.
+pub fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Tool::Bench {
             actions,
@@ -67,7 +66,6 @@ pub fn main(allocated: fn() -> usize) -> ExitCode {
             actions,
             events,
             out,
-            allocated,
         }),
         Tool::Workload {
             actions,

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use super::condition::{Compiled, Field, Scalar, Test, Values};
 use super::event::EventRef;
 use super::json::{Found, PathTrie, Val};
+use super::memory::{HeapBytes, slice_bytes, table_bytes};
 
 /// The paths a tenant's conditions read, each with a small id.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +45,22 @@ impl PathTable {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+}
+
+impl HeapBytes for PathTable {
+    fn heap_bytes(&self) -> usize {
+        table_bytes(&self.ids)
+            + self.ids.keys().map(|k| k.len()).sum::<usize>()
+            + self.data.heap_bytes()
+            + self.metadata.heap_bytes()
+    }
+}
+
+impl HeapBytes for CompiledAction {
+    fn heap_bytes(&self) -> usize {
+        // The pattern list may be shared; counted here as if it were not.
+        self.name.len() + 16 + size_of_val(&*self.patterns) + slice_bytes(&self.conditions)
     }
 }
 

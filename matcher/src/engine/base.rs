@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 
 use super::action::{CompiledAction, Matched, PathTable};
 use super::condition::{Compiled, Field, Test, Values, compile_leaf};
+use super::memory::{HeapBytes, slice_bytes, table_bytes};
 use super::pattern::{PatternKind, first_segment, kind_of, matches_pattern};
 
 /// A distinct condition leaf of a tenant. Identical leaves are one entry, so an event
@@ -219,6 +220,29 @@ impl Base {
                 held
             }
         }
+    }
+}
+
+impl HeapBytes for Base {
+    fn heap_bytes(&self) -> usize {
+        let groups = |groups: &Groups| size_of_val(&**groups);
+        size_of_val(&*self.slots)
+            + self.names.len()
+            + size_of_val(&*self.nodes)
+            + slice_bytes(&self.leaves)
+            + size_of_val(&*self.postings)
+            + table_bytes(&self.exact)
+            + table_bytes(&self.by_first)
+            // Each tenant has its own copy of a first segment; the patterns are shared.
+            + self.by_first.iter().map(|(first, g)| 16 + first.len() + groups(g)).sum::<usize>()
+            + groups(&self.other)
+            + size_of_val(&*self.ids)
+    }
+}
+
+impl HeapBytes for Leaf {
+    fn heap_bytes(&self) -> usize {
+        self.test.heap_bytes()
     }
 }
 

@@ -12,6 +12,7 @@ use herald_common::condition::{Condition, Operator};
 use serde_json::Value;
 
 use super::json::Val;
+use super::memory::{HeapBytes, slice_bytes};
 
 /// Which part of the event a leaf reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +134,37 @@ pub enum Compiled {
     Any(Box<[Compiled]>),
     All(Box<[Compiled]>),
     Not(Box<Compiled>),
+}
+
+impl HeapBytes for Scalar {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Str(text) => text.len(),
+            _ => 0,
+        }
+    }
+}
+
+impl HeapBytes for Test {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Equals(s) | Self::NotEquals(s) => s.heap_bytes(),
+            Self::Contains(t) | Self::StartsWith(t) | Self::EndsWith(t) => t.len(),
+            Self::In(list) | Self::NotIn(list) => slice_bytes(list),
+            // Compiled regexes are shared by the whole engine.
+            _ => 0,
+        }
+    }
+}
+
+impl HeapBytes for Compiled {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Leaf { test, .. } => test.heap_bytes(),
+            Self::Any(items) | Self::All(items) => slice_bytes(items),
+            Self::Not(inner) => size_of::<Self>() + inner.heap_bytes(),
+        }
+    }
 }
 
 /// Where a leaf's values come from during evaluation.

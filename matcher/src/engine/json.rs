@@ -101,6 +101,20 @@ impl PathTrie {
     }
 }
 
+impl super::memory::HeapBytes for PathTrie {
+    fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * size_of::<TrieNode>()
+            + self
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.children.capacity() * size_of::<(Box<str>, u32)>()
+                        + n.children.iter().map(|(k, _)| k.len()).sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+}
+
 /// Equality for the short keys of event JSON, without a library call per comparison.
 fn short_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)

@@ -15,6 +15,7 @@ mod event;
 pub mod explain;
 mod json;
 mod loader;
+mod memory;
 mod pattern;
 mod tenant;
 
@@ -206,6 +207,23 @@ impl Engine {
         }
         shard.tenants.store(Arc::new(map));
         drop(writer);
+    }
+
+    /// Bytes the index's structures hold (see `memory`): every tenant's index and the shards'
+    /// maps of them.
+    pub fn index_bytes(&self) -> usize {
+        use memory::HeapBytes;
+        self.shards
+            .iter()
+            .map(|shard| {
+                let map = shard.tenants.load();
+                memory::table_bytes(&map)
+                    + map
+                        .values()
+                        .map(|t| size_of::<TenantIndex>() + 16 + t.heap_bytes())
+                        .sum::<usize>()
+            })
+            .sum()
     }
 
     /// The name of action `id` of `tenant`, if it is live (for tests and diagnostics: matches

@@ -15,6 +15,7 @@ use super::action::{CompiledAction, EventValues, Matched, PathTable};
 use super::base::{Base, BaseBuilder};
 use super::event::EventRef;
 use super::json::{Found, Malformed};
+use super::memory::HeapBytes;
 use super::pattern::matches_pattern;
 
 /// Actions kept outside the base before the changes are folded in.
@@ -229,5 +230,30 @@ impl TenantIndex {
                 o += 1;
             }
         }
+    }
+}
+
+impl HeapBytes for TenantIndex {
+    fn heap_bytes(&self) -> usize {
+        let arc = 16;
+        let removed = if self.removed.is_empty() {
+            0
+        } else {
+            arc + size_of_val(&*self.removed)
+        };
+        let outside = self
+            .outside
+            .iter()
+            .map(|a| arc + size_of::<CompiledAction>() + a.heap_bytes())
+            .sum::<usize>();
+        arc + size_of::<Base>()
+            + self.base.heap_bytes()
+            + removed
+            + arc
+            + size_of_val(&*self.outside)
+            + outside
+            + arc
+            + size_of::<PathTable>()
+            + self.paths.heap_bytes()
     }
 }

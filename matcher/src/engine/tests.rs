@@ -554,3 +554,32 @@ fn loaded_actions_share_identical_leaves_without_mixing_results() {
         ["a", "e"]
     );
 }
+
+#[test]
+fn index_bytes_follow_the_actions_held() {
+    let engine = Engine::new();
+    assert_eq!(engine.index_bytes(), 0);
+    let tenant = TenantId::new();
+    let specs: Vec<_> = (0..1000)
+        .map(|i| {
+            let spec = matching(json!({
+                "name": format!("action-{i:04}"), "event_types": [format!("entity{}.created", i % 20)],
+                "conditions": [{"path": "data.amount", "op": "gte", "value": i}],
+            }));
+            (tenant, ActionId::new(), spec)
+        })
+        .collect();
+    engine.load(&specs);
+    let per_action = engine.index_bytes() / 1000;
+    // Fixed fields (36), a name (11), a node (8), a leaf (40), postings and an id (24), a share
+    // of the type table: well above 100 bytes, far below a kilobyte.
+    assert!(
+        (100..400).contains(&per_action),
+        "{per_action} bytes per action"
+    );
+    engine.load(&specs[..10]);
+    assert!(
+        engine.index_bytes() < 10 * 1000,
+        "a smaller load holds less"
+    );
+}
