@@ -57,6 +57,10 @@ impl TenantIndex {
 
     /// An index of `base` alone.
     pub fn from_base(base: Base, paths: PathTable) -> Self {
+        Self::of_base(base, Arc::new(paths))
+    }
+
+    fn of_base(base: Base, paths: Arc<PathTable>) -> Self {
         Self {
             len: base.len(),
             costly: base.costly,
@@ -65,7 +69,7 @@ impl TenantIndex {
             removed: Arc::from(Vec::new()),
             removed_count: 0,
             outside: Arc::from(Vec::new()),
-            paths: Arc::new(paths),
+            paths,
         }
     }
 
@@ -155,17 +159,7 @@ impl TenantIndex {
         for action in self.outside.iter() {
             builder.add_compiled(action);
         }
-        let base = builder.finish();
-        Self {
-            len: base.len(),
-            costly: base.costly,
-            leaf_slots: base.leaves.len() as u32,
-            base: Arc::new(base),
-            removed: Arc::from(Vec::new()),
-            removed_count: 0,
-            outside: Arc::from(Vec::new()),
-            paths: self.paths.clone(),
-        }
+        Self::of_base(builder.finish(), self.paths.clone())
     }
 
     /// The actions that match `event`, in dispatch order, each once.
