@@ -14,6 +14,7 @@ use herald_common::action::ActionMode;
 use herald_common::condition::{Condition, Operator};
 
 use herald_common::ids::ActionId;
+use prefetch_index::prefetch_index;
 use rustc_hash::FxHashMap;
 
 use super::action::{CompiledAction, Matched, PathTable};
@@ -156,6 +157,35 @@ impl Base {
             }
         }
         visit(postings(self.everything));
+    }
+
+    /// Asks for the memory that evaluating `actions` will read, level by level, so that the
+    /// reads of all of them overlap instead of waiting for one another: their fixed fields,
+    /// then their first condition node, then the leaf it names.
+    pub fn prefetch(&self, actions: &[u32]) {
+        for action in actions {
+            prefetch_index(&self.slots, *action as usize);
+        }
+        for action in actions {
+            prefetch_index(&self.nodes, self.slots[*action as usize].nodes as usize);
+        }
+        for action in actions {
+            let (start, end) = self.node_range(*action);
+            if start < end
+                && let Node::Leaf(leaf) = self.nodes[start]
+            {
+                prefetch_index(&self.leaves, leaf as usize);
+            }
+        }
+        for action in actions {
+            let (start, end) = self.node_range(*action);
+            if start < end
+                && let Node::Leaf(leaf) = self.nodes[start]
+                && let Some(text) = self.leaves[leaf as usize].test.text()
+            {
+                prefetch_index(text.as_bytes(), 0);
+            }
+        }
     }
 
     /// Whether every condition of `action` holds. `memo` is indexed by leaf: 0 not yet

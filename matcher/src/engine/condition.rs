@@ -136,6 +136,17 @@ pub enum Compiled {
     Not(Box<Compiled>),
 }
 
+impl Test {
+    /// The text this test compares with, if it is one string.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Equals(Scalar::Str(t)) | Self::NotEquals(Scalar::Str(t)) => Some(t),
+            Self::Contains(t) | Self::StartsWith(t) | Self::EndsWith(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
 impl HeapBytes for Scalar {
     fn heap_bytes(&self) -> usize {
         match self {

@@ -126,6 +126,9 @@ pub fn read_line<'a>(
                 tenant = text.and_then(|t| t.parse::<TenantId>().ok());
                 bad_tenant = text.is_some() && tenant.is_none();
                 index = tenant.and_then(&mut lookup);
+                if let Some(index) = &index {
+                    index.prefetch();
+                }
             }
             "type" => event_type = top_string(cursor)?,
             "source" => source = top_string(cursor)?,
