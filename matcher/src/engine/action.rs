@@ -4,11 +4,11 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use herald_common::action::{ActionMatching, ActionMode, ActionSpec};
-use herald_common::condition::Condition;
+use herald_common::condition::{Condition, Operator};
 use herald_common::ids::ActionId;
 use rustc_hash::FxHashMap;
 
-use super::condition::{Compiled, Field, Scalar, Test, Values};
+use super::condition::{Compiled, Field, Values, compile_leaf};
 use super::event::EventRef;
 use super::json::{Found, PathTrie, Val};
 use super::memory::{HeapBytes, slice_bytes, table_bytes};
@@ -167,11 +167,21 @@ impl CompiledAction {
         regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
         patterns: &mut impl FnMut(&[String]) -> Arc<[Arc<str>]>,
     ) -> Self {
-        let source = spec.source.as_deref().map(|source| Compiled::Leaf {
-            field: Field::Source,
-            test: Test::Equals(Scalar::Str(source.into())),
-            // Not shared with other leaves: evaluated each time, which is one comparison.
-            slot: u32::MAX,
+        // The source filter is the test `source equals ...`, not shared with other leaves
+        // (evaluated each time: one comparison).
+        let source = spec.source.as_deref().map(|source| {
+            let (field, test) = compile_leaf(
+                "source",
+                Operator::Equals,
+                &source.into(),
+                &mut |p| paths.id(p),
+                regex,
+            );
+            Compiled::Leaf {
+                field,
+                test,
+                slot: u32::MAX,
+            }
         });
         let conditions = source
             .into_iter()

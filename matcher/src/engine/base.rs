@@ -18,7 +18,7 @@ use prefetch_index::prefetch_index;
 use rustc_hash::FxHashMap;
 
 use super::action::{CompiledAction, Matched, PathTable};
-use super::condition::{Compiled, Field, Test, Values, compile_leaf};
+use super::condition::{Compiled, Field, Test, Values, compile_leaf, memoized};
 use super::memory::{HeapBytes, slice_bytes, table_bytes};
 use super::pattern::{PatternKind, first_segment, kind_of, matches_pattern};
 
@@ -38,6 +38,18 @@ pub enum Node {
     All { span: u32 },
     Any { span: u32 },
     Not { span: u32 },
+}
+
+fn all(span: u32) -> Node {
+    Node::All { span }
+}
+
+fn any(span: u32) -> Node {
+    Node::Any { span }
+}
+
+fn not(span: u32) -> Node {
+    Node::Not { span }
 }
 
 /// An action's fixed fields. Its name and nodes run from its own offsets to the next action's.
@@ -161,7 +173,7 @@ impl Base {
 
     /// Asks for the memory that evaluating `actions` will read, level by level, so that the
     /// reads of all of them overlap instead of waiting for one another: their fixed fields,
-    /// then their first condition node, then the leaf it names.
+    /// then their first condition node, then the leaf it names and that leaf's text.
     pub fn prefetch(&self, actions: &[u32]) {
         for action in actions {
             prefetch_index(&self.slots, *action as usize);
@@ -169,22 +181,24 @@ impl Base {
         for action in actions {
             prefetch_index(&self.nodes, self.slots[*action as usize].nodes as usize);
         }
-        for action in actions {
-            let (start, end) = self.node_range(*action);
-            if start < end
-                && let Node::Leaf(leaf) = self.nodes[start]
-            {
-                prefetch_index(&self.leaves, leaf as usize);
-            }
+        let first_leaves: smallvec::SmallVec<[u32; 32]> =
+            actions.iter().filter_map(|a| self.first_leaf(*a)).collect();
+        for leaf in &first_leaves {
+            prefetch_index(&self.leaves, *leaf as usize);
         }
-        for action in actions {
-            let (start, end) = self.node_range(*action);
-            if start < end
-                && let Node::Leaf(leaf) = self.nodes[start]
-                && let Some(text) = self.leaves[leaf as usize].test.text()
-            {
+        for leaf in &first_leaves {
+            if let Some(text) = self.leaves[*leaf as usize].test.text() {
                 prefetch_index(text.as_bytes(), 0);
             }
+        }
+    }
+
+    /// The leaf an action's conditions start with, if they start with one.
+    fn first_leaf(&self, action: u32) -> Option<u32> {
+        let (start, end) = self.node_range(action);
+        match self.nodes.get(start) {
+            Some(Node::Leaf(leaf)) if start < end => Some(*leaf),
+            _ => None,
         }
     }
 
@@ -238,18 +252,10 @@ impl Base {
     }
 
     fn leaf_holds(&self, leaf: u32, values: &impl Values, memo: &mut [u8]) -> bool {
-        match memo.get(leaf as usize) {
-            Some(1) => false,
-            Some(2) => true,
-            _ => {
-                let Leaf { field, test } = &self.leaves[leaf as usize];
-                let held = test.holds_with(|visit| values.any(*field, visit));
-                if let Some(cell) = memo.get_mut(leaf as usize) {
-                    *cell = 1 + u8::from(held);
-                }
-                held
-            }
-        }
+        let Leaf { field, test } = &self.leaves[leaf as usize];
+        memoized(memo, leaf, || {
+            test.holds_with(|visit| values.any(*field, visit))
+        })
     }
 }
 
@@ -362,6 +368,14 @@ impl BaseBuilder {
         number
     }
 
+    /// Pushes a group node, then its members, then records how many nodes they took.
+    fn push_group(&mut self, group: fn(u32) -> Node, members: impl FnOnce(&mut Self)) {
+        let at = self.nodes.len();
+        self.nodes.push(group(0));
+        members(self);
+        self.nodes[at] = group((self.nodes.len() - at - 1) as u32);
+    }
+
     fn push_condition(
         &mut self,
         condition: &Condition,
@@ -373,26 +387,18 @@ impl BaseBuilder {
                 let leaf = self.leaf(path, *op, value, paths, regex);
                 self.nodes.push(Node::Leaf(leaf));
             }
-            Condition::All(members) | Condition::Any(members) => {
-                let at = self.nodes.len();
-                self.nodes.push(Node::All { span: 0 });
-                for member in members {
-                    self.push_condition(member, paths, regex);
-                }
-                let span = (self.nodes.len() - at - 1) as u32;
-                self.nodes[at] = if matches!(condition, Condition::All(_)) {
-                    Node::All { span }
-                } else {
-                    Node::Any { span }
-                };
-            }
+            Condition::All(members) => self.push_group(all, |b| {
+                members
+                    .iter()
+                    .for_each(|m| b.push_condition(m, paths, regex))
+            }),
+            Condition::Any(members) => self.push_group(any, |b| {
+                members
+                    .iter()
+                    .for_each(|m| b.push_condition(m, paths, regex))
+            }),
             Condition::Not(inner) => {
-                let at = self.nodes.len();
-                self.nodes.push(Node::Not { span: 0 });
-                self.push_condition(inner, paths, regex);
-                self.nodes[at] = Node::Not {
-                    span: (self.nodes.len() - at - 1) as u32,
-                };
+                self.push_group(not, |b| b.push_condition(inner, paths, regex))
             }
         }
     }
@@ -427,27 +433,13 @@ impl BaseBuilder {
                 });
                 self.nodes.push(Node::Leaf(leaf));
             }
-            Compiled::All(members) | Compiled::Any(members) => {
-                let at = self.nodes.len();
-                self.nodes.push(Node::All { span: 0 });
-                for member in members.iter() {
-                    self.push_compiled(member);
-                }
-                let span = (self.nodes.len() - at - 1) as u32;
-                self.nodes[at] = if matches!(condition, Compiled::All(_)) {
-                    Node::All { span }
-                } else {
-                    Node::Any { span }
-                };
+            Compiled::All(members) => {
+                self.push_group(all, |b| members.iter().for_each(|m| b.push_compiled(m)))
             }
-            Compiled::Not(inner) => {
-                let at = self.nodes.len();
-                self.nodes.push(Node::Not { span: 0 });
-                self.push_compiled(inner);
-                self.nodes[at] = Node::Not {
-                    span: (self.nodes.len() - at - 1) as u32,
-                };
+            Compiled::Any(members) => {
+                self.push_group(any, |b| members.iter().for_each(|m| b.push_compiled(m)))
             }
+            Compiled::Not(inner) => self.push_group(not, |b| b.push_compiled(inner)),
         }
     }
 

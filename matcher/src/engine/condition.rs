@@ -224,20 +224,29 @@ impl Compiled {
     /// remembers leaves already evaluated for this event; a slot past its end is evaluated.
     pub fn holds(&self, values: &impl Values, memo: &mut [u8]) -> bool {
         match self {
-            Self::Leaf { field, test, slot } => match memo.get(*slot as usize) {
-                Some(1) => false,
-                Some(2) => true,
-                _ => {
-                    let held = test.holds_with(|visit| values.any(*field, visit));
-                    if let Some(cell) = memo.get_mut(*slot as usize) {
-                        *cell = 1 + u8::from(held);
-                    }
-                    held
-                }
-            },
+            Self::Leaf { field, test, slot } => memoized(memo, *slot, || {
+                test.holds_with(|visit| values.any(*field, visit))
+            }),
             Self::Any(items) => items.iter().any(|c| c.holds(values, memo)),
             Self::All(items) => items.iter().all(|c| c.holds(values, memo)),
             Self::Not(inner) => !inner.holds(values, memo),
+        }
+    }
+}
+
+/// A leaf's result for this event: remembered in `memo[slot]` (0 not yet evaluated, 1 false,
+/// 2 true) so that a leaf shared by many actions is evaluated once; a slot past the memo's end
+/// is evaluated every time.
+pub fn memoized(memo: &mut [u8], slot: u32, evaluate: impl FnOnce() -> bool) -> bool {
+    match memo.get(slot as usize) {
+        Some(1) => false,
+        Some(2) => true,
+        _ => {
+            let held = evaluate();
+            if let Some(cell) = memo.get_mut(slot as usize) {
+                *cell = 1 + u8::from(held);
+            }
+            held
         }
     }
 }

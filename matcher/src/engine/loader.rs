@@ -148,14 +148,13 @@ impl Loader<'_> {
                 continue;
             }
             let shard = &engine.shards[shard];
-            let writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+            let _writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
             let count = |map: &TenantMap| map.values().map(|t| t.len).sum::<usize>();
             engine
                 .live
                 .fetch_sub(count(&shard.tenants.load()), Ordering::Relaxed);
             engine.live.fetch_add(count(&map), Ordering::Relaxed);
             shard.tenants.store(Arc::new(map));
-            drop(writer);
         }
     }
 }

@@ -158,7 +158,7 @@ impl Engine {
     /// Puts a live action in, replacing its previous version.
     pub fn put(&self, tenant: TenantId, id: ActionId, spec: &MatchSpec) {
         let shard = self.shard(tenant);
-        let writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tenants = shard.tenants.load();
         let current = tenants.get(&tenant).cloned();
         let mut paths = current
@@ -187,13 +187,12 @@ impl Engine {
         let mut map = TenantMap::clone(&tenants);
         map.insert(tenant, Arc::new(next));
         shard.tenants.store(Arc::new(map));
-        drop(writer);
     }
 
     /// Takes an action out (nothing happens if it is not in).
     pub fn remove(&self, tenant: TenantId, id: ActionId) {
         let shard = self.shard(tenant);
-        let writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = shard.writer.lock().unwrap_or_else(|e| e.into_inner());
         let tenants = shard.tenants.load();
         let Some(next) = tenants.get(&tenant).and_then(|current| current.without(id)) else {
             return;
@@ -206,7 +205,6 @@ impl Engine {
             map.insert(tenant, Arc::new(next));
         }
         shard.tenants.store(Arc::new(map));
-        drop(writer);
     }
 
     /// Bytes the index's structures hold (see `memory`): every tenant's index and the shards'
