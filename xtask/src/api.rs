@@ -1,7 +1,7 @@
 //! A minimal client of Herald's HTTP API for the developer commands.
 
-use anyhow::bail;
-use serde_json::Value;
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
 
 /// A minimal client of Herald's HTTP API.
 pub struct Api {
@@ -32,5 +32,27 @@ impl Api {
             bail!("{method} {path} answered {status}: {text}");
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a tenant named `name` and a key for it, with the admin token: (tenant id, key).
+    pub async fn tenant_with_key(
+        &self,
+        admin: &str,
+        name: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let tenant = self
+            .call("POST", "/v1/tenants", admin, json!({"name": name}))
+            .await?;
+        let id = tenant["id"].as_str().context("tenant id")?.to_owned();
+        let key = self
+            .call(
+                "POST",
+                &format!("/v1/tenants/{id}/keys"),
+                admin,
+                json!({"name": name}),
+            )
+            .await?;
+        let key = key["key"].as_str().context("api key")?.to_owned();
+        Ok((id, key))
     }
 }

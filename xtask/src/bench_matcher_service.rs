@@ -98,24 +98,7 @@ struct Tenant {
 async fn create_tenants(api: &Api, admin: &str, group: &str) -> anyhow::Result<Vec<Tenant>> {
     let mut tenants = Vec::new();
     for t in 0..TENANTS {
-        let tenant = api
-            .call(
-                "POST",
-                "/v1/tenants",
-                admin,
-                json!({"name": format!("{group}-{t}")}),
-            )
-            .await?;
-        let id = tenant["id"].as_str().context("tenant id")?.to_owned();
-        let key = api
-            .call(
-                "POST",
-                &format!("/v1/tenants/{id}/keys"),
-                admin,
-                json!({"name": "bench"}),
-            )
-            .await?;
-        let key = key["key"].as_str().context("api key")?.to_owned();
+        let (id, key) = api.tenant_with_key(admin, &format!("{group}-{t}")).await?;
         tenants.push(Tenant { id, key });
     }
     let creations = tenants.iter().flat_map(|tenant| {

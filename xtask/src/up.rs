@@ -177,24 +177,7 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
             .build()?,
         base: stack.api_url.clone(),
     };
-    let tenant = api
-        .call(
-            "POST",
-            "/v1/tenants",
-            &stack.admin_token,
-            json!({"name": "demo"}),
-        )
-        .await?;
-    let tenant_id = tenant["id"].as_str().context("tenant id")?.to_owned();
-    let key = api
-        .call(
-            "POST",
-            &format!("/v1/tenants/{tenant_id}/keys"),
-            &stack.admin_token,
-            json!({"name": "demo"}),
-        )
-        .await?;
-    let key = key["key"].as_str().context("api key")?.to_owned();
+    let (tenant_id, key) = api.tenant_with_key(&stack.admin_token, "demo").await?;
     api.call(
         "POST",
         "/v1/actions",
