@@ -66,10 +66,11 @@ pub fn run(root: &Path) -> anyhow::Result<ExitCode> {
     }
     let mut file = String::new();
     println!(
-        "{:<12} {:>9} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>10}",
+        "{:<12} {:>9} {:>12} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>10}",
         "workload",
         "actions",
         "events/s",
+        "one by one",
         "p50 us",
         "p99 us",
         "p99.9 us",
@@ -79,10 +80,11 @@ pub fn run(root: &Path) -> anyhow::Result<ExitCode> {
     );
     for r in &results {
         println!(
-            "{:<12} {:>9} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>10}",
+            "{:<12} {:>9} {:>12} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>10}",
             r["workload"].as_str().unwrap_or(""),
             r["actions"].to_string(),
             format!("{:.0}", r["events_per_s"].as_f64().unwrap_or(0.0)),
+            format!("{:.0}", r["events_per_s_single"].as_f64().unwrap_or(0.0)),
             r["p50_us"].to_string(),
             r["p99_us"].to_string(),
             r["p999_us"].to_string(),

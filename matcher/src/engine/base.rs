@@ -3,9 +3,11 @@
 //!
 //! Actions are numbered in dispatch order, so a set of matches is put in order by sorting small
 //! integers. Everything an event reads lives in a few arrays: the postings of its type (action
-//! numbers), the actions' fixed fields, their condition nodes, the tenant's distinct condition
-//! leaves. A million actions are a few allocations per tenant rather than several per action,
-//! which is what keeps the index small and an event's cache misses few.
+//! numbers, each with the leaf its conditions start with), the actions' fixed fields, their
+//! condition nodes, the tenant's distinct condition leaves (short texts inline). A million
+//! actions are a few allocations per tenant rather than several per action, which is what
+//! keeps the index small and an event's cache misses few: most candidates are turned down by
+//! their first leaf, read straight from the posting.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -19,8 +21,10 @@ use rustc_hash::FxHashMap;
 
 use super::action::{CompiledAction, Matched, PathTable};
 use super::condition::{Compiled, Field, Test, Values, compile_leaf, memoized};
-use super::memory::{HeapBytes, slice_bytes, table_bytes};
+use super::flat_map::FlatMap;
+use super::memory::{HeapBytes, slice_bytes};
 use super::pattern::{PatternKind, first_segment, kind_of, matches_pattern};
+use super::prefetch;
 
 /// A distinct condition leaf of a tenant. Identical leaves are one entry, so an event
 /// evaluates each at most once (its result is remembered by leaf number).
@@ -60,12 +64,84 @@ struct Slot {
     max_attempts: u32,
     name: u32,
     nodes: u32,
+    /// Where its nodes end: kept here, so that finding them reads no other slot.
+    nodes_end: u32,
     costly: u16,
     mode: ActionMode,
 }
 
+/// A pattern whose first segment is literal, as a key that stands for that segment: the
+/// pattern's string is shared by every tenant, where a copy of the segment would be one more
+/// allocation per tenant, and one more cache miss per event.
+#[derive(Debug, Clone)]
+struct BySegment(Arc<str>);
+
+impl BySegment {
+    fn segment(&self) -> &str {
+        first_segment(&self.0)
+    }
+}
+
+impl PartialEq for BySegment {
+    fn eq(&self, other: &Self) -> bool {
+        self.segment() == other.segment()
+    }
+}
+
+impl Eq for BySegment {}
+
+impl std::hash::Hash for BySegment {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.segment().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for BySegment {
+    fn borrow(&self) -> &str {
+        self.segment()
+    }
+}
+
 /// A run of the postings array.
-type Range = (u32, u32);
+pub type Range = (u32, u32);
+
+/// An action filed under a pattern, with the leaf its conditions start with. Most candidates
+/// for an event are turned down by that leaf alone, which is then read without the action's
+/// slot or nodes: one cache line per candidate instead of three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Posting {
+    pub action: u32,
+    /// [`NO_LEAF`] when the conditions do not start with a leaf.
+    first_leaf: u32,
+}
+
+const NO_LEAF: u32 = u32::MAX;
+
+impl Posting {
+    fn first_leaf(self) -> Option<u32> {
+        (self.first_leaf != NO_LEAF).then_some(self.first_leaf)
+    }
+}
+
+/// The levels of memory turning candidates down reads, each found from the one before.
+#[derive(Debug, Clone, Copy)]
+pub enum PrefetchLevel {
+    Leaves,
+    Texts,
+}
+
+impl PrefetchLevel {
+    pub const ALL: [Self; 2] = [Self::Leaves, Self::Texts];
+}
+
+/// The leaf the conditions of an action start with, if they start with one, given where its
+/// nodes run.
+fn first_leaf_in(nodes: &[Node], (start, end): (usize, usize)) -> Option<u32> {
+    match nodes.get(start) {
+        Some(Node::Leaf(leaf)) if start < end => Some(*leaf),
+        _ => None,
+    }
+}
 
 /// Wildcard patterns sharing a filing place, each with the run of actions that use it.
 type Groups = Box<[(Arc<str>, Range)]>;
@@ -80,11 +156,11 @@ pub struct Base {
     nodes: Box<[Node]>,
     pub leaves: Box<[Leaf]>,
     /// Action numbers, ascending within each range.
-    postings: Box<[u32]>,
+    postings: Box<[Posting]>,
     /// Exact patterns, by event type.
-    exact: FxHashMap<Arc<str>, Range>,
+    exact: FlatMap<Arc<str>, Range>,
     /// Wildcard patterns whose first segment is literal, by that segment.
-    by_first: FxHashMap<Arc<str>, Groups>,
+    by_first: FlatMap<BySegment, Groups>,
     /// Wildcard patterns starting with a wildcard.
     other: Groups,
     /// Actions matching every type.
@@ -140,66 +216,128 @@ impl Base {
     }
 
     fn node_range(&self, action: u32) -> (usize, usize) {
-        let start = self.slots[action as usize].nodes as usize;
-        let end = self
-            .slots
-            .get(action as usize + 1)
-            .map_or(self.nodes.len(), |next| next.nodes as usize);
-        (start, end)
+        let slot = &self.slots[action as usize];
+        (slot.nodes as usize, slot.nodes_end as usize)
     }
 
     /// Calls `visit` with every range of postings whose pattern matches `event_type`.
-    pub fn ranges_for(&self, event_type: &str, mut visit: impl FnMut(&[u32])) {
-        let postings = |(start, end): Range| &self.postings[start as usize..end as usize];
+    pub fn ranges_for(&self, event_type: &str, mut visit: impl FnMut(&[Posting])) {
+        self.type_ranges(event_type, |range| visit(self.postings(range)));
+    }
+
+    /// Calls `visit` with the bounds of every range of postings whose pattern matches
+    /// `event_type`.
+    pub fn type_ranges(&self, event_type: &str, mut visit: impl FnMut(Range)) {
         if let Some(range) = self.exact.get(event_type) {
-            visit(postings(*range));
+            visit(*range);
         }
         if !self.by_first.is_empty()
             && let Some(groups) = self.by_first.get(first_segment(event_type))
         {
             for (pattern, range) in groups.iter() {
                 if matches_pattern(pattern, event_type) {
-                    visit(postings(*range));
+                    visit(*range);
                 }
             }
         }
         for (pattern, range) in self.other.iter() {
             if matches_pattern(pattern, event_type) {
-                visit(postings(*range));
+                visit(*range);
             }
         }
-        visit(postings(self.everything));
+        visit(self.everything);
     }
 
-    /// Asks for the memory that evaluating `actions` will read, level by level, so that the
-    /// reads of all of them overlap instead of waiting for one another: their fixed fields,
-    /// then their first condition node, then the leaf it names and that leaf's text.
-    pub fn prefetch(&self, actions: &[u32]) {
-        for action in actions {
-            prefetch_index(&self.slots, *action as usize);
+    /// Asks for the fields matching reads, which span several cache lines.
+    pub fn prefetch_fields(&self) {
+        prefetch::at(&self.slots);
+        prefetch::at(&self.nodes);
+        prefetch::at(&self.leaves);
+        prefetch::at(&self.postings);
+        prefetch::at(&self.exact);
+        prefetch::at(&self.by_first);
+        prefetch::at(&self.other);
+        prefetch::at(&self.everything);
+    }
+
+    /// Asks for the lists of wildcard patterns [`Base::type_ranges`] will read for
+    /// `event_type` (reading the type table, asked for by [`Base::prefetch_type`]).
+    pub fn prefetch_groups(&self, event_type: &str) {
+        if !self.by_first.is_empty()
+            && let Some(groups) = self.by_first.get(first_segment(event_type))
+        {
+            prefetch::slice(groups);
         }
-        for action in actions {
-            prefetch_index(&self.nodes, self.slots[*action as usize].nodes as usize);
+        prefetch::slice(&self.other);
+    }
+
+    pub fn postings(&self, (start, end): Range) -> &[Posting] {
+        &self.postings[start as usize..end as usize]
+    }
+
+    /// Asks for the memory that finding the postings of `event_type` starts with.
+    pub fn prefetch_type(&self, event_type: &str) {
+        self.exact.prefetch(event_type);
+        if !self.by_first.is_empty() {
+            self.by_first.prefetch(first_segment(event_type));
         }
-        let first_leaves: smallvec::SmallVec<[u32; 32]> =
-            actions.iter().filter_map(|a| self.first_leaf(*a)).collect();
-        for leaf in &first_leaves {
-            prefetch_index(&self.leaves, *leaf as usize);
+    }
+
+    /// Asks for the memory that turning `candidates` down will read, level by level, so that
+    /// the reads of all of them overlap instead of waiting for one another: the leaf each
+    /// starts with, then that leaf's text.
+    pub fn prefetch(&self, candidates: &[Posting]) {
+        for level in PrefetchLevel::ALL {
+            self.prefetch_level(level, candidates);
         }
-        for leaf in &first_leaves {
-            if let Some(text) = self.leaves[*leaf as usize].test.text() {
-                prefetch_index(text.as_bytes(), 0);
+    }
+
+    /// One level of [`Base::prefetch`]; each level reads what the one before asked for.
+    pub fn prefetch_level(&self, level: PrefetchLevel, candidates: &[Posting]) {
+        let first_leaves = candidates.iter().filter_map(|p| p.first_leaf());
+        match level {
+            PrefetchLevel::Leaves => {
+                for leaf in first_leaves {
+                    prefetch::item(&self.leaves, leaf as usize);
+                }
+            }
+            PrefetchLevel::Texts => {
+                for leaf in first_leaves {
+                    self.leaves[leaf as usize].test.prefetch_outside();
+                }
             }
         }
     }
 
-    /// The leaf an action's conditions start with, if they start with one.
-    fn first_leaf(&self, action: u32) -> Option<u32> {
-        let (start, end) = self.node_range(action);
-        match self.nodes.get(start) {
-            Some(Node::Leaf(leaf)) if start < end => Some(*leaf),
-            _ => None,
+    /// Asks for the fixed fields of `candidates`: where their nodes are, and what a match
+    /// reports.
+    pub fn prefetch_slots(&self, candidates: &[Posting]) {
+        for posting in candidates {
+            prefetch::item(&self.slots, posting.action as usize);
         }
+    }
+
+    /// Asks for the condition nodes of `candidates` (whose slots it reads).
+    pub fn prefetch_nodes(&self, candidates: &[Posting]) {
+        for posting in candidates {
+            prefetch_index(
+                &self.nodes,
+                self.slots[posting.action as usize].nodes as usize,
+            );
+        }
+    }
+
+    /// Whether the leaf `candidate` starts with holds (true when it starts with none): the
+    /// first, cheapest test of [`Base::accepts`].
+    pub fn first_leaf_holds(
+        &self,
+        candidate: Posting,
+        values: &impl Values,
+        memo: &mut [u8],
+    ) -> bool {
+        candidate
+            .first_leaf()
+            .is_none_or(|leaf| self.leaf_holds(leaf, values, memo))
     }
 
     /// Whether every condition of `action` holds. `memo` is indexed by leaf: 0 not yet
@@ -267,10 +405,9 @@ impl HeapBytes for Base {
             + size_of_val(&*self.nodes)
             + slice_bytes(&self.leaves)
             + size_of_val(&*self.postings)
-            + table_bytes(&self.exact)
-            + table_bytes(&self.by_first)
-            // Each tenant has its own copy of a first segment; the patterns are shared.
-            + self.by_first.iter().map(|(first, g)| 16 + first.len() + groups(g)).sum::<usize>()
+            + self.exact.heap_bytes()
+            + self.by_first.heap_bytes()
+            + self.by_first.values().map(groups).sum::<usize>()
             + groups(&self.other)
             + size_of_val(&*self.ids)
     }
@@ -448,11 +585,11 @@ impl BaseBuilder {
     pub fn from_base(base: &Base, removed: impl Fn(u32) -> bool) -> Self {
         let mut patterns: Vec<Vec<Arc<str>>> = vec![Vec::new(); base.len()];
         let mut file = |pattern: &Arc<str>, (start, end): Range| {
-            for action in &base.postings[start as usize..end as usize] {
-                patterns[*action as usize].push(pattern.clone());
+            for posting in &base.postings[start as usize..end as usize] {
+                patterns[posting.action as usize].push(pattern.clone());
             }
         };
-        for (pattern, range) in &base.exact {
+        for (pattern, range) in base.exact.iter() {
             file(pattern, *range);
         }
         for groups in base.by_first.values() {
@@ -530,7 +667,8 @@ impl BaseBuilder {
         let mut laid_nodes = Vec::with_capacity(nodes.len());
         let mut ids = Vec::with_capacity(entries.len());
         let mut exact: FxHashMap<Arc<str>, Vec<u32>> = FxHashMap::default();
-        let mut by_first: FxHashMap<Arc<str>, FxHashMap<Arc<str>, Vec<u32>>> = FxHashMap::default();
+        let mut by_first: FxHashMap<BySegment, FxHashMap<Arc<str>, Vec<u32>>> =
+            FxHashMap::default();
         let mut other: FxHashMap<Arc<str>, Vec<u32>> = FxHashMap::default();
         let mut everything = Vec::new();
         let mut costly = 0;
@@ -543,6 +681,7 @@ impl BaseBuilder {
                 max_attempts: entry.max_attempts,
                 name: laid_names.len() as u32,
                 nodes: laid_nodes.len() as u32,
+                nodes_end: (laid_nodes.len() + (entry.nodes.1 - entry.nodes.0) as usize) as u32,
                 costly: entry.costly,
                 mode: entry.mode,
             });
@@ -557,8 +696,8 @@ impl BaseBuilder {
                 match kind_of(pattern) {
                     PatternKind::Exact(_) => exact.entry(pattern.clone()).or_default().push(number),
                     PatternKind::Everything => everything.push(number),
-                    PatternKind::FirstSegment(first) => by_first
-                        .entry(first.into())
+                    PatternKind::FirstSegment(_) => by_first
+                        .entry(BySegment(pattern.clone()))
                         .or_default()
                         .entry(pattern.clone())
                         .or_default()
@@ -569,18 +708,25 @@ impl BaseBuilder {
         }
         ids.sort_unstable_by_key(|a| a.0);
 
-        let mut postings: Vec<u32> = Vec::new();
+        let node_range = |action: u32| {
+            let slot: &Slot = &slots[action as usize];
+            (slot.nodes as usize, slot.nodes_end as usize)
+        };
+        let mut postings: Vec<Posting> = Vec::new();
         let mut range_of = |actions: Vec<u32>| -> Range {
             let start = postings.len() as u32;
-            postings.extend(actions);
+            postings.extend(actions.into_iter().map(|action| Posting {
+                action,
+                first_leaf: first_leaf_in(&laid_nodes, node_range(action)).unwrap_or(NO_LEAF),
+            }));
             (start, postings.len() as u32)
         };
         let mut groups = |map: FxHashMap<Arc<str>, Vec<u32>>| -> Groups {
             map.into_iter().map(|(p, v)| (p, range_of(v))).collect()
         };
         let other = groups(other);
-        let by_first = by_first.into_iter().map(|(k, v)| (k, groups(v))).collect();
-        let exact = exact.into_iter().map(|(k, v)| (k, range_of(v))).collect();
+        let by_first = FlatMap::from_entries(by_first.into_iter().map(|(k, v)| (k, groups(v))));
+        let exact = FlatMap::from_entries(exact.into_iter().map(|(k, v)| (k, range_of(v))));
         let everything = range_of(everything);
         Base {
             slots: slots.into(),

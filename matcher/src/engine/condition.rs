@@ -24,10 +24,14 @@ pub enum Field {
     Path(u32),
 }
 
+/// A literal string. Short ones (most of them) are stored inline, so a leaf is tested
+/// without reading another allocation.
+pub type Text = compact_str::CompactString;
+
 /// A literal to compare with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
-    Str(Box<str>),
+    Str(Text),
     Num(f64),
     Bool(bool),
     Null,
@@ -46,7 +50,7 @@ impl Scalar {
 
     fn equals(&self, value: &Val<'_>) -> bool {
         match (self, value) {
-            (Self::Str(a), Val::Str(b)) => **a == **b,
+            (Self::Str(a), Val::Str(b)) => a.as_str() == &**b,
             (Self::Num(a), Val::Num(b)) => a == b,
             (Self::Bool(a), Val::Bool(b)) => a == b,
             (Self::Null, Val::Null) => true,
@@ -60,9 +64,9 @@ impl Scalar {
 pub enum Test {
     Equals(Scalar),
     NotEquals(Scalar),
-    Contains(Box<str>),
-    StartsWith(Box<str>),
-    EndsWith(Box<str>),
+    Contains(Text),
+    StartsWith(Text),
+    EndsWith(Text),
     Gt(f64),
     Gte(f64),
     Lt(f64),
@@ -137,20 +141,33 @@ pub enum Compiled {
 }
 
 impl Test {
-    /// The text this test compares with, if it is one string.
-    pub fn text(&self) -> Option<&str> {
-        match self {
-            Self::Equals(Scalar::Str(t)) | Self::NotEquals(Scalar::Str(t)) => Some(t),
-            Self::Contains(t) | Self::StartsWith(t) | Self::EndsWith(t) => Some(t),
-            _ => None,
+    /// Asks for the allocation outside the leaf that testing reads first, if any: a list, or
+    /// a text too long to be stored inline.
+    pub fn prefetch_outside(&self) {
+        let text = match self {
+            Self::Equals(Scalar::Str(t)) | Self::NotEquals(Scalar::Str(t)) => t,
+            Self::Contains(t) | Self::StartsWith(t) | Self::EndsWith(t) => t,
+            Self::In(list) | Self::NotIn(list) => return super::prefetch::slice(list),
+            _ => return,
+        };
+        if text.is_heap_allocated() {
+            super::prefetch::slice(text.as_bytes());
         }
+    }
+}
+
+fn text_heap_bytes(text: &Text) -> usize {
+    if text.is_heap_allocated() {
+        text.len()
+    } else {
+        0
     }
 }
 
 impl HeapBytes for Scalar {
     fn heap_bytes(&self) -> usize {
         match self {
-            Self::Str(text) => text.len(),
+            Self::Str(text) => text_heap_bytes(text),
             _ => 0,
         }
     }
@@ -160,7 +177,7 @@ impl HeapBytes for Test {
     fn heap_bytes(&self) -> usize {
         match self {
             Self::Equals(s) | Self::NotEquals(s) => s.heap_bytes(),
-            Self::Contains(t) | Self::StartsWith(t) | Self::EndsWith(t) => t.len(),
+            Self::Contains(t) | Self::StartsWith(t) | Self::EndsWith(t) => text_heap_bytes(t),
             Self::In(list) | Self::NotIn(list) => slice_bytes(list),
             // Compiled regexes are shared by the whole engine.
             _ => 0,
@@ -275,7 +292,7 @@ fn compile_test(
     value: &Value,
     regex: &mut impl FnMut(&str) -> Arc<regex::Regex>,
 ) -> Test {
-    let text = || -> Box<str> { value.as_str().unwrap_or_default().into() };
+    let text = || -> Text { value.as_str().unwrap_or_default().into() };
     let number = || value.as_f64().unwrap_or(f64::NAN);
     let scalar = || Scalar::from_json(value).unwrap_or(Scalar::Null);
     let list = || -> Box<[Scalar]> {

@@ -4,6 +4,7 @@
 use herald_common::event::{Event, Metadata};
 use herald_common::ids::TenantId;
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use super::json::{Cursor, Found, Malformed, PathTrie, Val, walk};
@@ -58,7 +59,13 @@ impl<'a> EventRef<'a> {
     /// Reads an event as published to `herald.events` (JSON with `tenant_id`), touching only
     /// its top level: `data` and `metadata` stay raw.
     pub fn parse(line: &'a str) -> Result<Self, EventLineError> {
-        read_line(line, |_| None, &mut Found::default()).map(|(event, _)| event)
+        read_line(
+            line,
+            None,
+            |_| None::<Arc<TenantIndex>>,
+            &mut Found::default(),
+        )
+        .map(|(event, _)| event)
     }
 
     /// Fills `found` with the values under the paths of the two tries.
@@ -104,18 +111,26 @@ pub fn tenant_of_line(line: &str) -> Result<TenantId, EventLineError> {
         .map_err(|_| EventLineError::BadTenant)
 }
 
+/// A tenant id already parsed from its text (spares parsing it again).
+#[derive(Debug, Clone, Copy)]
+pub struct KnownTenant<'t> {
+    pub text: &'t str,
+    pub id: TenantId,
+}
+
 /// Reads an event line in one pass. As soon as `tenant_id` is read, `lookup` may return the
 /// tenant's index; `data` and `metadata` met after that are read in place through the index's
 /// path tries into `found`, and those met before are kept raw and read afterwards. Either way
 /// `found` is complete on return. Without an index both stay raw in the returned event.
-pub fn read_line<'a>(
+pub fn read_line<'a, I: Deref<Target = TenantIndex>>(
     line: &'a str,
-    mut lookup: impl FnMut(TenantId) -> Option<Arc<TenantIndex>>,
+    known: Option<KnownTenant<'_>>,
+    mut lookup: impl FnMut(TenantId) -> Option<I>,
     found: &mut Found<'a>,
-) -> Result<(EventRef<'a>, Option<Arc<TenantIndex>>), EventLineError> {
+) -> Result<(EventRef<'a>, Option<I>), EventLineError> {
     let mut cursor = Cursor::new(line);
     let mut tenant = None;
-    let mut index: Option<Arc<TenantIndex>> = None;
+    let mut index: Option<I> = None;
     let (mut event_type, mut source, mut id) = (None, None, None);
     let (mut data, mut metadata): (Option<&str>, Option<&str>) = (None, None);
     let mut bad_tenant = false;
@@ -123,7 +138,10 @@ pub fn read_line<'a>(
         match key {
             "tenant_id" => {
                 let text = top_string(cursor)?;
-                tenant = text.and_then(|t| t.parse::<TenantId>().ok());
+                tenant = match known {
+                    Some(known) if text == Some(known.text) => Some(known.id),
+                    _ => text.and_then(|t| t.parse::<TenantId>().ok()),
+                };
                 bad_tenant = text.is_some() && tenant.is_none();
                 index = tenant.and_then(&mut lookup);
                 if let Some(index) = &index {

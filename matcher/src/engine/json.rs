@@ -161,10 +161,11 @@ impl PathTrie {
             .filter_map(move |c| Some((self.key(c), self.path(c.node)?)))
     }
 
-    /// Asks for the memory a walk starts with: the root and the first children.
+    /// Asks for the memory a walk reads: the nodes and their children (a tenant's trie is a
+    /// few lines; the keys are rarely read, see `TrieChild`).
     pub fn prefetch(&self) {
-        prefetch_index::prefetch_index(&self.nodes, 0);
-        prefetch_index::prefetch_index(&self.children, 0);
+        super::prefetch::slice(&self.nodes);
+        super::prefetch::slice(&self.children);
     }
 
     fn has_children(&self, node: u32) -> bool {

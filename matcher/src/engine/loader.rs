@@ -137,10 +137,11 @@ impl Loader<'_> {
 
     /// Builds the indexes and swaps them into this part's shards, replacing what they held.
     pub fn finish(self) {
-        let mut by_shard: Vec<TenantMap> = (0..SHARDS).map(|_| TenantMap::default()).collect();
+        let mut by_shard: Vec<Vec<(TenantId, Arc<TenantIndex>)>> =
+            (0..SHARDS).map(|_| Vec::new()).collect();
         for (tenant, build) in self.tenants {
             let index = TenantIndex::from_base(build.base.finish(), build.paths);
-            by_shard[shard_of(tenant)].insert(tenant, Arc::new(index));
+            by_shard[shard_of(tenant)].push((tenant, Arc::new(index)));
         }
         let engine = self.engine;
         for (shard, map) in by_shard.into_iter().enumerate() {
@@ -153,8 +154,10 @@ impl Loader<'_> {
             engine
                 .live
                 .fetch_sub(count(&shard.tenants.load()), Ordering::Relaxed);
-            engine.live.fetch_add(count(&map), Ordering::Relaxed);
-            shard.tenants.store(Arc::new(map));
+            engine
+                .live
+                .fetch_add(map.iter().map(|(_, t)| t.len).sum(), Ordering::Relaxed);
+            shard.tenants.store(Arc::new(TenantMap::from_entries(map)));
         }
     }
 }

@@ -10,13 +10,16 @@
 
 mod action;
 mod base;
+pub mod batch;
 mod condition;
 mod event;
 pub mod explain;
+mod flat_map;
 mod json;
 mod loader;
 mod memory;
 mod pattern;
+mod prefetch;
 mod tenant;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +32,7 @@ use rustc_hash::FxHashMap;
 
 pub use action::{CompiledAction, MatchSpec, Matched, PathTable};
 pub use event::{EventLineError, EventRef, MetadataRef, tenant_of_line};
+use flat_map::FlatMap;
 pub use json::Malformed;
 pub use loader::Loader;
 pub use pattern::{TypePattern, matches_pattern};
@@ -37,7 +41,17 @@ use tenant::TenantIndex;
 /// Enough shards that a writer copies a small map, few enough to stay cheap when idle.
 const SHARDS: usize = 64;
 
-type TenantMap = FxHashMap<TenantId, Arc<TenantIndex>>;
+type TenantMap = FlatMap<TenantId, Arc<TenantIndex>>;
+
+/// `map` with `tenant`'s index replaced by `index` (taken out when `None`). Maps are immutable
+/// once published, so a change builds the next one.
+fn with_tenant(map: &TenantMap, tenant: TenantId, index: Option<Arc<TenantIndex>>) -> TenantMap {
+    let others = map.iter().filter(|(t, _)| **t != tenant);
+    let entries = others
+        .map(|(t, i)| (*t, i.clone()))
+        .chain(index.map(|i| (tenant, i)));
+    TenantMap::from_entries(entries)
+}
 
 struct Shard {
     tenants: ArcSwap<TenantMap>,
@@ -184,8 +198,7 @@ impl Engine {
         if !replaced {
             self.live.fetch_add(1, Ordering::Relaxed);
         }
-        let mut map = TenantMap::clone(&tenants);
-        map.insert(tenant, Arc::new(next));
+        let map = with_tenant(&tenants, tenant, Some(Arc::new(next)));
         shard.tenants.store(Arc::new(map));
     }
 
@@ -198,13 +211,10 @@ impl Engine {
             return;
         };
         self.live.fetch_sub(1, Ordering::Relaxed);
-        let mut map = TenantMap::clone(&tenants);
-        if next.len == 0 {
-            map.remove(&tenant);
-        } else {
-            map.insert(tenant, Arc::new(next));
-        }
-        shard.tenants.store(Arc::new(map));
+        let next = (next.len > 0).then(|| Arc::new(next));
+        shard
+            .tenants
+            .store(Arc::new(with_tenant(&tenants, tenant, next)));
     }
 
     /// Bytes the index's structures hold (see `memory`): every tenant's index and the shards'
@@ -215,7 +225,7 @@ impl Engine {
             .iter()
             .map(|shard| {
                 let map = shard.tenants.load();
-                memory::table_bytes(&map)
+                map.heap_bytes()
                     + map
                         .values()
                         .map(|t| size_of::<TenantIndex>() + 16 + t.heap_bytes())
@@ -240,7 +250,8 @@ impl Engine {
     /// `out` in dispatch order.
     pub fn match_json(&self, line: &str, out: &mut Vec<Matched>) -> Result<(), EventLineError> {
         let mut found = json::Found::default();
-        let (event, index) = event::read_line(line, |tenant| self.index_of(tenant), &mut found)?;
+        let (event, index) =
+            event::read_line(line, None, |tenant| self.index_of(tenant), &mut found)?;
         if let Some(index) = index {
             index.select(&event, &found, out);
         }

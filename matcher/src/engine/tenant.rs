@@ -12,11 +12,15 @@ use std::sync::Arc;
 use herald_common::ids::ActionId;
 
 use super::action::{CompiledAction, EventValues, Matched, PathTable};
-use super::base::{Base, BaseBuilder};
+use super::base::{Base, BaseBuilder, Posting};
 use super::event::EventRef;
 use super::json::{Found, Malformed};
 use super::memory::HeapBytes;
 use super::pattern::matches_pattern;
+use super::prefetch;
+
+/// Base actions that are candidates for an event (filed under its type).
+pub type Hits = smallvec::SmallVec<[Posting; 32]>;
 
 /// Actions kept outside the base before the changes are folded in.
 const OUTSIDE_MAX: usize = 32;
@@ -162,12 +166,39 @@ impl TenantIndex {
         Self::of_base(builder.finish(), self.paths.clone())
     }
 
+    /// Asks for the structures the index points to (its base and its path tries), without
+    /// reading them.
+    pub fn prefetch_parts(&self) {
+        self.base.prefetch_fields();
+        prefetch::at(&self.paths.data);
+        prefetch::at(&self.paths.metadata);
+    }
+
+    /// Asks for this index's own fields, which span two cache lines.
+    pub fn prefetch_fields(&self) {
+        prefetch::at(&self.base);
+        prefetch::at(&self.paths);
+        prefetch::at(&self.removed_count);
+        prefetch::at(&self.leaf_slots);
+        prefetch::at(&self.outside);
+    }
+
+    pub fn base(&self) -> &Base {
+        &self.base
+    }
+
     /// Asks for the memory matching an event will start from, as soon as the event's tenant
     /// is known, so that it arrives while the rest of the event is read.
     pub fn prefetch(&self) {
+        self.prefetch_parts();
+        self.prefetch_tries();
+    }
+
+    /// Asks for the roots of the path tries (reading the path table, asked for by
+    /// [`TenantIndex::prefetch_parts`]).
+    pub fn prefetch_tries(&self) {
         self.paths.data.prefetch();
         self.paths.metadata.prefetch();
-        prefetch_index::prefetch_index(std::slice::from_ref(&*self.base), 0);
     }
 
     /// The actions that match `event`, in dispatch order, each once.
@@ -182,32 +213,60 @@ impl TenantIndex {
 
     /// The actions that match `event`, given the values `found` under this index's paths.
     pub fn select<'a>(&self, event: &EventRef<'a>, found: &Found<'a>, out: &mut Vec<Matched>) {
-        let mut hits: smallvec::SmallVec<[u32; 32]> = smallvec::SmallVec::new();
-        let mut outside: smallvec::SmallVec<[&CompiledAction; 4]> = smallvec::SmallVec::new();
-        let values = EventValues { event, found };
+        let mut hits = Hits::new();
         self.base.ranges_for(event.event_type, |postings| {
             hits.extend_from_slice(postings)
         });
         self.base.prefetch(&hits);
         MEMO.with_borrow_mut(|memo| {
-            memo.clear();
-            memo.resize(self.leaf_slots as usize, 0);
-            let any_removed = self.removed_count > 0;
-            hits.retain(|action| {
-                !(any_removed && self.is_removed(*action))
-                    && self.base.accepts(*action, &values, memo)
-            });
-            for action in self.outside.iter() {
-                if action
-                    .patterns
-                    .iter()
-                    .any(|p| matches_pattern(p, event.event_type))
-                    && action.accepts(event, found, memo)
-                {
-                    outside.push(action);
-                }
-            }
+            self.clear_memo(memo);
+            let values = EventValues { event, found };
+            self.turn_down(&mut hits, &values, memo);
+            self.base.prefetch_slots(&hits);
+            self.base.prefetch_nodes(&hits);
+            self.select_among(&mut hits, event, found, memo, out);
         });
+    }
+
+    /// Readies `memo` for a new event.
+    pub fn clear_memo(&self, memo: &mut Vec<u8>) {
+        memo.clear();
+        memo.resize(self.leaf_slots as usize, 0);
+    }
+
+    /// The first, cheapest pass over an event's candidates: drops those removed since the
+    /// base was built and those whose first leaf fails, which is most of them.
+    pub fn turn_down(&self, hits: &mut Hits, values: &EventValues<'_, '_>, memo: &mut [u8]) {
+        let any_removed = self.removed_count > 0;
+        hits.retain(|candidate| {
+            !(any_removed && self.is_removed(candidate.action))
+                && self.base.first_leaf_holds(*candidate, values, memo)
+        });
+    }
+
+    /// Appends to `out`, in dispatch order, the actions that match `event` among the base's
+    /// candidates `hits` left by [`TenantIndex::turn_down`] and the actions outside the base.
+    pub fn select_among<'a>(
+        &self,
+        hits: &mut Hits,
+        event: &EventRef<'a>,
+        found: &Found<'a>,
+        memo: &mut [u8],
+        out: &mut Vec<Matched>,
+    ) {
+        let values = EventValues { event, found };
+        hits.retain(|candidate| self.base.accepts(candidate.action, &values, memo));
+        let mut outside: smallvec::SmallVec<[&CompiledAction; 4]> = smallvec::SmallVec::new();
+        for action in self.outside.iter() {
+            if action
+                .patterns
+                .iter()
+                .any(|p| matches_pattern(p, event.event_type))
+                && action.accepts(event, found, memo)
+            {
+                outside.push(action);
+            }
+        }
         // Base actions are numbered in dispatch order: sorting the numbers orders them, and an
         // action filed under two patterns that both matched comes out twice, side by side.
         if hits.len() > 1 {
@@ -215,16 +274,16 @@ impl TenantIndex {
             hits.dedup();
         }
         if outside.is_empty() {
-            out.extend(hits.iter().map(|n| self.base.matched(*n)));
+            out.extend(hits.iter().map(|n| self.base.matched(n.action)));
             return;
         }
         // Both runs are in dispatch order: merge them.
         let (mut b, mut o) = (0, 0);
         while b < hits.len() || o < outside.len() {
             let take_base = o == outside.len()
-                || (b < hits.len() && self.base.dispatch_cmp(hits[b], outside[o]).is_lt());
+                || (b < hits.len() && self.base.dispatch_cmp(hits[b].action, outside[o]).is_lt());
             if take_base {
-                out.push(self.base.matched(hits[b]));
+                out.push(self.base.matched(hits[b].action));
                 b += 1;
             } else {
                 out.push(outside[o].matched());

@@ -46,6 +46,17 @@ impl Subject for Engine {
         );
         let mut in_place = Vec::new();
         self.match_json(&tenant_first, &mut in_place).unwrap();
+        // Through the pipeline, on its own and among other lines (a guessed tenant, a line
+        // whose tenant is not first, one that cannot be read).
+        let lines = [line, &tenant_first, "{\"tenant_id\":\"nope\"}", line];
+        let mut pipelined = Vec::new();
+        self.match_lines_pipelined(&lines, |result| {
+            pipelined.push(result.map(|matched| matched.to_vec()));
+        });
+        assert!(pipelined[2].is_err());
+        for at in [0, 1, 3] {
+            assert_eq!(pipelined[at].as_ref().unwrap(), &one_pass, "{}", lines[at]);
+        }
         let names = |v: &[Matched]| -> Vec<String> {
             v.iter()
                 .map(|m| {
@@ -320,6 +331,32 @@ fn a_load_split_over_loaders_matches_like_one_at_a_time() {
     for tenant in &tenants {
         let event = line(*tenant, json!({"type": "x.y", "data": {"n": 3}}));
         assert_eq!(matched(&split, &event), matched(&one_by_one, &event));
+    }
+
+    // Many lines of many tenants through the pipeline, in and out of order of arrival, with
+    // unknown tenants and changes outside the base among them: each as matched on its own.
+    let unknown = TenantId::new();
+    one_by_one.remove(specs[0].0, specs[0].1);
+    let lines: Vec<String> = (0..300)
+        .map(|i| {
+            let tenant = if i % 17 == 0 {
+                unknown
+            } else {
+                tenants[i * 7 % 40]
+            };
+            let event_type = ["x.y", "x.z", "q"][i % 3];
+            line(tenant, json!({"type": event_type, "data": {"n": i % 6}}))
+        })
+        .collect();
+    for engine in [&split, &one_by_one] {
+        let mut pipelined = Vec::new();
+        engine.match_lines_pipelined(&lines, |result| pipelined.push(result.unwrap().to_vec()));
+        assert_eq!(pipelined.len(), lines.len());
+        for (line, matches) in lines.iter().zip(&pipelined) {
+            let mut alone = Vec::new();
+            engine.match_json(line, &mut alone).unwrap();
+            assert_eq!(matches, &alone, "{line}");
+        }
     }
 }
 
