@@ -275,13 +275,30 @@ pub const MAX_TIMEOUT_MS: u32 = 60_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Handler {
+    /// A signed HTTP request to another system.
     Webhook(WebhookHandler),
+    /// A new event for the same tenant on `herald.events`, so that actions can chain.
+    Publish(PublishHandler),
+    /// A line in the executor's log: for trying actions out.
+    Log(LogHandler),
 }
+
+/// The handler types, as `handler.type` names them.
+pub const HANDLER_TYPES: [&str; 3] = ["webhook", "publish", "log"];
 
 impl Handler {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Webhook(_) => "webhook",
+            Self::Publish(_) => "publish",
+            Self::Log(_) => "log",
+        }
+    }
+
+    pub fn webhook(&self) -> Option<&WebhookHandler> {
+        match self {
+            Self::Webhook(hook) => Some(hook),
+            _ => None,
         }
     }
 
@@ -291,13 +308,95 @@ impl Handler {
         };
         match map.get("type").and_then(Json::as_str) {
             Some("webhook") => Ok(Self::Webhook(parse_webhook(map)?)),
+            Some("publish") => Ok(Self::Publish(parse_publish(map)?)),
+            Some("log") => Ok(Self::Log(parse_log(map)?)),
             Some(other) => Err(ActionError::new(
                 "handler.type",
-                format!("unknown handler type {other:?}; known: webhook"),
+                format!(
+                    "unknown handler type {other:?}; known: {}",
+                    HANDLER_TYPES.join(", ")
+                ),
             )),
             None => Err(ActionError::new("handler.type", "is required")),
         }
     }
+}
+
+/// Chained events carry their depth in this metadata key; past [`MAX_CHAIN_DEPTH`] a publish
+/// fails, so that actions publishing the events that trigger them cannot loop forever.
+pub const CHAIN_DEPTH_KEY: &str = "herald_chain_depth";
+pub const MAX_CHAIN_DEPTH: u32 = 8;
+
+/// Emits an event of `event_type` (and `source`, when given) carrying the triggering event's
+/// `data` and `metadata`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishHandler {
+    pub event_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+fn parse_publish(map: &Object<'_>) -> Result<PublishHandler, ActionError> {
+    reject_unknown(map, &["type", "event_type", "source"], "handler")?;
+    let event_type = map
+        .get("event_type")
+        .and_then(Json::as_str)
+        .ok_or_else(|| {
+            ActionError::new("handler.event_type", "is required and must be a string")
+        })?;
+    crate::event::EventType::parse(event_type)
+        .map_err(|e| ActionError::new("handler.event_type", e.message))?;
+    let source = match map.get("source") {
+        None => None,
+        Some(Json::Str(s)) if !s.is_empty() && s.len() <= crate::event::MAX_NAME_LEN => {
+            Some(s.as_ref().to_owned())
+        }
+        Some(_) => {
+            return Err(ActionError::new(
+                "handler.source",
+                format!(
+                    "must be a string of 1 to {} bytes",
+                    crate::event::MAX_NAME_LEN
+                ),
+            ));
+        }
+    };
+    Ok(PublishHandler {
+        event_type: event_type.to_owned(),
+        source,
+    })
+}
+
+/// How loud a `log` action is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    #[default]
+    Info,
+    Warn,
+}
+
+/// Logs the event (id, type, source, data) at `level`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogHandler {
+    #[serde(default)]
+    pub level: LogLevel,
+}
+
+fn parse_log(map: &Object<'_>) -> Result<LogHandler, ActionError> {
+    reject_unknown(map, &["type", "level"], "handler")?;
+    let level = match map.get("level").map(|v| v.as_str()) {
+        None => LogLevel::Info,
+        Some(Some("info")) => LogLevel::Info,
+        Some(Some("warn")) => LogLevel::Warn,
+        Some(_) => {
+            return Err(ActionError::new(
+                "handler.level",
+                "must be \"info\" or \"warn\"",
+            ));
+        }
+    };
+    Ok(LogHandler { level })
 }
 
 fn parse_webhook(map: &Object<'_>) -> Result<WebhookHandler, ActionError> {
@@ -753,7 +852,7 @@ mod tests {
         assert_eq!(spec.priority, Priority(100));
         assert_eq!(spec.conditions.len(), 2);
         assert_eq!(spec.retry.max_attempts(), 5);
-        let Handler::Webhook(hook) = &spec.handler;
+        let hook = spec.handler.webhook().unwrap();
         assert_eq!(hook.headers["x-team"], "billing");
     }
 
@@ -766,7 +865,7 @@ mod tests {
         assert_eq!(spec.mode, ActionMode::Async);
         assert_eq!(spec.retry, RetryPolicy::default());
         assert!(spec.enabled);
-        let Handler::Webhook(hook) = &spec.handler;
+        let hook = spec.handler.webhook().unwrap();
         assert_eq!(hook.method, "POST");
         assert_eq!(
             hook.secrets.len(),
@@ -865,10 +964,66 @@ mod tests {
             ),
             (with("rate_limit_per_s", json!(0)), "rate_limit_per_s"),
             (with("colour", json!("blue")), "colour"),
+            (
+                with("handler", json!({"type": "publish"})),
+                "handler.event_type",
+            ),
+            (
+                with("handler", json!({"type": "publish", "event_type": "a..b"})),
+                "handler.event_type",
+            ),
+            (
+                with(
+                    "handler",
+                    json!({"type": "publish", "event_type": "a.b", "source": ""}),
+                ),
+                "handler.source",
+            ),
+            (
+                with(
+                    "handler",
+                    json!({"type": "publish", "event_type": "a.b", "url": "https://x"}),
+                ),
+                "handler.url",
+            ),
+            (
+                with("handler", json!({"type": "log", "level": "debug"})),
+                "handler.level",
+            ),
         ];
         for (value, field) in cases {
             let err = ActionSpec::parse(&value).unwrap_err();
             assert_eq!(err.field, field, "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_handler_type_parses() {
+        let publish = ActionSpec::parse(&with(
+            "handler",
+            json!({"type": "publish", "event_type": "invoice.chained", "source": "herald"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            publish.handler,
+            Handler::Publish(PublishHandler {
+                event_type: "invoice.chained".into(),
+                source: Some("herald".into()),
+            })
+        );
+        let log = ActionSpec::parse(&with("handler", json!({"type": "log"}))).unwrap();
+        assert_eq!(
+            log.handler,
+            Handler::Log(LogHandler {
+                level: LogLevel::Info
+            })
+        );
+        for spec in [publish, log] {
+            assert!(spec.handler.webhook().is_none());
+            let stored = serde_json::to_value(&spec.handler).unwrap();
+            assert_eq!(stored["type"], spec.handler.kind());
+            let back: Handler = serde_json::from_value(stored).unwrap();
+            assert_eq!(back, spec.handler);
         }
     }
 

@@ -210,6 +210,42 @@ pub struct ExecutorConfig {
     pub response_body_limit_bytes: usize,
     /// How long an execution may sit in `processing` before recovery assumes its executor died.
     pub lease_s: u64,
+    /// Attempts in flight at once to one destination (scheme, host, port) in this process: a
+    /// slow or dead endpoint cannot take every slot.
+    pub per_destination_concurrency: usize,
+    /// Work waiting for one destination beyond which more is parked (rescheduled shortly
+    /// without spending an attempt) instead of held in memory.
+    pub per_destination_queue: usize,
+    /// How often circuit outcomes are written and circuit states read back, in milliseconds
+    /// (a change is seen by every executor within about twice this).
+    pub circuit_sync_ms: u64,
+    /// A circuit opens after this many failures in a row...
+    pub circuit_consecutive_failures: u32,
+    /// ... or when at least `circuit_failure_ratio` of at least `circuit_min_attempts`
+    /// attempts in `circuit_window_s` failed.
+    pub circuit_min_attempts: u32,
+    pub circuit_failure_ratio: f64,
+    pub circuit_window_s: u64,
+    /// Cool-down before the first probe, doubling with each trip up to the maximum.
+    pub circuit_cooldown_ms: u64,
+    pub circuit_max_cooldown_s: u64,
+    /// Probes admitted at once while half-open.
+    pub circuit_half_open_probes: u32,
+}
+
+impl ExecutorConfig {
+    pub fn circuit_policy(&self) -> crate::circuit::CircuitPolicy {
+        crate::circuit::CircuitPolicy {
+            window: Duration::from_secs(self.circuit_window_s),
+            min_attempts: self.circuit_min_attempts,
+            failure_ratio: self.circuit_failure_ratio,
+            consecutive_failures: self.circuit_consecutive_failures,
+            cooldown: Duration::from_millis(self.circuit_cooldown_ms),
+            max_cooldown: Duration::from_secs(self.circuit_max_cooldown_s),
+            half_open_probes: self.circuit_half_open_probes,
+            probe_lease: Duration::from_secs(self.lease_s.min(60)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,6 +320,16 @@ impl Config {
                 allow_private_destinations: Vec::new(),
                 response_body_limit_bytes: 64 * 1024,
                 lease_s: 300,
+                per_destination_concurrency: 64,
+                per_destination_queue: 256,
+                circuit_sync_ms: 250,
+                circuit_consecutive_failures: 5,
+                circuit_min_attempts: 10,
+                circuit_failure_ratio: 0.5,
+                circuit_window_s: 60,
+                circuit_cooldown_ms: 5000,
+                circuit_max_cooldown_s: 300,
+                circuit_half_open_probes: 1,
             },
             scheduler: SchedulerConfig {
                 poll_interval_ms: 100,
@@ -390,6 +436,46 @@ impl Config {
         positive("matcher.resync_interval_s", self.matcher.resync_interval_s)?;
         positive("executor.concurrency", self.executor.concurrency as u64)?;
         positive("executor.lease_s", self.executor.lease_s)?;
+        let executor = &self.executor;
+        for (key, value) in [
+            (
+                "executor.per_destination_concurrency",
+                executor.per_destination_concurrency as u64,
+            ),
+            (
+                "executor.per_destination_queue",
+                executor.per_destination_queue as u64,
+            ),
+            ("executor.circuit_sync_ms", executor.circuit_sync_ms),
+            (
+                "executor.circuit_consecutive_failures",
+                u64::from(executor.circuit_consecutive_failures),
+            ),
+            (
+                "executor.circuit_min_attempts",
+                u64::from(executor.circuit_min_attempts),
+            ),
+            ("executor.circuit_window_s", executor.circuit_window_s),
+            ("executor.circuit_cooldown_ms", executor.circuit_cooldown_ms),
+            (
+                "executor.circuit_half_open_probes",
+                u64::from(executor.circuit_half_open_probes),
+            ),
+        ] {
+            positive(key, value)?;
+        }
+        if !(executor.circuit_failure_ratio > 0.0 && executor.circuit_failure_ratio <= 1.0) {
+            return Err(ConfigError::new(
+                "executor.circuit_failure_ratio",
+                "must be above 0 and at most 1",
+            ));
+        }
+        if executor.circuit_max_cooldown_s * 1000 < executor.circuit_cooldown_ms {
+            return Err(ConfigError::new(
+                "executor.circuit_max_cooldown_s",
+                "must be at least executor.circuit_cooldown_ms",
+            ));
+        }
         positive(
             "scheduler.poll_interval_ms",
             self.scheduler.poll_interval_ms,

@@ -135,6 +135,10 @@ typed_id!(
     ActionId, "act", "action"
 );
 typed_id!(
+    /// A tenant's delivery destination (scheme, host and port) and its circuit breaker.
+    EndpointId, "end", "endpoint"
+);
+typed_id!(
     /// One action run for one event; also the `webhook-id` of every delivery it makes.
     ExecutionId, "exe", "execution"
 );

@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod broker;
+pub mod circuit;
 pub mod cli;
 pub mod condition;
 pub mod config;

@@ -148,6 +148,25 @@ impl Message for JobBatch {
     const VERSION: u32 = 1;
 }
 
+/// An execution that ended `failed`: published to `herald.failed` once its last attempt is
+/// recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionFailed {
+    pub execution_id: ExecutionId,
+    pub tenant_id: TenantId,
+    pub action_id: ActionId,
+    pub event_id: EventId,
+    pub attempts: u32,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+    pub failed_at: DateTime<Utc>,
+}
+
+impl Message for ExecutionFailed {
+    const KIND: &'static str = "execution_failed";
+    const VERSION: u32 = 1;
+}
+
 /// Work to release later: an encoded message and where to publish it once `due_at` passes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DelayedJob {

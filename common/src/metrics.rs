@@ -34,6 +34,10 @@ pub struct Metrics {
     pub db_pool_connections: IntGaugeVec,
     pub actions_loaded: prometheus::IntGauge,
     pub action_changes: IntCounterVec,
+    pub circuits: IntGaugeVec,
+    pub circuit_transitions: IntCounterVec,
+    pub attempts_held: IntCounterVec,
+    pub destination_in_flight: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -205,6 +209,34 @@ impl Metrics {
                 "Action changes applied to the matching engine, by how they arrived.",
                 &["via"],
             ),
+            circuits: gauge_vec(
+                &r,
+                "herald_circuits",
+                "Destinations whose circuit is not closed, by state, as this executor sees them.",
+                &["state"],
+            ),
+            circuit_transitions: counter_vec(
+                &r,
+                "herald_circuit_transitions_total",
+                "Circuit state changes this process made, by the state entered.",
+                &["to"],
+            ),
+            attempts_held: counter_vec(
+                &r,
+                "herald_attempts_held_total",
+                "Attempts held back without being spent, by reason.",
+                &["reason"],
+            ),
+            destination_in_flight: {
+                let metric = prometheus::IntGauge::new(
+                    "herald_destination_in_flight",
+                    "Attempts in flight or waiting for a destination slot in this executor.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(metric.clone()))
+                    .expect("metric registered once");
+                metric
+            },
             registry: r,
         };
         metrics

@@ -70,6 +70,10 @@ string_enum!(
         DestinationRefused => "destination_refused",
         Request => "request",
         ActionUnavailable => "action_unavailable",
+        /// A `publish` action would chain events deeper than allowed (a loop, most likely).
+        ChainTooDeep => "chain_too_deep",
+        /// A `publish` action's event could not be handed to the broker.
+        Publish => "publish",
     }
 );
 

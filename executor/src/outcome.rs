@@ -43,17 +43,21 @@ pub fn classify_status(status: u16, retry_after: Option<&str>, now: DateTime<Utc
 /// Classifies a failure that produced no response.
 pub fn classify_error(kind: ErrorKind) -> Verdict {
     match kind {
-        ErrorKind::Timeout | ErrorKind::Connect | ErrorKind::Dns | ErrorKind::Request => {
-            Verdict::Retry {
-                kind,
-                retry_after: None,
-            }
-        }
+        // A broker that refused a chained event may take it a moment later.
+        ErrorKind::Timeout
+        | ErrorKind::Connect
+        | ErrorKind::Dns
+        | ErrorKind::Request
+        | ErrorKind::Publish => Verdict::Retry {
+            kind,
+            retry_after: None,
+        },
         ErrorKind::Tls
         | ErrorKind::DestinationRefused
         | ErrorKind::HttpStatus
         | ErrorKind::Redirect
-        | ErrorKind::ActionUnavailable => Verdict::Fail { kind },
+        | ErrorKind::ActionUnavailable
+        | ErrorKind::ChainTooDeep => Verdict::Fail { kind },
     }
 }
 
@@ -171,13 +175,24 @@ mod tests {
 
     #[test]
     fn transport_errors() {
-        for kind in [ErrorKind::Timeout, ErrorKind::Connect, ErrorKind::Dns] {
+        for kind in [
+            ErrorKind::Timeout,
+            ErrorKind::Connect,
+            ErrorKind::Dns,
+            ErrorKind::Request,
+            ErrorKind::Publish,
+        ] {
             assert!(
                 matches!(classify_error(kind), Verdict::Retry { .. }),
                 "{kind:?}"
             );
         }
-        for kind in [ErrorKind::DestinationRefused, ErrorKind::Tls] {
+        for kind in [
+            ErrorKind::DestinationRefused,
+            ErrorKind::Tls,
+            ErrorKind::ChainTooDeep,
+            ErrorKind::ActionUnavailable,
+        ] {
             assert_eq!(classify_error(kind), Verdict::Fail { kind });
         }
     }

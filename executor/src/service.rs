@@ -1,65 +1,87 @@
-//! The executor service: consume job batches, make each attempt, record it, and schedule the
-//! next attempt through the scheduler when one is due.
+//! The executor service: consume job batches from both lanes, run each job (see `job`), and
+//! acknowledge a delivery once every job in it is recorded.
 //!
-//! A job is acknowledged only after its attempt is recorded (and, for a retry, after the
-//! delayed job is confirmed by the broker). A redelivered job finds the execution's state in
-//! PostgreSQL and sends nothing for an execution that already ended.
+//! A job is acknowledged only after its attempt is recorded (and, for a retry or a hold, after
+//! the delayed job is confirmed by the broker). A redelivered job finds the execution's state
+//! in PostgreSQL and sends nothing for an execution that already ended.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
-use herald_common::action::{Handler, WebhookHandler};
-use herald_common::broker::topology::{
-    DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE,
-    JOBS_EXCHANGE,
-};
-use herald_common::broker::{
-    BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, dead_letter, run_consumer,
-};
+use herald_common::broker::topology::{EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE};
+use herald_common::broker::{BatchHandler, ConsumerOptions, Delivery, dead_letter, run_consumer};
 use herald_common::config::{Config, ServiceName};
-use herald_common::messages::{DelayedJob, ExecutionJob, JobBatch, Lane, Message};
-use herald_common::metrics::Metrics;
+use herald_common::messages::{JobBatch, Message};
 use herald_common::net::Destinations;
 use herald_common::service::{Base, Running};
-use herald_common::signing::SigningKey;
-use herald_common::status::{AttemptOutcome, ErrorKind};
-use herald_common::store::{AttemptRecord, Claim, Outcome, Store};
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::{self, Delivered};
-use crate::outcome::{Verdict, classify_error, classify_status};
-use crate::{client, request, retry};
+use crate::actions::ActionCache;
+use crate::batcher::Batcher;
+use crate::circuits::Circuits;
+use crate::client;
+use crate::gates::{ActionLimits, DestinationGates};
+use crate::job::Executor;
 
-const STAGE: &str = "executor";
+/// Most claims or records sent in one statement.
+const DB_BATCH_MAX: usize = 256;
 
 /// Starts the executor; it runs until `shutdown` is cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let base = Base::start(ServiceName::Executor, config, shutdown.clone()).await?;
+    let settings = &base.config.executor;
     let policy = Arc::new(
-        Destinations::new(&base.config.executor.allow_private_destinations)
-            .map_err(anyhow::Error::msg)?,
+        Destinations::new(&settings.allow_private_destinations).map_err(anyhow::Error::msg)?,
     );
     let http = client::build(
         policy.clone(),
-        Duration::from_millis(base.config.executor.connect_timeout_ms),
+        Duration::from_millis(settings.connect_timeout_ms),
     )
     .context("building the HTTP client")?;
+    let circuits = Arc::new(Circuits::new(
+        base.store.clone(),
+        settings.circuit_policy(),
+        base.metrics.clone(),
+    ));
+    base.tasks.spawn(circuits.clone().run(
+        Duration::from_millis(settings.circuit_sync_ms),
+        shutdown.clone(),
+    ));
+    let store = base.store.clone();
+    let claims = Batcher::spawn(DB_BATCH_MAX, move |requests| {
+        let store = store.clone();
+        async move { Ok(store.claim_attempts(&requests).await?) }
+    });
+    let store = base.store.clone();
+    let records = Batcher::spawn(DB_BATCH_MAX, move |records| {
+        let store = store.clone();
+        async move { Ok(store.record_attempts(&records).await?) }
+    });
     let executor = Arc::new(Executor {
         store: base.store.clone(),
         publisher: base.publisher.clone(),
         metrics: base.metrics.clone(),
         http,
-        policy,
-        slots: Semaphore::new(base.config.executor.concurrency),
-        lease: Duration::from_secs(base.config.executor.lease_s),
-        body_limit: base.config.executor.response_body_limit_bytes,
+        destinations_policy: policy,
+        slots: Semaphore::new(settings.concurrency),
+        lease: Duration::from_secs(settings.lease_s),
+        body_limit: settings.response_body_limit_bytes,
+        actions: ActionCache::new(base.store.clone()),
+        circuits,
+        gates: DestinationGates::new(
+            settings.per_destination_concurrency,
+            settings.per_destination_queue,
+        ),
+        limits: ActionLimits::new(base.store.clone()),
+        claims,
+        records,
     });
+    // First attempts and retries have lanes of their own, so a backlog of retries never
+    // delays fresh events.
     for queue in [EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE] {
         let options = ConsumerOptions {
             queue,
@@ -84,17 +106,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     Ok(base.into_running(None))
 }
 
-struct Executor {
-    store: Store,
-    publisher: Arc<Publisher>,
-    metrics: Metrics,
-    http: reqwest::Client,
-    policy: Arc<Destinations>,
-    slots: Semaphore,
-    lease: Duration,
-    body_limit: usize,
-}
-
 struct QueueHandler {
     executor: Arc<Executor>,
     queue: &'static str,
@@ -103,15 +114,20 @@ struct QueueHandler {
 impl BatchHandler for QueueHandler {
     async fn handle(&self, batch: Vec<Delivery>) {
         for delivery in batch {
-            self.executor.handle_delivery(delivery, self.queue).await;
+            self.handle_delivery(delivery).await;
         }
     }
 }
 
-impl Executor {
-    async fn handle_delivery(&self, delivery: Delivery, queue: &'static str) {
+impl QueueHandler {
+    async fn handle_delivery(&self, delivery: Delivery) {
+        let executor = &self.executor;
         if delivery.redelivered {
-            self.metrics.redeliveries.with_label_values(&[queue]).inc();
+            executor
+                .metrics
+                .redeliveries
+                .with_label_values(&[self.queue])
+                .inc();
         }
         let kind = delivery
             .properties
@@ -122,10 +138,10 @@ impl Executor {
             Ok(batch) => batch,
             Err(error) => {
                 dead_letter(
-                    &self.publisher,
-                    &self.metrics,
+                    &executor.publisher,
+                    &executor.metrics,
                     &delivery,
-                    queue,
+                    self.queue,
                     error.code(),
                     &error.to_string(),
                 )
@@ -133,7 +149,7 @@ impl Executor {
                 return;
             }
         };
-        let results = join_all(batch.jobs.iter().map(|job| self.run_job(job))).await;
+        let results = join_all(batch.jobs.iter().map(|job| executor.run_job(job))).await;
         if results.iter().all(Result::is_ok) {
             let _ = delivery.ack(BasicAckOptions::default()).await;
         } else {
@@ -152,186 +168,5 @@ impl Executor {
                 })
                 .await;
         }
-    }
-
-    /// Runs one job to a recorded result. An `Err` means infrastructure trouble (database or
-    /// broker): the job must be retried as a whole.
-    async fn run_job(&self, job: &ExecutionJob) -> anyhow::Result<()> {
-        let _slot = self.slots.acquire().await?;
-        let in_flight = self.metrics.stage_in_flight.with_label_values(&[STAGE]);
-        in_flight.inc();
-        let result = self.attempt(job).await;
-        in_flight.dec();
-        self.metrics.stage_done(STAGE, 1);
-        result
-    }
-
-    async fn attempt(&self, job: &ExecutionJob) -> anyhow::Result<()> {
-        let Some(action) = self.store.get_action(job.tenant_id, job.action_id).await? else {
-            self.store
-                .cancel_execution(job.tenant_id, job.execution_id, "action no longer exists")
-                .await?;
-            return Ok(());
-        };
-        if action.deleted_at.is_some() || !action.spec.enabled {
-            let reason = if action.deleted_at.is_some() {
-                "action deleted"
-            } else {
-                "action disabled"
-            };
-            if self
-                .store
-                .cancel_execution(job.tenant_id, job.execution_id, reason)
-                .await?
-            {
-                self.metrics
-                    .executions_completed
-                    .with_label_values(&["cancelled"])
-                    .inc();
-            }
-            return Ok(());
-        }
-        let attempt = job.attempt as i32;
-        let lease_until = Utc::now() + chrono::Duration::from_std(self.lease)?;
-        match self
-            .store
-            .claim_attempt(job.tenant_id, job.execution_id, attempt, lease_until)
-            .await?
-        {
-            Claim::Claimed { .. } => {}
-            Claim::RetryRecorded { next_attempt_at } => {
-                // The retry was recorded but its hand-over may have been lost: hand it over
-                // again (the scheduler ignores a job id it already holds).
-                let due = next_attempt_at.unwrap_or_else(Utc::now);
-                return self.schedule_retry(job, due).await;
-            }
-            Claim::Finished(_) | Claim::Stale | Claim::NotFound => return Ok(()),
-        }
-        let Handler::Webhook(hook) = &action.spec.handler;
-        let delivered = self.deliver(job, hook).await;
-        let now = Utc::now();
-        let verdict = match (&delivered.status, &delivered.error) {
-            (Some(status), _) => classify_status(*status, delivered.retry_after(), now),
-            (None, Some((kind, _))) => classify_error(*kind),
-            (None, None) => classify_error(ErrorKind::Request),
-        };
-        let (outcome, attempt_outcome, error_kind) = match &verdict {
-            Verdict::Success => (Outcome::Succeeded, AttemptOutcome::Succeeded, None),
-            Verdict::Retry { kind, retry_after } => {
-                let random: f64 = rand::rng().random();
-                match retry::next_delay(&action.spec.retry, job.attempt, random, *retry_after) {
-                    Some(delay) => (
-                        Outcome::RetryAt(now + chrono::Duration::from_std(delay)?),
-                        AttemptOutcome::Retrying,
-                        Some(*kind),
-                    ),
-                    None => (Outcome::Failed, AttemptOutcome::Failed, Some(*kind)),
-                }
-            }
-            Verdict::Fail { kind } => (Outcome::Failed, AttemptOutcome::Failed, Some(*kind)),
-            Verdict::Gone => (
-                Outcome::Failed,
-                AttemptOutcome::Failed,
-                Some(ErrorKind::HttpStatus),
-            ),
-        };
-        let error_message = match (&delivered.error, delivered.status) {
-            (Some((_, message)), _) => Some(message.clone()),
-            (None, Some(status)) if !(200..300).contains(&status) => Some(format!("HTTP {status}")),
-            _ => None,
-        };
-        let record = AttemptRecord {
-            execution_id: job.execution_id,
-            tenant_id: job.tenant_id,
-            attempt,
-            started_at: now - chrono::Duration::from_std(delivered.duration)?,
-            duration_ms: delivered.duration.as_millis().min(i32::MAX as u128) as i32,
-            request_url: hook.url.clone(),
-            response_status: delivered.status.map(i32::from),
-            response_headers: (!delivered.headers.is_empty()).then(|| {
-                serde_json::Value::Object(
-                    delivered
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone().into()))
-                        .collect(),
-                )
-            }),
-            response_body: delivered.body.clone(),
-            outcome: attempt_outcome,
-            error_kind,
-            error_message,
-        };
-        self.metrics
-            .attempt_duration
-            .with_label_values(&[attempt_outcome.as_str()])
-            .observe(delivered.duration.as_secs_f64());
-        self.store.record_attempt(&record, &outcome).await?;
-        if verdict == Verdict::Gone {
-            let reason = format!("endpoint answered 410 Gone on {}", now.to_rfc3339());
-            self.store
-                .disable_action(job.tenant_id, job.action_id, &reason)
-                .await?;
-        }
-        match outcome {
-            Outcome::RetryAt(due) => {
-                self.metrics.retries_scheduled.inc();
-                self.schedule_retry(job, due).await?;
-            }
-            Outcome::Succeeded => self
-                .metrics
-                .executions_completed
-                .with_label_values(&["succeeded"])
-                .inc(),
-            Outcome::Failed => self
-                .metrics
-                .executions_completed
-                .with_label_values(&["failed"])
-                .inc(),
-        }
-        Ok(())
-    }
-
-    async fn deliver(&self, job: &ExecutionJob, hook: &WebhookHandler) -> Delivered {
-        let keys: Vec<SigningKey> = hook
-            .secrets
-            .iter()
-            .filter_map(|s| SigningKey::from_secret(s).ok())
-            .collect();
-        let request = request::build(
-            job.execution_id,
-            &job.event,
-            hook,
-            &keys,
-            Utc::now().timestamp(),
-            None,
-        );
-        let timeout = Duration::from_millis(u64::from(hook.timeout_ms));
-        deliver::send(&self.http, &self.policy, &request, timeout, self.body_limit).await
-    }
-
-    /// Hands the next attempt to the scheduler, to be released onto the retry lane at `due`.
-    async fn schedule_retry(&self, job: &ExecutionJob, due: DateTime<Utc>) -> anyhow::Result<()> {
-        let next = ExecutionJob {
-            attempt: job.attempt + 1,
-            ..job.clone()
-        };
-        let delayed = DelayedJob {
-            id: format!("{}:{}", job.execution_id, next.attempt),
-            due_at: due,
-            exchange: JOBS_EXCHANGE.into(),
-            routing_key: Lane::Retry.routing_key().into(),
-            message_type: JobBatch::type_name(),
-            body: JobBatch { jobs: vec![next] }.encode(),
-            headers: Default::default(),
-        };
-        self.publisher
-            .publish(&Outgoing::message(
-                DELAYED_EXCHANGE,
-                DELAYED_ROUTING_KEY,
-                &delayed,
-            ))
-            .await?;
-        Ok(())
     }
 }

@@ -43,6 +43,21 @@ impl Outgoing {
         }
     }
 
+    /// An event as an outside publisher sends it to `herald.events`: JSON, routed by its
+    /// type, deduplicated by `message_id`.
+    pub fn json_event(event_type: &str, body: Vec<u8>, message_id: &str) -> Self {
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message_id.into());
+        Self {
+            exchange: crate::broker::topology::EVENTS_EXCHANGE.into(),
+            routing_key: event_type.into(),
+            body,
+            properties,
+        }
+    }
+
     pub fn with_headers(mut self, headers: FieldTable) -> Self {
         self.properties = self.properties.with_headers(headers);
         self

@@ -7,6 +7,7 @@
 //!  scheduler ───► herald.jobs (direct) ──retry──► herald.executor.retry ──► executor
 //!  executor ────► herald.delayed (direct) ──delayed──► herald.scheduler.delayed ──► scheduler
 //!  any consumer ► herald.dead (fanout) ──► herald.dead   (undecodable or poison messages)
+//!  executor ────► herald.failed (fanout) ──► herald.failed   (executions that ended failed)
 //! ```
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
@@ -17,12 +18,16 @@ pub const EVENTS_EXCHANGE: &str = "herald.events";
 pub const JOBS_EXCHANGE: &str = "herald.jobs";
 pub const DELAYED_EXCHANGE: &str = "herald.delayed";
 pub const DEAD_EXCHANGE: &str = "herald.dead";
+/// Executions whose attempts ran out or failed for good, one `ExecutionFailed` each, for
+/// whoever wants to act on them (the dead-letter view in PostgreSQL holds them too).
+pub const FAILED_EXCHANGE: &str = "herald.failed";
 
 pub const MATCHER_QUEUE: &str = "herald.matcher.events";
 pub const EXECUTOR_FIRST_QUEUE: &str = "herald.executor.first";
 pub const EXECUTOR_RETRY_QUEUE: &str = "herald.executor.retry";
 pub const SCHEDULER_QUEUE: &str = "herald.scheduler.delayed";
 pub const DEAD_QUEUE: &str = "herald.dead";
+pub const FAILED_QUEUE: &str = "herald.failed";
 
 pub const DELAYED_ROUTING_KEY: &str = "delayed";
 
@@ -113,6 +118,9 @@ pub async fn declare(channel: &Channel) -> lapin::Result<()> {
 
     queue(channel, DEAD_QUEUE, dead_queue_arguments()).await?;
     bind(channel, DEAD_QUEUE, DEAD_EXCHANGE, "").await?;
+    exchange(channel, FAILED_EXCHANGE, ExchangeKind::Fanout).await?;
+    queue(channel, FAILED_QUEUE, dead_queue_arguments()).await?;
+    bind(channel, FAILED_QUEUE, FAILED_EXCHANGE, "").await?;
 
     queue(channel, MATCHER_QUEUE, work_queue_arguments()).await?;
     bind(channel, MATCHER_QUEUE, EVENTS_EXCHANGE, "#").await?;

@@ -54,6 +54,15 @@ pub enum Claim {
     NotFound,
 }
 
+/// An attempt an executor wants to take.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest {
+    pub tenant_id: TenantId,
+    pub execution_id: ExecutionId,
+    pub attempt: i32,
+    pub lease_until: DateTime<Utc>,
+}
+
 /// The result of an attempt, to record with the execution's new state.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
@@ -174,43 +183,111 @@ impl Store {
         attempt: i32,
         lease_until: DateTime<Utc>,
     ) -> Result<Claim, sqlx::Error> {
-        let claimed: Option<i32> = sqlx::query_scalar(
-            "UPDATE executions
-             SET status = 'processing', attempts = $3, lease_until = $4, next_attempt_at = NULL,
-                 updated_at = now()
-             WHERE tenant_id = $1 AND id = $2
-               AND ((status IN ('pending', 'retry_scheduled') AND attempts = $3 - 1)
-                    OR (status = 'processing' AND attempts = $3))
-             RETURNING max_attempts",
-        )
-        .bind(tenant_id)
-        .bind(id)
-        .bind(attempt)
-        .bind(lease_until)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(max_attempts) = claimed {
-            return Ok(Claim::Claimed { max_attempts });
+        let request = ClaimRequest {
+            tenant_id,
+            execution_id: id,
+            attempt,
+            lease_until,
+        };
+        let mut claims = self.claim_attempts(&[request]).await?;
+        Ok(claims.pop().unwrap_or(Claim::NotFound))
+    }
+
+    /// [`Store::claim_attempt`] for many attempts in two round trips: the claims in one
+    /// statement, then a look at the executions that could not be claimed. The same attempt
+    /// asked for twice is claimed once (the second request is `Stale`).
+    pub async fn claim_attempts(
+        &self,
+        requests: &[ClaimRequest],
+    ) -> Result<Vec<Claim>, sqlx::Error> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
         }
-        let row: Option<(String, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT status, attempts, next_attempt_at FROM executions WHERE tenant_id = $1 AND id = $2",
+        let column = |f: fn(&ClaimRequest) -> Uuid| requests.iter().map(f).collect::<Vec<_>>();
+        let claimed: Vec<(Uuid, i32, i32)> = sqlx::query_as(
+            "UPDATE executions e
+             SET status = 'processing', attempts = c.attempt, lease_until = c.lease_until,
+                 next_attempt_at = NULL, updated_at = now()
+             FROM (SELECT DISTINCT ON (tenant_id, id) *
+                   FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[])
+                     AS u(tenant_id, id, attempt, lease_until)) c
+             WHERE e.tenant_id = c.tenant_id AND e.id = c.id
+               AND ((e.status IN ('pending', 'retry_scheduled') AND e.attempts = c.attempt - 1)
+                    OR (e.status = 'processing' AND e.attempts = c.attempt))
+             RETURNING e.id, e.attempts, e.max_attempts",
         )
-        .bind(tenant_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
+        .bind(column(|r| r.tenant_id.as_uuid()))
+        .bind(column(|r| r.execution_id.as_uuid()))
+        .bind(requests.iter().map(|r| r.attempt).collect::<Vec<_>>())
+        .bind(requests.iter().map(|r| r.lease_until).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
         .await?;
-        Ok(match row {
-            None => Claim::NotFound,
-            Some((status, _, _)) if status_of(&status).is_terminal() => {
-                Claim::Finished(status_of(&status))
+        let mut claims: Vec<Option<Claim>> = vec![None; requests.len()];
+        let mut unclaimed = Vec::new();
+        for (at, request) in requests.iter().enumerate() {
+            let won = claimed.iter().find(|(id, attempts, _)| {
+                *id == request.execution_id.as_uuid() && *attempts == request.attempt
+            });
+            let first = !requests[..at]
+                .iter()
+                .any(|r| r.execution_id == request.execution_id && r.attempt == request.attempt);
+            match won {
+                Some((_, _, max_attempts)) if first => {
+                    claims[at] = Some(Claim::Claimed {
+                        max_attempts: *max_attempts,
+                    })
+                }
+                Some(_) => claims[at] = Some(Claim::Stale),
+                None => unclaimed.push(at),
             }
-            Some((status, attempts, next_attempt_at))
-                if status_of(&status) == ExecutionStatus::RetryScheduled && attempts == attempt =>
-            {
-                Claim::RetryRecorded { next_attempt_at }
+        }
+        if !unclaimed.is_empty() {
+            let rows: Vec<(Uuid, String, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+                "SELECT e.id, e.status, e.attempts, e.next_attempt_at
+                 FROM executions e
+                 JOIN unnest($1::uuid[], $2::uuid[]) AS u(tenant_id, id)
+                   ON e.tenant_id = u.tenant_id AND e.id = u.id",
+            )
+            .bind(
+                unclaimed
+                    .iter()
+                    .map(|at| requests[*at].tenant_id.as_uuid())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                unclaimed
+                    .iter()
+                    .map(|at| requests[*at].execution_id.as_uuid())
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            for at in unclaimed {
+                let request = &requests[at];
+                let row = rows
+                    .iter()
+                    .find(|(id, ..)| *id == request.execution_id.as_uuid());
+                claims[at] = Some(match row {
+                    None => Claim::NotFound,
+                    Some((_, status, _, _)) if status_of(status).is_terminal() => {
+                        Claim::Finished(status_of(status))
+                    }
+                    Some((_, status, attempts, next_attempt_at))
+                        if status_of(status) == ExecutionStatus::RetryScheduled
+                            && *attempts == request.attempt =>
+                    {
+                        Claim::RetryRecorded {
+                            next_attempt_at: *next_attempt_at,
+                        }
+                    }
+                    Some(_) => Claim::Stale,
+                });
             }
-            Some(_) => Claim::Stale,
-        })
+        }
+        Ok(claims
+            .into_iter()
+            .map(|c| c.unwrap_or(Claim::NotFound))
+            .collect())
     }
 
     /// Records an attempt and moves its execution on, atomically. Only the holder of the
@@ -220,56 +297,172 @@ impl Store {
         record: &AttemptRecord,
         outcome: &Outcome,
     ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let (status, next_attempt_at, finished) = match outcome {
-            Outcome::Succeeded => (ExecutionStatus::Succeeded, None, true),
-            Outcome::RetryAt(at) => (ExecutionStatus::RetryScheduled, Some(*at), false),
-            Outcome::Failed => (ExecutionStatus::Failed, None, true),
-        };
-        let updated = sqlx::query(
-            "UPDATE executions
-             SET status = $4, next_attempt_at = $5, lease_until = NULL, last_error = $6,
-                 updated_at = now(), finished_at = CASE WHEN $7 THEN now() ELSE NULL END
-             WHERE tenant_id = $1 AND id = $2 AND status = 'processing' AND attempts = $3",
-        )
-        .bind(record.tenant_id)
-        .bind(record.execution_id)
-        .bind(record.attempt)
-        .bind(status.as_str())
-        .bind(next_attempt_at)
-        .bind(&record.error_message)
-        .bind(finished)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            // Someone else moved the execution on (cancelled, or recovered after a lease
-            // expiry); the attempt is still worth keeping for the audit trail.
-            tracing::warn!(execution = %record.execution_id, "execution changed during attempt");
+        let recorded = self
+            .record_attempts(&[(record.clone(), outcome.clone())])
+            .await?;
+        Ok(recorded.first().copied().unwrap_or(false))
+    }
+
+    /// [`Store::record_attempt`] for many attempts in one statement: every attempt is kept
+    /// (for the audit trail), and each says whether it moved its execution on (it does not
+    /// when someone else did first: a cancel, or recovery after its lease ran out).
+    pub async fn record_attempts(
+        &self,
+        records: &[(AttemptRecord, Outcome)],
+    ) -> Result<Vec<bool>, sqlx::Error> {
+        if records.is_empty() {
+            return Ok(Vec::new());
         }
-        sqlx::query(
-            "INSERT INTO attempts (id, execution_id, tenant_id, attempt, started_at, duration_ms,
-               request_url, response_status, response_headers, response_body, outcome, error_kind,
-               error_message)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (execution_id, attempt) DO NOTHING",
+        let column =
+            |f: fn(&AttemptRecord) -> Uuid| records.iter().map(|(r, _)| f(r)).collect::<Vec<_>>();
+        let states: Vec<(ExecutionStatus, Option<DateTime<Utc>>, bool)> = records
+            .iter()
+            .map(|(_, outcome)| match outcome {
+                Outcome::Succeeded => (ExecutionStatus::Succeeded, None, true),
+                Outcome::RetryAt(at) => (ExecutionStatus::RetryScheduled, Some(*at), false),
+                Outcome::Failed => (ExecutionStatus::Failed, None, true),
+            })
+            .collect();
+        let updated: Vec<(Uuid, i32)> = sqlx::query_as(
+            "WITH input AS (
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[],
+                 $5::timestamptz[], $6::bool[], $7::uuid[], $8::timestamptz[], $9::int[],
+                 $10::text[], $11::int[], $12::jsonb[], $13::text[], $14::text[], $15::text[],
+                 $16::text[])
+               AS r(tenant_id, id, attempt, status, next_attempt_at, finished, attempt_id,
+                    started_at, duration_ms, request_url, response_status, response_headers,
+                    response_body, outcome, error_kind, error_message)
+             ),
+             kept AS (
+               INSERT INTO attempts (id, execution_id, tenant_id, attempt, started_at,
+                 duration_ms, request_url, response_status, response_headers, response_body,
+                 outcome, error_kind, error_message)
+               SELECT attempt_id, id, tenant_id, attempt, started_at, duration_ms, request_url,
+                 response_status, response_headers, response_body, outcome, error_kind,
+                 error_message
+               FROM input
+               ON CONFLICT (execution_id, attempt) DO NOTHING
+             )
+             UPDATE executions e
+             SET status = r.status, next_attempt_at = r.next_attempt_at, lease_until = NULL,
+                 last_error = r.error_message, updated_at = now(),
+                 finished_at = CASE WHEN r.finished THEN now() ELSE NULL END
+             FROM (SELECT DISTINCT ON (tenant_id, id) * FROM input) r
+             WHERE e.tenant_id = r.tenant_id AND e.id = r.id
+               AND e.status = 'processing' AND e.attempts = r.attempt
+             RETURNING e.id, e.attempts",
         )
-        .bind(AttemptId::new())
-        .bind(record.execution_id)
-        .bind(record.tenant_id)
-        .bind(record.attempt)
-        .bind(record.started_at)
-        .bind(record.duration_ms)
-        .bind(&record.request_url)
-        .bind(record.response_status)
-        .bind(&record.response_headers)
-        .bind(&record.response_body)
-        .bind(record.outcome.as_str())
-        .bind(record.error_kind.map(|k| k.as_str()))
-        .bind(&record.error_message)
-        .execute(&mut *tx)
+        .bind(column(|r| r.tenant_id.as_uuid()))
+        .bind(column(|r| r.execution_id.as_uuid()))
+        .bind(records.iter().map(|(r, _)| r.attempt).collect::<Vec<_>>())
+        .bind(states.iter().map(|s| s.0.as_str()).collect::<Vec<_>>())
+        .bind(states.iter().map(|s| s.1).collect::<Vec<_>>())
+        .bind(states.iter().map(|s| s.2).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|_| AttemptId::new().as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.started_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.duration_ms)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.request_url.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.response_status)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.response_headers.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.response_body.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.outcome.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.error_kind.map(|k| k.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|(r, _)| r.error_message.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(updated.rows_affected() == 1)
+        let moved: Vec<bool> = records
+            .iter()
+            .map(|(r, _)| {
+                updated
+                    .iter()
+                    .any(|(id, attempt)| *id == r.execution_id.as_uuid() && *attempt == r.attempt)
+            })
+            .collect();
+        for ((record, _), moved) in records.iter().zip(&moved) {
+            if !moved {
+                // Someone else moved the execution on (cancelled, or recovered after a lease
+                // expiry); the attempt is still kept for the audit trail.
+                tracing::warn!(execution = %record.execution_id, "execution changed during attempt");
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Holds back attempt `attempt` (not yet claimed) until `until` without spending it: the
+    /// execution waits as `retry_scheduled` (an open circuit, a limit, a busy destination).
+    /// Whether the execution was still waiting for that attempt.
+    pub async fn defer_attempt(
+        &self,
+        tenant_id: TenantId,
+        id: ExecutionId,
+        attempt: i32,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE executions SET status = 'retry_scheduled', next_attempt_at = $4,
+               last_error = $5, updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND attempts = $3 - 1
+               AND status IN ('pending', 'retry_scheduled')",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(attempt)
+        .bind(until)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Ends an execution without an attempt (its action was deleted or disabled meanwhile).

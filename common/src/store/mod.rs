@@ -2,9 +2,11 @@
 //! state and delayed jobs. Every query on tenant data takes the tenant id and filters by it.
 
 mod actions;
+mod circuits;
 mod delayed;
 mod events;
 mod executions;
+mod limits;
 mod tenants;
 
 use std::time::Duration;
@@ -15,10 +17,12 @@ use sqlx::{ConnectOptions, PgPool};
 use crate::config::DatabaseConfig;
 
 pub use actions::{ActionRecord, ActionWriteError, NewAction};
+pub use circuits::{CircuitEntry, EndpointOutcomes};
 pub use delayed::ClaimedJob;
 pub use events::{InsertedEvent, StoredEvent};
 pub use executions::{
-    AttemptRecord, AttemptView, Claim, ExecutionRecord, NewExecution, Outcome, StoredExecution,
+    AttemptRecord, AttemptView, Claim, ClaimRequest, ExecutionRecord, NewExecution, Outcome,
+    StoredExecution,
 };
 pub use tenants::{ApiKeyRecord, TenantRecord};
 

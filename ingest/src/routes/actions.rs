@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use herald_common::action::{ActionSpec, Handler};
+use herald_common::action::ActionSpec;
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::store::{ActionRecord, ActionWriteError};
 use serde_json::Value;
@@ -16,8 +16,7 @@ use crate::state::AppState;
 /// An action as the API shows it. Signing secrets are masked except right after creation.
 pub fn view(record: &ActionRecord, reveal_secrets: bool) -> Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();
-    if !reveal_secrets {
-        let Handler::Webhook(hook) = &record.spec.handler;
+    if !reveal_secrets && let Some(hook) = record.spec.handler.webhook() {
         let masked: Vec<String> = hook
             .secrets
             .iter()

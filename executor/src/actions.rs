@@ -1,0 +1,59 @@
+//! The actions executions belong to, read from PostgreSQL at most once a second each.
+//!
+//! Every attempt needs its action (handler, retry policy, limits), and reading it per attempt
+//! would double the database's work at full speed. A change (disable, delete, a new URL)
+//! reaches attempts within [`FRESH_FOR`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use herald_common::ids::{ActionId, TenantId};
+use herald_common::store::{ActionRecord, Store};
+
+/// How long a read action is used without reading it again.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// Entries beyond which the cache is emptied (it refills from what is in use).
+const MAX_ENTRIES: usize = 100_000;
+
+type Entry = (Instant, Option<Arc<ActionRecord>>);
+
+pub struct ActionCache {
+    store: Store,
+    entries: Mutex<HashMap<(TenantId, ActionId), Entry>>,
+}
+
+impl ActionCache {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The action, as read within the last [`FRESH_FOR`]; `None` when it no longer exists.
+    pub async fn get(
+        &self,
+        tenant_id: TenantId,
+        id: ActionId,
+    ) -> Result<Option<Arc<ActionRecord>>, sqlx::Error> {
+        let key = (tenant_id, id);
+        if let Some((read_at, action)) = self.lock().get(&key)
+            && read_at.elapsed() < FRESH_FOR
+        {
+            return Ok(action.clone());
+        }
+        let action = self.store.get_action(tenant_id, id).await?.map(Arc::new);
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), action.clone()));
+        Ok(action)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(TenantId, ActionId), Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,434 @@
+//! One job, from its broker message to a recorded attempt: the order of the checks is the
+//! point of this file.
+//!
+//! 1. The action (cached): gone, disabled or deleted ends the execution as `cancelled`.
+//! 2. The action's limits, then the destination's circuit, then the destination's share of
+//!    this process. Anything that cannot go soon is *held*: rescheduled through the scheduler
+//!    with the same attempt number, so waiting never spends an attempt.
+//! 3. The claim (batched with other jobs' claims): only the holder of an attempt makes it, so a
+//!    redelivered job for an attempt that ended sends nothing.
+//! 4. The attempt, by handler type; its outcome feeds the circuit.
+//! 5. The record (batched): attempt and execution state in one statement. Then the next
+//!    attempt goes to the scheduler, or a failed execution to `herald.failed`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use herald_common::action::Handler;
+use herald_common::broker::topology::{
+    DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE, JOBS_EXCHANGE,
+};
+use herald_common::broker::{Outgoing, Publisher};
+use herald_common::circuit::Admission;
+use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, JobBatch, Lane, Message};
+use herald_common::metrics::Metrics;
+use herald_common::net::Destinations;
+use herald_common::status::{AttemptOutcome, ErrorKind};
+use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, Store};
+use rand::Rng;
+use tokio::sync::Semaphore;
+
+use crate::actions::ActionCache;
+use crate::batcher::Batcher;
+use crate::circuits::Circuits;
+use crate::gates::{ActionLimits, Busy, DestinationGates};
+use crate::handlers::{self, Performed, endpoint_of};
+use crate::outcome::Verdict;
+use crate::retry;
+
+const STAGE: &str = "executor";
+
+/// How long an attempt may wait in memory for its action's limits.
+const LIMIT_WAIT: Duration = Duration::from_secs(2);
+/// When an attempt held back by a busy destination or a full action comes back.
+const BUSY_HOLD: Duration = Duration::from_secs(1);
+
+/// Everything a job needs, shared by all of them.
+pub struct Executor {
+    pub store: Store,
+    pub publisher: Arc<Publisher>,
+    pub metrics: Metrics,
+    pub http: reqwest::Client,
+    pub destinations_policy: Arc<Destinations>,
+    pub slots: Semaphore,
+    pub lease: Duration,
+    pub body_limit: usize,
+    pub actions: ActionCache,
+    pub circuits: Arc<Circuits>,
+    pub gates: DestinationGates,
+    pub limits: ActionLimits,
+    pub claims: Batcher<ClaimRequest, Claim>,
+    pub records: Batcher<(AttemptRecord, Outcome), bool>,
+}
+
+impl Executor {
+    /// Runs one job to a recorded result (or a hold). An `Err` means infrastructure trouble
+    /// (database or broker): the job must be retried as a whole.
+    pub async fn run_job(&self, job: &ExecutionJob) -> anyhow::Result<()> {
+        let in_flight = self.metrics.stage_in_flight.with_label_values(&[STAGE]);
+        in_flight.inc();
+        let result = self.attempt(job).await;
+        in_flight.dec();
+        self.metrics.stage_done(STAGE, 1);
+        result
+    }
+
+    async fn attempt(&self, job: &ExecutionJob) -> anyhow::Result<()> {
+        let Some(action) = self.actions.get(job.tenant_id, job.action_id).await? else {
+            return self.cancel(job, "action no longer exists").await;
+        };
+        if action.deleted_at.is_some() {
+            return self.cancel(job, "action deleted").await;
+        }
+        if !action.spec.enabled {
+            return self.cancel(job, "action disabled").await;
+        }
+        let endpoint = action
+            .spec
+            .handler
+            .webhook()
+            .and_then(|h| endpoint_of(&h.url));
+
+        let taken = match self
+            .limits
+            .take(&action, job.execution_id, self.lease, LIMIT_WAIT)
+            .await?
+        {
+            Ok(taken) => taken,
+            Err(Busy::RateLimited(after)) => {
+                return self
+                    .hold(job, Utc::now() + after.max(BUSY_HOLD), "rate_limited")
+                    .await;
+            }
+            Err(Busy::Concurrency) => {
+                return self
+                    .hold(job, Utc::now() + BUSY_HOLD, "max_concurrency")
+                    .await;
+            }
+        };
+        let result = self.attempt_within_limits(job, &action, endpoint).await;
+        self.limits.release(taken).await;
+        result
+    }
+
+    async fn attempt_within_limits(
+        &self,
+        job: &ExecutionJob,
+        action: &herald_common::store::ActionRecord,
+        endpoint: Option<String>,
+    ) -> anyhow::Result<()> {
+        let mut probe = false;
+        let mut _destination = None;
+        if let Some(endpoint) = &endpoint {
+            // The cached circuit first (no waiting for a destination that is open), then the
+            // destination's share of this process, then, for a trial, the probe claim.
+            let admission = self.circuits.admit(job.tenant_id, endpoint, Utc::now());
+            if let Admission::HoldUntil(until) = admission {
+                return self.hold(job, until, "circuit_open").await;
+            }
+            match self.gates.enter(job.tenant_id, endpoint).await {
+                Some(slot) => _destination = Some(slot),
+                None => {
+                    return self
+                        .hold(job, Utc::now() + BUSY_HOLD, "destination_busy")
+                        .await;
+                }
+            }
+            if admission == Admission::TryProbe {
+                let now = Utc::now();
+                if self
+                    .circuits
+                    .claim_probe(job.tenant_id, endpoint, now)
+                    .await?
+                {
+                    probe = true;
+                } else {
+                    // Another executor probes; this attempt waits for its verdict.
+                    return self.hold(job, now + BUSY_HOLD, "circuit_open").await;
+                }
+            }
+        }
+        let _slot = self.slots.acquire().await?;
+        let lease_until = Utc::now() + chrono::Duration::from_std(self.lease)?;
+        let claim = self
+            .claims
+            .call(ClaimRequest {
+                tenant_id: job.tenant_id,
+                execution_id: job.execution_id,
+                attempt: job.attempt as i32,
+                lease_until,
+            })
+            .await?;
+        match claim {
+            Claim::Claimed { .. } => {}
+            Claim::RetryRecorded { next_attempt_at } => {
+                // The retry was recorded but its hand-over may have been lost: hand it over
+                // again (the scheduler ignores a job id it already holds).
+                let due = next_attempt_at.unwrap_or_else(Utc::now);
+                return self.schedule_retry(job, due).await;
+            }
+            Claim::Finished(_) | Claim::Stale | Claim::NotFound => return Ok(()),
+        }
+
+        let started = Utc::now();
+        let performed = match &action.spec.handler {
+            Handler::Webhook(hook) => {
+                handlers::webhook(
+                    &self.http,
+                    &self.destinations_policy,
+                    job,
+                    hook,
+                    None,
+                    self.body_limit,
+                    started,
+                )
+                .await
+            }
+            Handler::Publish(publish) => handlers::publish(&self.publisher, job, publish).await,
+            Handler::Log(log) => handlers::log(job, log),
+        };
+        if let Some(endpoint) = &endpoint {
+            self.report_to_circuit(job, endpoint, &performed, probe)
+                .await;
+        }
+        self.conclude(job, action, performed, started).await
+    }
+
+    /// A response that says the endpoint is up (anything but a transport error, a timeout or
+    /// a server-side status) counts as a success for its circuit.
+    async fn report_to_circuit(
+        &self,
+        job: &ExecutionJob,
+        endpoint: &str,
+        performed: &Performed,
+        probe: bool,
+    ) {
+        let healthy = match &performed.verdict {
+            Verdict::Success | Verdict::Gone => true,
+            Verdict::Fail { kind } => {
+                *kind == ErrorKind::HttpStatus || *kind == ErrorKind::Redirect
+            }
+            Verdict::Retry { .. } => false,
+        };
+        let error = performed
+            .delivered
+            .error
+            .as_ref()
+            .map(|(_, message)| message.clone())
+            .or_else(|| performed.delivered.status.map(|s| format!("HTTP {s}")));
+        let error = (!healthy).then_some(error).flatten();
+        if probe {
+            if let Err(e) = self
+                .circuits
+                .probe_result(
+                    job.tenant_id,
+                    endpoint,
+                    healthy,
+                    error.as_deref(),
+                    Utc::now(),
+                )
+                .await
+            {
+                // The probe's lease runs out and another executor probes again.
+                tracing::warn!(error = %e, endpoint, "probe result not recorded");
+            }
+        } else {
+            self.circuits
+                .record(job.tenant_id, endpoint, healthy, error.as_deref());
+        }
+    }
+
+    /// Records the attempt and moves the execution on.
+    async fn conclude(
+        &self,
+        job: &ExecutionJob,
+        action: &herald_common::store::ActionRecord,
+        performed: Performed,
+        started: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let Performed {
+            target,
+            delivered,
+            verdict,
+        } = performed;
+        let (outcome, attempt_outcome, error_kind) = match &verdict {
+            Verdict::Success => (Outcome::Succeeded, AttemptOutcome::Succeeded, None),
+            Verdict::Retry { kind, retry_after } => {
+                let random: f64 = rand::rng().random();
+                match retry::next_delay(&action.spec.retry, job.attempt, random, *retry_after) {
+                    Some(delay) => (
+                        Outcome::RetryAt(now + chrono::Duration::from_std(delay)?),
+                        AttemptOutcome::Retrying,
+                        Some(*kind),
+                    ),
+                    None => (Outcome::Failed, AttemptOutcome::Failed, Some(*kind)),
+                }
+            }
+            Verdict::Fail { kind } => (Outcome::Failed, AttemptOutcome::Failed, Some(*kind)),
+            Verdict::Gone => (
+                Outcome::Failed,
+                AttemptOutcome::Failed,
+                Some(ErrorKind::HttpStatus),
+            ),
+        };
+        let error_message = match (&delivered.error, delivered.status) {
+            (Some((_, message)), _) => Some(message.clone()),
+            (None, Some(status)) if !(200..300).contains(&status) => Some(format!("HTTP {status}")),
+            _ => None,
+        };
+        let record = AttemptRecord {
+            execution_id: job.execution_id,
+            tenant_id: job.tenant_id,
+            attempt: job.attempt as i32,
+            started_at: started,
+            duration_ms: delivered.duration.as_millis().min(i32::MAX as u128) as i32,
+            request_url: target,
+            response_status: delivered.status.map(i32::from),
+            response_headers: (!delivered.headers.is_empty()).then(|| {
+                serde_json::Value::Object(
+                    delivered
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone().into()))
+                        .collect(),
+                )
+            }),
+            response_body: delivered.body.clone(),
+            outcome: attempt_outcome,
+            error_kind,
+            error_message: error_message.clone(),
+        };
+        self.metrics
+            .attempt_duration
+            .with_label_values(&[attempt_outcome.as_str()])
+            .observe(delivered.duration.as_secs_f64());
+        let moved = self.records.call((record, outcome.clone())).await?;
+        if verdict == Verdict::Gone {
+            let reason = format!("endpoint answered 410 Gone on {}", now.to_rfc3339());
+            self.store
+                .disable_action(job.tenant_id, job.action_id, &reason)
+                .await?;
+        }
+        if !moved {
+            return Ok(());
+        }
+        match outcome {
+            Outcome::RetryAt(due) => {
+                self.metrics.retries_scheduled.inc();
+                self.schedule_retry(job, due).await?;
+            }
+            Outcome::Succeeded => self
+                .metrics
+                .executions_completed
+                .with_label_values(&["succeeded"])
+                .inc(),
+            Outcome::Failed => {
+                self.metrics
+                    .executions_completed
+                    .with_label_values(&["failed"])
+                    .inc();
+                let failed = ExecutionFailed {
+                    execution_id: job.execution_id,
+                    tenant_id: job.tenant_id,
+                    action_id: job.action_id,
+                    event_id: job.event.id.clone(),
+                    attempts: job.attempt,
+                    error_kind: error_kind.map(|k| k.as_str().to_owned()),
+                    error: error_message,
+                    failed_at: now,
+                };
+                self.publisher
+                    .publish(&Outgoing::message(FAILED_EXCHANGE, "", &failed))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, job: &ExecutionJob, reason: &str) -> anyhow::Result<()> {
+        if self
+            .store
+            .cancel_execution(job.tenant_id, job.execution_id, reason)
+            .await?
+        {
+            self.metrics
+                .executions_completed
+                .with_label_values(&["cancelled"])
+                .inc();
+        }
+        Ok(())
+    }
+
+    /// Holds the attempt back until `until` without spending it: the execution waits as
+    /// `retry_scheduled`, and the same attempt comes back through the scheduler.
+    async fn hold(
+        &self,
+        job: &ExecutionJob,
+        until: DateTime<Utc>,
+        reason: &'static str,
+    ) -> anyhow::Result<()> {
+        let waiting = self
+            .store
+            .defer_attempt(
+                job.tenant_id,
+                job.execution_id,
+                job.attempt as i32,
+                until,
+                &format!("held back: {}", reason.replace('_', " ")),
+            )
+            .await?;
+        if !waiting {
+            // The execution moved on meanwhile (finished, cancelled, or another copy of
+            // this job is making the attempt).
+            return Ok(());
+        }
+        self.metrics
+            .attempts_held
+            .with_label_values(&[reason])
+            .inc();
+        let id = format!(
+            "{}:{}:held:{}",
+            job.execution_id,
+            job.attempt,
+            until.timestamp_millis()
+        );
+        self.publish_delayed(job.clone(), id, until).await
+    }
+
+    /// Hands the next attempt to the scheduler, to be released onto the retry lane at `due`.
+    async fn schedule_retry(&self, job: &ExecutionJob, due: DateTime<Utc>) -> anyhow::Result<()> {
+        let next = ExecutionJob {
+            attempt: job.attempt + 1,
+            ..job.clone()
+        };
+        let id = format!("{}:{}", job.execution_id, next.attempt);
+        self.publish_delayed(next, id, due).await
+    }
+
+    async fn publish_delayed(
+        &self,
+        job: ExecutionJob,
+        id: String,
+        due: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let delayed = DelayedJob {
+            id,
+            due_at: due,
+            exchange: JOBS_EXCHANGE.into(),
+            routing_key: Lane::Retry.routing_key().into(),
+            message_type: JobBatch::type_name(),
+            body: JobBatch { jobs: vec![job] }.encode(),
+            headers: Default::default(),
+        };
+        self.publisher
+            .publish(&Outgoing::message(
+                DELAYED_EXCHANGE,
+                DELAYED_ROUTING_KEY,
+                &delayed,
+            ))
+            .await?;
+        Ok(())
+    }
+}
