@@ -194,9 +194,9 @@ fn after(instant: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// How long to hold an attempt when the half-open circuit's slots are full but no lease says
-/// when they free up (a row that should not occur); short, so the next cache refresh decides.
-const HOLD_WITHOUT_LEASE: Duration = Duration::from_secs(1);
+/// Longest an attempt is held while another attempt probes the circuit (shorter when the
+/// policy's cool-down is): the probe's verdict is usually known well within it.
+const HOLD_WHILE_PROBING: Duration = Duration::from_secs(5);
 
 impl Circuit {
     /// A new destination's circuit: closed, nothing counted, its window starting at `now`.
@@ -234,10 +234,13 @@ impl Circuit {
                 {
                     Admission::TryProbe
                 } else {
-                    Admission::HoldUntil(
-                        self.probe_lease_until
-                            .unwrap_or_else(|| after(now, HOLD_WITHOUT_LEASE)),
-                    )
+                    // Not until the lease ends: the probe usually answers long before, and
+                    // a success should let the held attempts go soon after it.
+                    let soon = after(now, policy.cooldown.min(HOLD_WHILE_PROBING));
+                    Admission::HoldUntil(match self.probe_lease_until {
+                        Some(lease) => lease.min(soon),
+                        None => soon,
+                    })
                 }
             }
         }
@@ -689,10 +692,12 @@ mod tests {
             (open_circuit(1, 0, 5), 5, Admission::TryProbe),
             (open_circuit(1, 0, 5), 9, Admission::TryProbe),
             (half_open(0, 60), 10, Admission::TryProbe),
-            (half_open(1, 60), 10, Admission::HoldUntil(at(60))),
-            (half_open(1, 60), 59, Admission::HoldUntil(at(60))),
+            // While another attempt probes: held for the cool-down (5 s), never past the
+            // lease, so a successful probe lets the held attempts go soon after.
+            (half_open(1, 60), 10, Admission::HoldUntil(at(15))),
+            (half_open(1, 60), 57, Admission::HoldUntil(at(60))),
             (half_open(1, 60), 60, Admission::TryProbe),
-            (lease_free_half_open, 10, Admission::HoldUntil(at(11))),
+            (lease_free_half_open, 10, Admission::HoldUntil(at(15))),
         ];
         for (row, (circuit, now, expected)) in table.into_iter().enumerate() {
             assert_eq!(circuit.admit(&policy, at(now)), expected, "row {row}");
@@ -736,7 +741,7 @@ mod tests {
             assert_eq!(circuit.probe_lease_until, Some(at(second + 60)));
         }
         assert_eq!(circuit.claim_probe(&policy, at(8)), None);
-        assert_eq!(circuit.admit(&policy, at(8)), Admission::HoldUntil(at(67)));
+        assert_eq!(circuit.admit(&policy, at(8)), Admission::HoldUntil(at(13)));
         // Once the shared lease lapses all three are presumed lost.
         let after_lease = circuit.claim_probe(&policy, at(67)).unwrap();
         assert_eq!(after_lease.probes_in_flight, 1);

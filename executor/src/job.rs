@@ -174,12 +174,14 @@ impl Executor {
         let started = Utc::now();
         let performed = match &action.spec.handler {
             Handler::Webhook(hook) => {
+                let traceparent =
+                    crate::request::traceparent(job.execution_id, rand::rng().random());
                 handlers::webhook(
                     &self.http,
                     &self.destinations_policy,
                     job,
                     hook,
-                    None,
+                    Some(&traceparent),
                     self.body_limit,
                     started,
                 )

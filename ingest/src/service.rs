@@ -20,7 +20,7 @@ use crate::batcher::EventBatcher;
 use herald_matcher::feed::live_engine;
 
 use crate::error::ApiError;
-use crate::routes::{actions, events, executions, tenants};
+use crate::routes::{actions, endpoints, events, executions, tenants};
 use crate::state::AppState;
 
 /// The public API's routes.
@@ -32,6 +32,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/actions", post(actions::create))
         .route("/v1/actions/{id}", get(actions::get))
         .route("/v1/executions/{id}", get(executions::get))
+        .route("/v1/endpoints", get(endpoints::list))
+        .route("/v1/endpoints/{id}/reset", post(endpoints::reset))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/tenants/{id}", get(tenants::get))
         .route("/v1/tenants/{id}/keys", post(tenants::create_key))

@@ -80,6 +80,42 @@ async fn an_event_becomes_a_signed_webhook() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn while_a_secret_rotates_each_delivery_verifies_with_either() {
+    let sandbox = Sandbox::start().await;
+    let receiver = herald_tests::Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    let new_secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let mut action = crate::support::webhook_action(
+        "rotating",
+        "key.rotated",
+        &receiver.url("/hook"),
+        json!({}),
+    );
+    action["handler"]["secrets"] = json!([new_secret, SECRET]);
+    action["handler"].as_object_mut().unwrap().remove("secret");
+    sandbox.action(&tenant, action).await;
+    for n in 0..3 {
+        sandbox
+            .event(&tenant, json!({"type": "key.rotated", "data": {"n": n}}))
+            .await;
+    }
+    eventually("the webhooks", Duration::from_secs(20), || async {
+        (receiver.count() == 3).then_some(())
+    })
+    .await;
+    for webhook in receiver.received() {
+        assert_eq!(webhook.header("webhook-signature").split(' ').count(), 2);
+        for secret in [new_secret, SECRET] {
+            verify_with_reference_library(&webhook, secret)
+                .unwrap_or_else(|e| panic!("{secret} does not verify: {e}"));
+        }
+        let traceparent = webhook.header("traceparent");
+        assert_eq!(traceparent.split('-').count(), 4, "{traceparent}");
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_event_matching_nothing_is_recorded_as_such() {
     let sandbox = Sandbox::start().await;
     let tenant = sandbox.tenant().await;

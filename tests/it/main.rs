@@ -1,11 +1,15 @@
 //! Herald's integration tests: one binary, every test in its own sandbox on the real broker and
 //! database that `cargo xtask test` starts.
 
+mod circuits;
 mod cli;
 mod crash;
 mod dead_letters;
 mod delivery;
+mod handlers;
+mod limits;
 mod live_actions;
+mod outcomes;
 mod reconnect;
 mod retries;
 mod support;
