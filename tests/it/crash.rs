@@ -56,3 +56,68 @@ async fn a_killed_executor_loses_no_delivery() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_executor_mid_stream_repeats_only_what_was_in_flight() {
+    let sandbox = Sandbox::with(SandboxOptions {
+        executor: false,
+        ..Default::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    // Slow enough that many attempts are in flight at any moment.
+    receiver.fallback(Reply::status(200).after(Duration::from_millis(200)));
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            webhook_action("a", "order.packed", &receiver.url("/"), json!({})),
+        )
+        .await;
+    let mut first = ServiceProcess::spawn("herald-executor", &sandbox.env());
+    let mut events = Vec::new();
+    for n in 0..200 {
+        events.push(
+            sandbox
+                .event(&tenant, json!({"type": "order.packed", "data": {"n": n}}))
+                .await,
+        );
+    }
+    eventually(
+        "deliveries to be under way",
+        Duration::from_secs(30),
+        || async { (receiver.count() >= 50).then_some(()) },
+    )
+    .await;
+    first.kill_hard().await;
+    let killed_at = std::time::Instant::now();
+
+    let _second = ServiceProcess::spawn("herald-executor", &sandbox.env());
+    for event_id in &events {
+        let executions = sandbox
+            .terminal_executions(&tenant, event_id, 1, Duration::from_secs(60))
+            .await;
+        assert_eq!(executions[0]["status"], "succeeded", "{}", executions[0]);
+    }
+    let mut by_id: std::collections::HashMap<String, Vec<std::time::Instant>> =
+        std::collections::HashMap::new();
+    for received in receiver.received() {
+        by_id
+            .entry(received.header("webhook-id").to_owned())
+            .or_default()
+            .push(received.at);
+    }
+    assert_eq!(by_id.len(), 200, "every execution delivered");
+    let repeated: Vec<_> = by_id.values().filter(|at| at.len() > 1).collect();
+    for arrivals in &repeated {
+        assert!(
+            arrivals[0] < killed_at,
+            "a repeat is of an attempt that was under way when the executor died"
+        );
+    }
+    eprintln!(
+        "killed mid-stream: {} of 200 executions delivered twice (same webhook-id)",
+        repeated.len()
+    );
+    sandbox.stop().await;
+}
