@@ -213,9 +213,12 @@ pub struct ExecutorConfig {
     /// Attempts in flight at once to one destination (scheme, host, port) in this process: a
     /// slow or dead endpoint cannot take every slot.
     pub per_destination_concurrency: usize,
-    /// Work waiting for one destination beyond which more is parked (rescheduled shortly
-    /// without spending an attempt) instead of held in memory.
+    /// Work waiting for one destination beyond which more is held back (rescheduled shortly
+    /// without spending an attempt) instead of kept in memory.
     pub per_destination_queue: usize,
+    /// Longest an attempt waits for its destination's slot before it is held back, in
+    /// milliseconds: only a slow destination's work waits that long.
+    pub per_destination_wait_ms: u64,
     /// How often circuit outcomes are written and circuit states read back, in milliseconds
     /// (a change is seen by every executor within about twice this).
     pub circuit_sync_ms: u64,
@@ -321,7 +324,8 @@ impl Config {
                 response_body_limit_bytes: 64 * 1024,
                 lease_s: 300,
                 per_destination_concurrency: 64,
-                per_destination_queue: 256,
+                per_destination_queue: 20_000,
+                per_destination_wait_ms: 5000,
                 circuit_sync_ms: 250,
                 circuit_consecutive_failures: 5,
                 circuit_min_attempts: 10,
@@ -445,6 +449,10 @@ impl Config {
             (
                 "executor.per_destination_queue",
                 executor.per_destination_queue as u64,
+            ),
+            (
+                "executor.per_destination_wait_ms",
+                executor.per_destination_wait_ms,
             ),
             ("executor.circuit_sync_ms", executor.circuit_sync_ms),
             (

@@ -74,11 +74,11 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Sends `request` with a total `timeout`, reading at most `body_limit` bytes of the response.
+/// Sends `request` (taking its body, which is not copied) with a total `timeout`, reading at most `body_limit` bytes of the response.
 pub async fn send(
     client: &reqwest::Client,
     policy: &Destinations,
-    request: &WebhookRequest,
+    request: WebhookRequest,
     timeout: Duration,
     body_limit: usize,
 ) -> Delivered {
@@ -99,13 +99,11 @@ pub async fn send(
     }
     let method =
         reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::POST);
-    let mut builder = client
-        .request(method, url)
-        .timeout(timeout)
-        .body(request.body.clone());
+    let mut builder = client.request(method, url).timeout(timeout);
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
     }
+    let builder = builder.body(request.body);
     let mut response = match builder.send().await {
         Ok(response) => response,
         Err(error) => {

@@ -28,6 +28,9 @@ struct Gate {
 pub struct DestinationGates {
     per_destination: usize,
     max_waiting: usize,
+    /// Longest an attempt waits for a slot: a destination that keeps attempts waiting longer is
+    /// slow, and its work is held rather than kept in memory (and in the broker's prefetch).
+    max_wait: Duration,
     gates: Mutex<HashMap<(TenantId, String), Arc<Gate>>>,
 }
 
@@ -37,16 +40,19 @@ pub struct DestinationSlot {
 }
 
 impl DestinationGates {
-    pub fn new(per_destination: usize, max_waiting: usize) -> Self {
+    pub fn new(per_destination: usize, max_waiting: usize, max_wait: Duration) -> Self {
         Self {
             per_destination,
             max_waiting,
+            max_wait,
             gates: Mutex::new(HashMap::new()),
         }
     }
 
     /// A slot for `endpoint`, waiting for one if need be; `None` when too many attempts wait
-    /// for it already (the caller holds this one back).
+    /// for it already or none came within the longest wait (the caller holds this one back).
+    /// A fast destination never waits that long, however much work it has: only a slow one's
+    /// work is held.
     pub async fn enter(&self, tenant_id: TenantId, endpoint: &str) -> Option<DestinationSlot> {
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
@@ -73,11 +79,12 @@ impl DestinationGates {
             gate.waiting.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        let permit = gate.slots.clone().acquire_owned().await;
+        let permit = tokio::time::timeout(self.max_wait, gate.slots.clone().acquire_owned()).await;
         gate.waiting.fetch_sub(1, Ordering::AcqRel);
-        permit
-            .ok()
-            .map(|permit| DestinationSlot { _permit: permit })
+        match permit {
+            Ok(Ok(permit)) => Some(DestinationSlot { _permit: permit }),
+            _ => None,
+        }
     }
 }
 

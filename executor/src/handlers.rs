@@ -59,7 +59,7 @@ pub async fn webhook(
         traceparent,
     );
     let timeout = Duration::from_millis(u64::from(hook.timeout_ms));
-    let delivered = deliver::send(http, policy, &request, timeout, body_limit).await;
+    let delivered = deliver::send(http, policy, request, timeout, body_limit).await;
     let verdict = match (&delivered.status, &delivered.error) {
         (Some(status), _) => classify_status(*status, delivered.retry_after(), Utc::now()),
         (None, Some((kind, _))) => classify_error(*kind),

@@ -5,11 +5,16 @@
 //! 2. The action's limits, then the destination's circuit, then the destination's share of
 //!    this process. Anything that cannot go soon is *held*: rescheduled through the scheduler
 //!    with the same attempt number, so waiting never spends an attempt.
-//! 3. The claim (batched with other jobs' claims): only the holder of an attempt makes it, so a
-//!    redelivered job for an attempt that ended sends nothing.
-//! 4. The attempt, by handler type; its outcome feeds the circuit.
-//! 5. The record (batched): attempt and execution state in one statement. Then the next
-//!    attempt goes to the scheduler, or a failed execution to `herald.failed`.
+//! 3. The check (batched with other jobs' checks, reading only): a redelivered job for an
+//!    attempt that was already recorded sends nothing.
+//! 4. The attempt, by handler type; its outcome feeds the circuit. An attempt still running
+//!    after [`MARK_PROCESSING_AFTER`] is marked `processing` with a lease, so that operators
+//!    see it and recovery can tell it from one whose executor died. Faster attempts (nearly all)
+//!    go straight from waiting to their outcome: every status change rewrites the execution's
+//!    row and its indexes, and skipping this one took a third of the database's work.
+//! 5. The record (batched): attempt and execution state in one statement, guarded by the
+//!    attempt number. Then the next attempt goes to the scheduler, or a failed execution to
+//!    `herald.failed`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +48,8 @@ const STAGE: &str = "executor";
 const LIMIT_WAIT: Duration = Duration::from_secs(2);
 /// When an attempt held back by a busy destination or a full action comes back.
 const BUSY_HOLD: Duration = Duration::from_secs(1);
+/// How long an attempt runs before it is marked `processing`.
+pub const MARK_PROCESSING_AFTER: Duration = Duration::from_secs(1);
 
 /// Everything a job needs, shared by all of them.
 pub struct Executor {
@@ -58,7 +65,8 @@ pub struct Executor {
     pub circuits: Arc<Circuits>,
     pub gates: DestinationGates,
     pub limits: ActionLimits,
-    pub claims: Batcher<ClaimRequest, Claim>,
+    /// Checks whether attempts may be made, many per statement.
+    pub checks: Batcher<ClaimRequest, Claim>,
     pub records: Batcher<(AttemptRecord, Outcome), bool>,
 }
 
@@ -150,16 +158,13 @@ impl Executor {
             }
         }
         let _slot = self.slots.acquire().await?;
-        let lease_until = Utc::now() + chrono::Duration::from_std(self.lease)?;
-        let claim = self
-            .claims
-            .call(ClaimRequest {
-                tenant_id: job.tenant_id,
-                execution_id: job.execution_id,
-                attempt: job.attempt as i32,
-                lease_until,
-            })
-            .await?;
+        let request = ClaimRequest {
+            tenant_id: job.tenant_id,
+            execution_id: job.execution_id,
+            attempt: job.attempt as i32,
+            lease_until: Utc::now() + chrono::Duration::from_std(self.lease)?,
+        };
+        let claim = self.checks.call(request).await?;
         match claim {
             Claim::Claimed { .. } => {}
             Claim::RetryRecorded { next_attempt_at } => {
@@ -172,7 +177,36 @@ impl Executor {
         }
 
         let started = Utc::now();
-        let performed = match &action.spec.handler {
+        let performing = self.perform(job, action);
+        tokio::pin!(performing);
+        let performed = tokio::select! {
+            performed = &mut performing => performed,
+            () = tokio::time::sleep(MARK_PROCESSING_AFTER) => {
+                let request = ClaimRequest {
+                    lease_until: Utc::now() + chrono::Duration::from_std(self.lease)?,
+                    ..request
+                };
+                if let Err(error) = self.store.claim_attempts(&[request]).await {
+                    // Only visibility and the recovery lease are lost; the attempt goes on.
+                    tracing::warn!(error = %error, "a long attempt was not marked processing");
+                }
+                performing.await
+            }
+        };
+        if let Some(endpoint) = &endpoint {
+            self.report_to_circuit(job, endpoint, &performed, probe)
+                .await;
+        }
+        self.conclude(job, action, performed, started).await
+    }
+
+    /// Makes the attempt, by handler type.
+    async fn perform(
+        &self,
+        job: &ExecutionJob,
+        action: &herald_common::store::ActionRecord,
+    ) -> Performed {
+        match &action.spec.handler {
             Handler::Webhook(hook) => {
                 let traceparent =
                     crate::request::traceparent(job.execution_id, rand::rng().random());
@@ -183,18 +217,13 @@ impl Executor {
                     hook,
                     Some(&traceparent),
                     self.body_limit,
-                    started,
+                    Utc::now(),
                 )
                 .await
             }
             Handler::Publish(publish) => handlers::publish(&self.publisher, job, publish).await,
             Handler::Log(log) => handlers::log(job, log),
-        };
-        if let Some(endpoint) = &endpoint {
-            self.report_to_circuit(job, endpoint, &performed, probe)
-                .await;
         }
-        self.conclude(job, action, performed, started).await
     }
 
     /// A response that says the endpoint is up (anything but a transport error, a timeout or

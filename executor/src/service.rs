@@ -27,7 +27,7 @@ use crate::client;
 use crate::gates::{ActionLimits, DestinationGates};
 use crate::job::Executor;
 
-/// Most claims or records sent in one statement.
+/// Most checks or records sent in one statement.
 const DB_BATCH_MAX: usize = 256;
 
 /// Starts the executor; it runs until `shutdown` is cancelled.
@@ -52,9 +52,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown.clone(),
     ));
     let store = base.store.clone();
-    let claims = Batcher::spawn(DB_BATCH_MAX, move |requests| {
+    let checks = Batcher::spawn(DB_BATCH_MAX, move |requests| {
         let store = store.clone();
-        async move { Ok(store.claim_attempts(&requests).await?) }
+        async move { Ok(store.check_attempts(&requests).await?) }
     });
     let store = base.store.clone();
     let records = Batcher::spawn(DB_BATCH_MAX, move |records| {
@@ -75,9 +75,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         gates: DestinationGates::new(
             settings.per_destination_concurrency,
             settings.per_destination_queue,
+            Duration::from_millis(settings.per_destination_wait_ms),
         ),
         limits: ActionLimits::new(base.store.clone()),
-        claims,
+        checks,
         records,
     });
     // First attempts and retries have lanes of their own, so a backlog of retries never

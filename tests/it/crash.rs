@@ -37,6 +37,17 @@ async fn a_killed_executor_loses_no_delivery() {
         || async { (receiver.count() == 1).then_some(()) },
     )
     .await;
+    // An attempt that runs long is marked `processing` (a fast one goes straight to its
+    // outcome).
+    eventually(
+        "the attempt to show as processing",
+        Duration::from_secs(10),
+        || async {
+            let event = sandbox.event_view(&tenant, &event_id).await;
+            (event["executions"][0]["status"] == "processing").then_some(())
+        },
+    )
+    .await;
     first.kill_hard().await;
 
     let _second = ServiceProcess::spawn("herald-executor", &sandbox.env());

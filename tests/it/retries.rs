@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use herald_common::broker::topology::FAILED_QUEUE;
+use herald_common::messages::{ExecutionFailed, Message};
 use herald_tests::{Reply, eventually};
 use serde_json::json;
 
@@ -79,13 +81,13 @@ async fn an_execution_fails_when_its_attempts_run_out() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_client_error_fails_at_once() {
+async fn a_client_error_fails_at_once_and_is_published_as_failed() {
     let WebhookSetup {
         sandbox,
         receiver,
         tenant,
     } = webhook_setup("invoice.paid", json!({})).await;
-    receiver.fallback(Reply::status(400));
+    receiver.fallback(Reply::status(404));
 
     let event_id = sandbox
         .event(&tenant, json!({"type": "invoice.paid"}))
@@ -94,10 +96,31 @@ async fn a_client_error_fails_at_once() {
         .terminal_executions(&tenant, &event_id, 1, Duration::from_secs(20))
         .await;
     assert_eq!(executions[0]["status"], "failed");
+    assert_eq!(executions[0]["attempts"], 1, "one attempt, no retry");
     // Nothing else arrives: the failure was final.
     eventually("the single attempt", Duration::from_secs(5), || async {
         (receiver.count() == 1).then_some(())
     })
     .await;
+
+    // The failed execution is also on `herald.failed`, for whoever acts on dead letters.
+    let channel = sandbox.broker().await;
+    let message = sandbox
+        .next_message(&channel, FAILED_QUEUE, Duration::from_secs(10))
+        .await;
+    let kind = message
+        .delivery
+        .properties
+        .kind()
+        .as_ref()
+        .map(|k| k.as_str().to_owned());
+    let failed = ExecutionFailed::decode(kind.as_deref(), &message.delivery.data).unwrap();
+    assert_eq!(
+        failed.execution_id.to_string(),
+        executions[0]["id"].as_str().unwrap()
+    );
+    assert_eq!(failed.attempts, 1);
+    assert_eq!(failed.error_kind.as_deref(), Some("http_status"));
+    assert_eq!(failed.error.as_deref(), Some("HTTP 404"));
     sandbox.stop().await;
 }

@@ -4,6 +4,7 @@
 //! - `cargo xtask test`: the full test suite with a broker and database of its own.
 
 mod api;
+mod bench_executor;
 mod bench_matcher;
 mod bench_matcher_service;
 mod packages;
@@ -68,6 +69,19 @@ enum Bench {
         #[arg(long, default_value_t = 50_000)]
         outside_events: usize,
     },
+    /// One executor process delivering webhooks to a local receiver: deliveries per second
+    /// with 1 and 100 destinations, and the latency it adds at a paced rate.
+    Executor {
+        /// Jobs in each throughput backlog.
+        #[arg(long, default_value_t = 50_000)]
+        deliveries: usize,
+        /// Jobs per second, one per message, in the 10 s latency scenario.
+        #[arg(long, default_value_t = 1000)]
+        paced_rate: u32,
+        /// Destination counts to run, one round each.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 100])]
+        destinations: Vec<usize>,
+    },
 }
 
 fn workspace_root() -> PathBuf {
@@ -95,6 +109,21 @@ fn main() -> ExitCode {
             bench_matcher_service::ServiceBenchOptions {
                 ingest_events,
                 outside_events,
+            },
+        ),
+        Task::Bench {
+            which:
+                Bench::Executor {
+                    deliveries,
+                    paced_rate,
+                    destinations,
+                },
+        } => bench_executor::run(
+            &root,
+            bench_executor::ExecutorBenchOptions {
+                deliveries,
+                paced_rate,
+                destination_counts: destinations,
             },
         ),
         Task::Up { release, no_demo } => up::run(&root, up::UpOptions { release, no_demo }),

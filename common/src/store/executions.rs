@@ -54,6 +54,9 @@ pub enum Claim {
     NotFound,
 }
 
+/// An execution's id, status, attempts, max attempts and next attempt time.
+type AttemptState = (Uuid, String, i32, i32, Option<DateTime<Utc>>);
+
 /// An attempt an executor wants to take.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimRequest {
@@ -290,8 +293,78 @@ impl Store {
             .collect())
     }
 
-    /// Records an attempt and moves its execution on, atomically. Only the holder of the
-    /// attempt (status `processing` with this attempt number) can record it.
+    /// Whether each attempt may be made now, without writing anything: the fast path of an
+    /// attempt (see `executor::job`) checks, sends, then records; only an attempt that runs
+    /// long is marked `processing` with [`Store::claim_attempts`] meanwhile. The same attempt
+    /// asked for twice in one call is allowed once (the second is `Stale`).
+    pub async fn check_attempts(
+        &self,
+        requests: &[ClaimRequest],
+    ) -> Result<Vec<Claim>, sqlx::Error> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<AttemptState> = sqlx::query_as(
+            "SELECT e.id, e.status, e.attempts, e.max_attempts, e.next_attempt_at
+             FROM executions e
+             JOIN unnest($1::uuid[], $2::uuid[]) AS u(tenant_id, id)
+               ON e.tenant_id = u.tenant_id AND e.id = u.id",
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.tenant_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.execution_id.as_uuid())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(requests
+            .iter()
+            .enumerate()
+            .map(|(at, request)| {
+                let Some((_, status, attempts, max_attempts, next_attempt_at)) = rows
+                    .iter()
+                    .find(|(id, ..)| *id == request.execution_id.as_uuid())
+                else {
+                    return Claim::NotFound;
+                };
+                let repeated = requests[..at].iter().any(|r| {
+                    r.execution_id == request.execution_id && r.attempt == request.attempt
+                });
+                let status = status_of(status);
+                let due = match status {
+                    ExecutionStatus::Pending | ExecutionStatus::RetryScheduled => {
+                        *attempts == request.attempt - 1
+                    }
+                    ExecutionStatus::Processing => *attempts == request.attempt,
+                    _ => false,
+                };
+                if status.is_terminal() {
+                    Claim::Finished(status)
+                } else if due && !repeated {
+                    Claim::Claimed {
+                        max_attempts: *max_attempts,
+                    }
+                } else if status == ExecutionStatus::RetryScheduled && *attempts == request.attempt
+                {
+                    Claim::RetryRecorded {
+                        next_attempt_at: *next_attempt_at,
+                    }
+                } else {
+                    Claim::Stale
+                }
+            })
+            .collect())
+    }
+
+    /// Records an attempt and moves its execution on, atomically: only while the execution is
+    /// still waiting for this attempt (or marked `processing` with it).
     pub async fn record_attempt(
         &self,
         record: &AttemptRecord,
@@ -305,7 +378,8 @@ impl Store {
 
     /// [`Store::record_attempt`] for many attempts in one statement: every attempt is kept
     /// (for the audit trail), and each says whether it moved its execution on (it does not
-    /// when someone else did first: a cancel, or recovery after its lease ran out).
+    /// when someone else did first: a cancel, or recovery after its lease ran out). An attempt
+    /// is recorded whether or not it was marked `processing` first.
     pub async fn record_attempts(
         &self,
         records: &[(AttemptRecord, Outcome)],
@@ -344,12 +418,14 @@ impl Store {
                ON CONFLICT (execution_id, attempt) DO NOTHING
              )
              UPDATE executions e
-             SET status = r.status, next_attempt_at = r.next_attempt_at, lease_until = NULL,
-                 last_error = r.error_message, updated_at = now(),
+             SET status = r.status, attempts = r.attempt, next_attempt_at = r.next_attempt_at,
+                 lease_until = NULL, last_error = r.error_message, updated_at = now(),
                  finished_at = CASE WHEN r.finished THEN now() ELSE NULL END
              FROM (SELECT DISTINCT ON (tenant_id, id) * FROM input) r
              WHERE e.tenant_id = r.tenant_id AND e.id = r.id
-               AND e.status = 'processing' AND e.attempts = r.attempt
+               AND ((e.status = 'processing' AND e.attempts = r.attempt)
+                    OR (e.status IN ('pending', 'retry_scheduled')
+                        AND e.attempts = r.attempt - 1))
              RETURNING e.id, e.attempts",
         )
         .bind(column(|r| r.tenant_id.as_uuid()))
