@@ -161,9 +161,22 @@ async fn a_dead_endpoint_is_isolated_and_its_circuit_opens_probes_and_closes() {
     sandbox.stop().await;
 }
 
+/// A long cool-down, so that an executor that missed a change would hold work for long.
+fn slow_cooldown(config: &mut Config) {
+    config.executor.circuit_cooldown_ms = 60_000;
+    config.executor.circuit_sync_ms = 100;
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn an_operator_can_close_a_circuit_and_only_the_tenant_sees_it() {
-    let sandbox = Sandbox::with(quick_sandbox()).await;
+async fn an_operator_can_close_a_circuit_and_every_executor_sees_it_at_once() {
+    let mut sandbox = Sandbox::with(SandboxOptions {
+        configure: slow_cooldown,
+        ..SandboxOptions::default()
+    })
+    .await;
+    sandbox
+        .start_service(herald_common::config::ServiceName::Executor)
+        .await;
     let tenant = sandbox.tenant().await;
     let other = sandbox.tenant().await;
     let failing = Receiver::start().await;
@@ -179,7 +192,7 @@ async fn an_operator_can_close_a_circuit_and_only_the_tenant_sees_it() {
             ),
         )
         .await;
-    for _ in 0..6 {
+    for _ in 0..12 {
         sandbox.event(&tenant, json!({"type": "job.done"})).await;
     }
     let open = eventually("the circuit to open", Duration::from_secs(30), || async {
@@ -195,11 +208,35 @@ async fn an_operator_can_close_a_circuit_and_only_the_tenant_sees_it() {
         .call(reqwest::Method::POST, &reset, Some(&other.key), None)
         .await;
     assert_eq!(status, 404, "another tenant cannot touch it");
+
+    // The endpoint is back; an operator closes its circuit.
+    failing.fallback(Reply::status(200));
     let (status, body) = sandbox
         .call(reqwest::Method::POST, &reset, Some(&tenant.key), None)
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "closed");
     assert_eq!(body["trips"], 0);
+    let reset_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Within a second both executors send again (either would otherwise hold these events
+    // for the rest of a one-minute cool-down).
+    let before = failing.count();
+    let mut events = Vec::new();
+    for n in 0..10 {
+        events.push(
+            sandbox
+                .event(&tenant, json!({"type": "job.done", "data": {"n": n}}))
+                .await,
+        );
+    }
+    for event_id in &events {
+        let executions = sandbox
+            .terminal_executions(&tenant, event_id, 1, Duration::from_secs(20))
+            .await;
+        assert_eq!(executions[0]["status"], "succeeded", "{}", executions[0]);
+    }
+    assert_eq!(failing.count(), before + 10);
+    assert!(reset_at.elapsed() < Duration::from_secs(20));
     sandbox.stop().await;
 }
