@@ -186,7 +186,7 @@ impl Executor {
                     lease_until: Utc::now() + chrono::Duration::from_std(self.lease)?,
                     ..request
                 };
-                if let Err(error) = self.store.claim_attempts(&[request]).await {
+                if let Err(error) = self.store.mark_processing(&request).await {
                     // Only visibility and the recovery lease are lost; the attempt goes on.
                     tracing::warn!(error = %error, "a long attempt was not marked processing");
                 }

@@ -177,125 +177,30 @@ impl Store {
             .collect()
     }
 
-    /// Takes attempt `attempt` of an execution for this executor, holding it for `lease`.
-    /// A redelivered job whose attempt was in flight when its executor died is taken again.
-    pub async fn claim_attempt(
-        &self,
-        tenant_id: TenantId,
-        id: ExecutionId,
-        attempt: i32,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Claim, sqlx::Error> {
-        let request = ClaimRequest {
-            tenant_id,
-            execution_id: id,
-            attempt,
-            lease_until,
-        };
-        let mut claims = self.claim_attempts(&[request]).await?;
-        Ok(claims.pop().unwrap_or(Claim::NotFound))
-    }
-
-    /// [`Store::claim_attempt`] for many attempts in two round trips: the claims in one
-    /// statement, then a look at the executions that could not be claimed. The same attempt
-    /// asked for twice is claimed once (the second request is `Stale`).
-    pub async fn claim_attempts(
-        &self,
-        requests: &[ClaimRequest],
-    ) -> Result<Vec<Claim>, sqlx::Error> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let column = |f: fn(&ClaimRequest) -> Uuid| requests.iter().map(f).collect::<Vec<_>>();
-        let claimed: Vec<(Uuid, i32, i32)> = sqlx::query_as(
-            "UPDATE executions e
-             SET status = 'processing', attempts = c.attempt, lease_until = c.lease_until,
-                 next_attempt_at = NULL, updated_at = now()
-             FROM (SELECT DISTINCT ON (tenant_id, id) *
-                   FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[])
-                     AS u(tenant_id, id, attempt, lease_until)) c
-             WHERE e.tenant_id = c.tenant_id AND e.id = c.id
-               AND ((e.status IN ('pending', 'retry_scheduled') AND e.attempts = c.attempt - 1)
-                    OR (e.status = 'processing' AND e.attempts = c.attempt))
-             RETURNING e.id, e.attempts, e.max_attempts",
+    /// Marks an attempt under way as `processing` until `lease_until` (an attempt that runs
+    /// long, see `executor::job`): whether the execution was still waiting for it. A repeat
+    /// of the same attempt (its executor died) takes the lease over.
+    pub async fn mark_processing(&self, request: &ClaimRequest) -> Result<bool, sqlx::Error> {
+        let marked = sqlx::query(
+            "UPDATE executions
+             SET status = 'processing', attempts = $3, lease_until = $4, next_attempt_at = NULL,
+                 updated_at = now()
+             WHERE tenant_id = $1 AND id = $2
+               AND ((status IN ('pending', 'retry_scheduled') AND attempts = $3 - 1)
+                    OR (status = 'processing' AND attempts = $3))",
         )
-        .bind(column(|r| r.tenant_id.as_uuid()))
-        .bind(column(|r| r.execution_id.as_uuid()))
-        .bind(requests.iter().map(|r| r.attempt).collect::<Vec<_>>())
-        .bind(requests.iter().map(|r| r.lease_until).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
+        .bind(request.tenant_id)
+        .bind(request.execution_id)
+        .bind(request.attempt)
+        .bind(request.lease_until)
+        .execute(&self.pool)
         .await?;
-        let mut claims: Vec<Option<Claim>> = vec![None; requests.len()];
-        let mut unclaimed = Vec::new();
-        for (at, request) in requests.iter().enumerate() {
-            let won = claimed.iter().find(|(id, attempts, _)| {
-                *id == request.execution_id.as_uuid() && *attempts == request.attempt
-            });
-            let first = !requests[..at]
-                .iter()
-                .any(|r| r.execution_id == request.execution_id && r.attempt == request.attempt);
-            match won {
-                Some((_, _, max_attempts)) if first => {
-                    claims[at] = Some(Claim::Claimed {
-                        max_attempts: *max_attempts,
-                    })
-                }
-                Some(_) => claims[at] = Some(Claim::Stale),
-                None => unclaimed.push(at),
-            }
-        }
-        if !unclaimed.is_empty() {
-            let rows: Vec<(Uuid, String, i32, Option<DateTime<Utc>>)> = sqlx::query_as(
-                "SELECT e.id, e.status, e.attempts, e.next_attempt_at
-                 FROM executions e
-                 JOIN unnest($1::uuid[], $2::uuid[]) AS u(tenant_id, id)
-                   ON e.tenant_id = u.tenant_id AND e.id = u.id",
-            )
-            .bind(
-                unclaimed
-                    .iter()
-                    .map(|at| requests[*at].tenant_id.as_uuid())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                unclaimed
-                    .iter()
-                    .map(|at| requests[*at].execution_id.as_uuid())
-                    .collect::<Vec<_>>(),
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            for at in unclaimed {
-                let request = &requests[at];
-                let row = rows
-                    .iter()
-                    .find(|(id, ..)| *id == request.execution_id.as_uuid());
-                claims[at] = Some(match row {
-                    None => Claim::NotFound,
-                    Some((_, status, _, _)) if status_of(status).is_terminal() => {
-                        Claim::Finished(status_of(status))
-                    }
-                    Some((_, status, attempts, next_attempt_at))
-                        if status_of(status) == ExecutionStatus::RetryScheduled
-                            && *attempts == request.attempt =>
-                    {
-                        Claim::RetryRecorded {
-                            next_attempt_at: *next_attempt_at,
-                        }
-                    }
-                    Some(_) => Claim::Stale,
-                });
-            }
-        }
-        Ok(claims
-            .into_iter()
-            .map(|c| c.unwrap_or(Claim::NotFound))
-            .collect())
+        Ok(marked.rows_affected() == 1)
     }
 
     /// Whether each attempt may be made now, without writing anything: the fast path of an
     /// attempt (see `executor::job`) checks, sends, then records; only an attempt that runs
-    /// long is marked `processing` with [`Store::claim_attempts`] meanwhile. The same attempt
+    /// long is marked `processing` with [`Store::mark_processing`] meanwhile. The same attempt
     /// asked for twice in one call is allowed once (the second is `Stale`).
     pub async fn check_attempts(
         &self,
