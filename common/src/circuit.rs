@@ -276,6 +276,15 @@ impl Circuit {
         next
     }
 
+    /// Whether outcomes first seen at `first_seen` predate this circuit's last close (by a
+    /// probe or an operator's reset): those attempts were made against the endpoint as it was
+    /// before, so they must not open the circuit again. A closed circuit with a window and no
+    /// attempts counted in it was just closed (a window that rolls over is rolled while
+    /// outcomes are added, so it is never stored empty).
+    pub fn closed_after(&self, first_seen: DateTime<Utc>) -> bool {
+        self.state == State::Closed && self.window_attempts == 0 && first_seen < self.window_start
+    }
+
     /// Claims a probe slot under the row lock: the circuit with the claim recorded when
     /// [`Circuit::admit`] would say [`Admission::TryProbe`], or `None` when there is nothing to
     /// claim (closed, not yet due, or every slot taken).
@@ -844,6 +853,16 @@ mod tests {
         let tripped = nearly.probe_result(&policy, false, at(2));
         assert_eq!(tripped.state, State::Open);
         assert_eq!(tripped.trips, 1);
+    }
+
+    #[test]
+    fn outcomes_from_before_a_close_are_told_apart() {
+        let reset = Circuit::reset(at(10));
+        assert!(reset.closed_after(at(9)));
+        assert!(!reset.closed_after(at(10)));
+        let counted = reset.absorb(&CircuitPolicy::default(), &outcomes("f"), at(11));
+        assert!(!counted.closed_after(at(9)), "counting since the close");
+        assert!(!open_circuit(1, 0, 5).closed_after(at(0)));
     }
 
     #[test]

@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 type Key = (TenantId, String);
 
+/// Outcomes not yet written: the counts, the last error, when the first was seen.
+type Pending = (Outcomes, Option<String>, DateTime<Utc>);
+
 /// Rows re-read after their last seen change: a transaction that stamped its row before
 /// another but committed after it is still seen.
 const REREAD_OVERLAP: chrono::Duration = chrono::Duration::seconds(2);
@@ -26,7 +29,7 @@ pub struct Circuits {
     /// Circuits that are not closed; a destination absent here is closed.
     not_closed: RwLock<HashMap<Key, Circuit>>,
     /// Outcomes of ordinary attempts not yet written, with the last error seen.
-    pending: Mutex<HashMap<Key, (Outcomes, Option<String>)>>,
+    pending: Mutex<HashMap<Key, Pending>>,
 }
 
 impl Circuits {
@@ -100,7 +103,9 @@ impl Circuits {
     /// Notes an ordinary attempt's outcome, written with the next sync.
     pub fn record(&self, tenant_id: TenantId, endpoint: &str, success: bool, error: Option<&str>) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let (outcomes, last_error) = pending.entry((tenant_id, endpoint.to_owned())).or_default();
+        let (outcomes, last_error, _) = pending
+            .entry((tenant_id, endpoint.to_owned()))
+            .or_insert_with(|| (Outcomes::default(), None, Utc::now()));
         outcomes.record(success);
         if let Some(error) = error {
             *last_error = Some(error.to_owned());
@@ -149,11 +154,14 @@ impl Circuits {
             pending
                 .drain()
                 .map(
-                    |((tenant_id, endpoint), (outcomes, last_error))| EndpointOutcomes {
-                        tenant_id,
-                        endpoint,
-                        outcomes,
-                        last_error,
+                    |((tenant_id, endpoint), (outcomes, last_error, first_seen))| {
+                        EndpointOutcomes {
+                            tenant_id,
+                            endpoint,
+                            outcomes,
+                            last_error,
+                            first_seen,
+                        }
                     },
                 )
                 .collect()
@@ -171,9 +179,11 @@ impl Circuits {
                 // Put them back for the next sync: outcomes are facts, not to be lost.
                 let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                 for item in batch {
-                    let (later, last_error) =
-                        pending.entry((item.tenant_id, item.endpoint)).or_default();
+                    let (later, last_error, first_seen) = pending
+                        .entry((item.tenant_id, item.endpoint))
+                        .or_insert_with(|| (Outcomes::default(), None, item.first_seen));
                     *later = item.outcomes.then(later);
+                    *first_seen = item.first_seen.min(*first_seen);
                     if last_error.is_none() {
                         *last_error = item.last_error;
                     }

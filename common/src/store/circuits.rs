@@ -27,6 +27,8 @@ pub struct EndpointOutcomes {
     pub endpoint: String,
     pub outcomes: Outcomes,
     pub last_error: Option<String>,
+    /// When the first of these outcomes was seen.
+    pub first_seen: DateTime<Utc>,
 }
 
 const COLUMNS: &str =
@@ -141,6 +143,8 @@ impl Store {
         for item in batch {
             let current = lock(&mut tx, item.tenant_id, &item.endpoint).await?;
             let circuit = match current {
+                // Attempts made before an operator's reset (or a closing probe) must not undo it.
+                Some(entry) if entry.circuit.closed_after(item.first_seen) => continue,
                 Some(entry) => entry.circuit,
                 None if item.outcomes.failures == 0 => continue,
                 None => Circuit::closed(now),
