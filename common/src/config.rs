@@ -256,7 +256,11 @@ impl ExecutorConfig {
 pub struct SchedulerConfig {
     pub poll_interval_ms: u64,
     pub batch_size: i64,
-    /// How long a claimed batch stays reserved for the replica that claimed it.
+    /// Release loops per replica: while one waits for the broker's confirms, another takes
+    /// the next batch.
+    pub release_workers: usize,
+    /// Longest a replica may hold a batch it has taken but not released: past it, the
+    /// database gives the jobs back to the other replicas.
     pub claim_ttl_s: u64,
 }
 
@@ -338,6 +342,7 @@ impl Config {
             scheduler: SchedulerConfig {
                 poll_interval_ms: 100,
                 batch_size: 500,
+                release_workers: 2,
                 claim_ttl_s: 30,
             },
             shutdown: ShutdownConfig { grace_s: 20 },
@@ -493,6 +498,10 @@ impl Config {
             self.scheduler.batch_size.max(0) as u64,
         )?;
         positive("scheduler.claim_ttl_s", self.scheduler.claim_ttl_s)?;
+        positive(
+            "scheduler.release_workers",
+            self.scheduler.release_workers as u64,
+        )?;
         if self.amqp.reconnect_max_ms < self.amqp.reconnect_initial_ms {
             return Err(ConfigError::new(
                 "amqp.reconnect_max_ms",

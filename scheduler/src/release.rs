@@ -1,6 +1,8 @@
-//! Releasing due jobs: claim a batch (SKIP LOCKED, with a claim expiry), publish it with
-//! confirms, and only then delete it. A replica that dies mid-batch leaves its claim to expire,
-//! and another replica releases those jobs.
+//! Releasing due jobs: take a batch (deleted in a transaction that keeps the rows locked,
+//! `SKIP LOCKED` for everyone else), publish it with confirms, and only then commit. A replica
+//! that dies or hangs mid-batch never commits, so its jobs come back for another release.
+//! Several release loops run per replica: while one waits for the broker's confirms, another
+//! takes the next batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,21 +15,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 
+/// Shortest pause after a round that released nothing: jobs due now but held by another
+/// release loop are not worth asking for again at once.
+const IDLE_PAUSE: Duration = Duration::from_millis(10);
+
 pub struct Releaser<C: Clock> {
     pub store: Store,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
     pub clock: C,
-    pub replica: String,
     pub batch_size: i64,
-    pub claim_ttl: Duration,
+    /// Longest a batch may stay taken without being committed.
+    pub hold_for: Duration,
     pub poll_interval: Duration,
     pub wake: Arc<Notify>,
 }
 
 impl<C: Clock> Releaser<C> {
     /// Releases due jobs until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             let released = match self.release_once().await {
                 Ok(n) => n,
@@ -42,7 +48,11 @@ impl<C: Clock> Releaser<C> {
             if released as i64 >= self.batch_size {
                 continue; // more are probably due
             }
-            let pause = self.pause().await;
+            let pause = if released == 0 {
+                self.pause().await.max(IDLE_PAUSE)
+            } else {
+                self.pause().await
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
@@ -63,48 +73,53 @@ impl<C: Clock> Releaser<C> {
         }
     }
 
-    /// Claims, publishes and deletes one batch; returns how many jobs were released.
+    /// Takes, publishes and commits one batch; returns how many jobs were released.
     pub async fn release_once(&self) -> anyhow::Result<usize> {
-        let now = self.clock.now();
-        let claim_until = now + chrono::Duration::from_std(self.claim_ttl)?;
-        let claimed = self
+        let batch = self
             .store
-            .claim_due_jobs(now, self.batch_size, &self.replica, claim_until)
+            .take_due_jobs(self.clock.now(), self.batch_size, self.hold_for)
             .await?;
-        if claimed.is_empty() {
+        if batch.jobs.is_empty() {
             return Ok(0);
         }
-        let messages: Vec<Outgoing> = claimed
+        let messages: Vec<Outgoing> = batch
+            .jobs
             .iter()
-            .map(|c| {
+            .map(|job| {
                 let headers =
-                    string_headers(c.job.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    string_headers(job.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 Outgoing::raw(
-                    &c.job.exchange,
-                    &c.job.routing_key,
-                    c.job.body.clone(),
-                    &c.job.message_type,
+                    &job.exchange,
+                    &job.routing_key,
+                    job.body.clone(),
+                    &job.message_type,
                 )
                 .with_headers(headers)
             })
             .collect();
+        // On an error the batch is dropped uncommitted and its jobs stay for the next round.
         self.publisher.publish_all(&messages).await?;
-        let ids: Vec<String> = claimed.iter().map(|c| c.job.id.clone()).collect();
-        self.store.delete_released_jobs(&ids, &self.replica).await?;
         let released_at = self.clock.now();
-        for c in &claimed {
-            let late = (released_at - c.job.due_at)
-                .to_std()
-                .unwrap_or(Duration::ZERO);
-            self.metrics
-                .delayed_release_lateness
-                .observe(late.as_secs_f64());
+        let lateness: Vec<f64> = batch
+            .jobs
+            .iter()
+            .map(|job| {
+                (released_at - job.due_at)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs_f64()
+            })
+            .collect();
+        // A failed commit after the confirms releases these jobs again later: at least once.
+        batch.commit().await?;
+        for late in &lateness {
+            self.metrics.delayed_release_lateness.observe(*late);
         }
         self.metrics
             .delayed_jobs_released
-            .inc_by(claimed.len() as u64);
+            .inc_by(lateness.len() as u64);
         self.metrics
-            .stage_done("scheduler_release", claimed.len() as u64);
-        Ok(claimed.len())
+            .stage_done("scheduler_release", lateness.len() as u64);
+        Ok(lateness.len())
     }
 }

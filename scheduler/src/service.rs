@@ -49,18 +49,19 @@ pub async fn start_with_clock<C: Clock + Clone>(
         Arc::new(intake),
         shutdown.clone(),
     ));
-    let releaser = Releaser {
+    let releaser = Arc::new(Releaser {
         store: base.store.clone(),
         publisher: base.publisher.clone(),
         metrics: base.metrics.clone(),
         clock: clock.clone(),
-        replica: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
         batch_size: base.config.scheduler.batch_size,
-        claim_ttl: Duration::from_secs(base.config.scheduler.claim_ttl_s),
+        hold_for: Duration::from_secs(base.config.scheduler.claim_ttl_s),
         poll_interval: Duration::from_millis(base.config.scheduler.poll_interval_ms),
         wake,
-    };
-    base.tasks.spawn(releaser.run(shutdown.clone()));
+    });
+    for _ in 0..base.config.scheduler.release_workers {
+        base.tasks.spawn(releaser.clone().run(shutdown.clone()));
+    }
     let sweep = OutboxSweep {
         store: base.store.clone(),
         publisher: base.publisher.clone(),
@@ -71,8 +72,4 @@ pub async fn start_with_clock<C: Clock + Clone>(
     };
     base.tasks.spawn(sweep.run(shutdown.clone()));
     Ok(base.into_running(None))
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "scheduler".into())
 }

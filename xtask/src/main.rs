@@ -7,6 +7,8 @@ mod api;
 mod bench_executor;
 mod bench_matcher;
 mod bench_matcher_service;
+mod bench_scheduler;
+mod bench_support;
 mod packages;
 mod ports;
 mod postgres;
@@ -82,6 +84,28 @@ enum Bench {
         #[arg(long, value_delimiter = ',', default_values_t = [1, 100])]
         destinations: Vec<usize>,
     },
+    /// The scheduler releasing due jobs: jobs per second and lateness, paced, handed over
+    /// through the broker, and as a backlog, with far-future jobs stored alongside.
+    Scheduler {
+        /// Jobs falling due per second in the paced scenario.
+        #[arg(long, default_value_t = 12_000)]
+        rate: u32,
+        /// Hand-overs per second through the broker in the intake scenario.
+        #[arg(long, default_value_t = 5_000)]
+        intake_rate: u32,
+        /// Length of the paced and intake scenarios.
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+        /// Jobs due at once in the backlog scenario.
+        #[arg(long, default_value_t = 200_000)]
+        backlog: usize,
+        /// Jobs due in an hour, stored throughout.
+        #[arg(long, default_value_t = 100_000)]
+        far: usize,
+        /// Scheduler replicas.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+    },
 }
 
 fn workspace_root() -> PathBuf {
@@ -124,6 +148,27 @@ fn main() -> ExitCode {
                 deliveries,
                 paced_rate,
                 destination_counts: destinations,
+            },
+        ),
+        Task::Bench {
+            which:
+                Bench::Scheduler {
+                    rate,
+                    intake_rate,
+                    seconds,
+                    backlog,
+                    far,
+                    replicas,
+                },
+        } => bench_scheduler::run(
+            &root,
+            bench_scheduler::SchedulerBenchOptions {
+                rate,
+                intake_rate,
+                seconds,
+                backlog,
+                far,
+                replicas,
             },
         ),
         Task::Up { release, no_demo } => up::run(&root, up::UpOptions { release, no_demo }),

@@ -1,18 +1,29 @@
-//! Delayed jobs: durable until released. Replicas claim due jobs with `SKIP LOCKED` and a claim
-//! expiry, so two replicas never take the same job and a dead replica's claim runs out.
+//! Delayed jobs: durable until released. A release deletes due jobs inside a transaction that
+//! commits only after the broker confirmed them (`SKIP LOCKED`, so two replicas never take the
+//! same job, and a dead replica's transaction rolls back and gives its jobs back).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Postgres, Row, Transaction};
 
 use super::Store;
 use crate::messages::DelayedJob;
 
-/// A due job taken by this replica, to publish and then delete.
-#[derive(Debug, Clone)]
-pub struct ClaimedJob {
-    pub job: DelayedJob,
+/// Due jobs taken by one release: deleted inside a transaction that holds their rows locked
+/// until [`DueBatch::commit`]. Other replicas skip locked rows, so no job is taken twice; if
+/// the releasing process dies or hangs, the transaction ends without committing and every
+/// job is back for another replica.
+pub struct DueBatch {
+    tx: Transaction<'static, Postgres>,
+    pub jobs: Vec<DelayedJob>,
+}
+
+impl DueBatch {
+    /// Makes the deletion final: call once the broker has confirmed every job.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
 }
 
 impl Store {
@@ -49,68 +60,53 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` jobs due at `now`, oldest first, for `claimer` until `claim_until`.
-    pub async fn claim_due_jobs(
+    /// Takes up to `limit` jobs due at `now`, earliest first, skipping jobs another release
+    /// holds. The transaction gives up (and the jobs return) if it is left idle for `hold_for`,
+    /// so a replica that hangs mid-batch cannot keep its jobs.
+    pub async fn take_due_jobs(
         &self,
         now: DateTime<Utc>,
         limit: i64,
-        claimer: &str,
-        claim_until: DateTime<Utc>,
-    ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+        hold_for: std::time::Duration,
+    ) -> Result<DueBatch, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)")
+            .bind(hold_for.as_millis().max(1).to_string())
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query(
-            "WITH due AS (
-               SELECT id FROM delayed_jobs
-               WHERE due_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1)
-               ORDER BY due_at
-               LIMIT $2
+            "DELETE FROM delayed_jobs WHERE id IN (
+               SELECT id FROM delayed_jobs WHERE due_at <= $1
+               ORDER BY due_at LIMIT $2
                FOR UPDATE SKIP LOCKED)
-             UPDATE delayed_jobs d SET claimed_by = $3, claimed_until = $4
-             FROM due WHERE d.id = due.id
-             RETURNING d.id, d.due_at, d.exchange, d.routing_key, d.message_type, d.body, d.headers",
+             RETURNING id, due_at, exchange, routing_key, message_type, body, headers",
         )
         .bind(now)
         .bind(limit)
-        .bind(claimer)
-        .bind(claim_until)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        let mut jobs: Vec<ClaimedJob> = rows
+        let mut jobs: Vec<DelayedJob> = rows
             .iter()
             .map(|row| {
                 let headers: serde_json::Value = row.try_get("headers")?;
-                Ok(ClaimedJob {
-                    job: DelayedJob {
-                        id: row.try_get("id")?,
-                        due_at: row.try_get("due_at")?,
-                        exchange: row.try_get("exchange")?,
-                        routing_key: row.try_get("routing_key")?,
-                        message_type: row.try_get("message_type")?,
-                        body: row.try_get("body")?,
-                        headers: serde_json::from_value::<BTreeMap<String, String>>(headers)
-                            .unwrap_or_default(),
-                    },
+                Ok(DelayedJob {
+                    id: row.try_get("id")?,
+                    due_at: row.try_get("due_at")?,
+                    exchange: row.try_get("exchange")?,
+                    routing_key: row.try_get("routing_key")?,
+                    message_type: row.try_get("message_type")?,
+                    body: row.try_get("body")?,
+                    headers: serde_json::from_value::<BTreeMap<String, String>>(headers)
+                        .unwrap_or_default(),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
-        jobs.sort_by_key(|j| j.job.due_at);
-        Ok(jobs)
+        jobs.sort_by_key(|j| j.due_at);
+        Ok(DueBatch { tx, jobs })
     }
 
-    /// Deletes released jobs, only while this replica still holds their claim.
-    pub async fn delete_released_jobs(
-        &self,
-        ids: &[String],
-        claimer: &str,
-    ) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM delayed_jobs WHERE id = ANY($1) AND claimed_by = $2")
-            .bind(ids)
-            .bind(claimer)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// When the next job falls due, so the release loop can sleep until then.
+    /// When the next job falls due (possibly one another release holds right now), so the
+    /// release loop can sleep until then.
     pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         sqlx::query_scalar("SELECT min(due_at) FROM delayed_jobs")
             .fetch_one(&self.pool)

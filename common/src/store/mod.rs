@@ -18,7 +18,7 @@ use crate::config::DatabaseConfig;
 
 pub use actions::{ActionRecord, ActionWriteError, NewAction};
 pub use circuits::{CircuitEntry, EndpointOutcomes};
-pub use delayed::ClaimedJob;
+pub use delayed::DueBatch;
 pub use events::{InsertedEvent, StoredEvent};
 pub use executions::{
     AttemptRecord, AttemptView, Claim, ClaimRequest, ExecutionRecord, NewExecution, Outcome,
