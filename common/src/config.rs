@@ -78,6 +78,7 @@ pub struct Config {
     pub matcher: MatcherConfig,
     pub executor: ExecutorConfig,
     pub scheduler: SchedulerConfig,
+    pub retention: RetentionConfig,
     pub shutdown: ShutdownConfig,
 }
 
@@ -262,6 +263,28 @@ pub struct SchedulerConfig {
     /// Longest a replica may hold a batch it has taken but not released: past it, the
     /// database gives the jobs back to the other replicas.
     pub claim_ttl_s: u64,
+    /// How often the recovery loops look for stuck executions.
+    pub recovery_interval_s: u64,
+    /// How long past its time an attempt may wait, with no job for it at the scheduler,
+    /// before recovery sends it again (its job was lost: a purged queue, a dead-lettered
+    /// message). Generous, so that a long but healthy executor backlog is not sent twice.
+    pub overdue_after_s: u64,
+    /// Executions reopened per transaction by a bulk retry.
+    pub bulk_retry_page: i64,
+}
+
+/// How long records are kept; 0 keeps them for ever. Deleting an execution deletes its
+/// attempts; an event is deleted only once it has no executions left.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub events_days: u32,
+    pub executions_days: u32,
+    pub attempts_days: u32,
+    /// Rows deleted per statement.
+    pub batch_size: i64,
+    /// How often the scheduler looks for expired rows.
+    pub interval_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,6 +367,16 @@ impl Config {
                 batch_size: 500,
                 release_workers: 2,
                 claim_ttl_s: 30,
+                recovery_interval_s: 10,
+                overdue_after_s: 900,
+                bulk_retry_page: 500,
+            },
+            retention: RetentionConfig {
+                events_days: 30,
+                executions_days: 30,
+                attempts_days: 30,
+                batch_size: 1000,
+                interval_s: 60,
             },
             shutdown: ShutdownConfig { grace_s: 20 },
         }
@@ -502,6 +535,20 @@ impl Config {
             "scheduler.release_workers",
             self.scheduler.release_workers as u64,
         )?;
+        positive(
+            "scheduler.recovery_interval_s",
+            self.scheduler.recovery_interval_s,
+        )?;
+        positive("scheduler.overdue_after_s", self.scheduler.overdue_after_s)?;
+        positive(
+            "scheduler.bulk_retry_page",
+            self.scheduler.bulk_retry_page.max(0) as u64,
+        )?;
+        positive(
+            "retention.batch_size",
+            self.retention.batch_size.max(0) as u64,
+        )?;
+        positive("retention.interval_s", self.retention.interval_s)?;
         if self.amqp.reconnect_max_ms < self.amqp.reconnect_initial_ms {
             return Err(ConfigError::new(
                 "amqp.reconnect_max_ms",

@@ -146,6 +146,10 @@ typed_id!(
     /// One try of an execution.
     AttemptId, "att", "attempt"
 );
+typed_id!(
+    /// An operator's retry of every execution matching a filter, carried out page by page.
+    BulkRetryId, "blk", "bulk retry"
+);
 
 #[cfg(test)]
 mod tests {

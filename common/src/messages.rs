@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::broker::topology::JOBS_EXCHANGE;
 use crate::event::{Event, EventError, EventId, EventLimits, IncomingEvent};
 use crate::ids::{ActionId, ExecutionId, TenantId};
 
@@ -188,6 +189,29 @@ pub struct DelayedJob {
 impl Message for DelayedJob {
     const KIND: &'static str = "delayed_job";
     const VERSION: u32 = 1;
+}
+
+impl DelayedJob {
+    /// An attempt to release onto the executors' retry lane at `due`. Its id is
+    /// `<execution uuid>:<attempt>`, then `:<tag>` when one hand-over of the same attempt must
+    /// not be taken for another (held back until a time, retried by an operator). The
+    /// scheduler finds every job of one execution by the uuid prefix.
+    pub fn attempt(job: ExecutionJob, tag: Option<&str>, due: DateTime<Utc>) -> Self {
+        let mut id = format!("{}:{}", job.execution_id.as_uuid(), job.attempt);
+        if let Some(tag) = tag {
+            id.push(':');
+            id.push_str(tag);
+        }
+        Self {
+            id,
+            due_at: due,
+            exchange: JOBS_EXCHANGE.into(),
+            routing_key: Lane::Retry.routing_key().into(),
+            message_type: JobBatch::type_name(),
+            body: JobBatch { jobs: vec![job] }.encode(),
+            headers: BTreeMap::new(),
+        }
+    }
 }
 
 /// Reads events from a message on `herald.events`: Herald's own batches, or a single event

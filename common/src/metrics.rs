@@ -38,6 +38,10 @@ pub struct Metrics {
     pub circuit_transitions: IntCounterVec,
     pub attempts_held: IntCounterVec,
     pub destination_in_flight: prometheus::IntGauge,
+    pub executions_recovered: IntCounterVec,
+    pub executions_retried: IntCounterVec,
+    pub outbox_republished: IntCounter,
+    pub retention_deleted: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -237,6 +241,29 @@ impl Metrics {
                     .expect("metric registered once");
                 metric
             },
+            executions_recovered: counter_vec(
+                &r,
+                "herald_executions_recovered_total",
+                "Stuck executions sent again by the scheduler, by reason (lease_expired: its executor died or hung mid-attempt; overdue: its job was lost).",
+                &["reason"],
+            ),
+            executions_retried: counter_vec(
+                &r,
+                "herald_executions_retried_total",
+                "Finished executions reopened for one more attempt, by how (one: by id; bulk: by filter).",
+                &["by"],
+            ),
+            outbox_republished: counter(
+                &r,
+                "herald_outbox_events_republished_total",
+                "Accepted events published again because no matcher had recorded them in time.",
+            ),
+            retention_deleted: counter_vec(
+                &r,
+                "herald_retention_deleted_rows_total",
+                "Rows deleted by retention, by table.",
+                &["table"],
+            ),
             registry: r,
         };
         metrics

@@ -59,6 +59,15 @@ string_enum!(
 );
 
 string_enum!(
+    /// Where a retry by filter is: it runs until the filter is exhausted or it is cancelled.
+    BulkRetryStatus {
+        Running => "running",
+        Done => "done",
+        Cancelled => "cancelled",
+    }
+);
+
+string_enum!(
     /// What went wrong in a failed attempt; recorded on the attempt and used in metrics.
     ErrorKind {
         HttpStatus => "http_status",

@@ -21,12 +21,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_common::action::Handler;
-use herald_common::broker::topology::{
-    DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE, JOBS_EXCHANGE,
-};
+use herald_common::broker::topology::{DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE};
 use herald_common::broker::{Outgoing, Publisher};
 use herald_common::circuit::Admission;
-use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, JobBatch, Lane, Message};
+use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob};
 use herald_common::metrics::Metrics;
 use herald_common::net::Destinations;
 use herald_common::status::{AttemptOutcome, ErrorKind};
@@ -419,13 +417,8 @@ impl Executor {
             .attempts_held
             .with_label_values(&[reason])
             .inc();
-        let id = format!(
-            "{}:{}:held:{}",
-            job.execution_id,
-            job.attempt,
-            until.timestamp_millis()
-        );
-        self.publish_delayed(job.clone(), id, until).await
+        let tag = format!("held:{}", until.timestamp_millis());
+        self.publish_delayed(job.clone(), Some(&tag), until).await
     }
 
     /// Hands the next attempt to the scheduler, to be released onto the retry lane at `due`.
@@ -434,25 +427,16 @@ impl Executor {
             attempt: job.attempt + 1,
             ..job.clone()
         };
-        let id = format!("{}:{}", job.execution_id, next.attempt);
-        self.publish_delayed(next, id, due).await
+        self.publish_delayed(next, None, due).await
     }
 
     async fn publish_delayed(
         &self,
         job: ExecutionJob,
-        id: String,
+        tag: Option<&str>,
         due: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let delayed = DelayedJob {
-            id,
-            due_at: due,
-            exchange: JOBS_EXCHANGE.into(),
-            routing_key: Lane::Retry.routing_key().into(),
-            message_type: JobBatch::type_name(),
-            body: JobBatch { jobs: vec![job] }.encode(),
-            headers: Default::default(),
-        };
+        let delayed = DelayedJob::attempt(job, tag, due);
         self.publisher
             .publish(&Outgoing::message(
                 DELAYED_EXCHANGE,

@@ -4,6 +4,7 @@ mod auth;
 mod batcher;
 mod body;
 pub mod error;
+mod query;
 mod routes;
 mod service;
 mod state;

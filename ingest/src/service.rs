@@ -20,7 +20,7 @@ use crate::batcher::EventBatcher;
 use herald_matcher::feed::live_engine;
 
 use crate::error::ApiError;
-use crate::routes::{actions, endpoints, events, executions, tenants};
+use crate::routes::{actions, bulk_retries, endpoints, events, executions, tenants};
 use crate::state::AppState;
 
 /// The public API's routes.
@@ -31,7 +31,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}", get(events::get))
         .route("/v1/actions", post(actions::create))
         .route("/v1/actions/{id}", get(actions::get))
+        .route("/v1/executions", get(executions::list))
+        .route("/v1/executions/retry", post(executions::retry_by_filter))
         .route("/v1/executions/{id}", get(executions::get))
+        .route("/v1/executions/{id}/retry", post(executions::retry))
+        .route("/v1/executions/{id}/cancel", post(executions::cancel))
+        .route("/v1/bulk-retries/{id}", get(bulk_retries::get))
+        .route("/v1/bulk-retries/{id}/cancel", post(bulk_retries::cancel))
         .route("/v1/endpoints", get(endpoints::list))
         .route("/v1/endpoints/{id}/reset", post(endpoints::reset))
         .route("/v1/tenants", post(tenants::create))

@@ -1,10 +1,15 @@
-//! The scheduler: holds delayed work (retries, scheduled deliveries) durably in PostgreSQL and
-//! releases it on time; also re-sends events whose publication was lost.
+//! The scheduler: holds delayed work (retries, held-back attempts, operator retries, recovered
+//! executions) durably in PostgreSQL and releases it on time; re-sends events whose publication
+//! was lost and executions that got stuck; carries out retries by filter; applies retention.
 
+mod bulk;
 pub mod clock;
 mod intake;
 mod outbox;
+mod periodic;
+mod recovery;
 mod release;
+mod retention;
 mod service;
 
 pub use service::{start, start_with_clock};

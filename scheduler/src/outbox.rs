@@ -10,7 +10,6 @@ use herald_common::broker::{Outgoing, Publisher};
 use herald_common::messages::EventBatch;
 use herald_common::metrics::Metrics;
 use herald_common::store::Store;
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 
@@ -21,29 +20,12 @@ pub struct OutboxSweep<C: Clock> {
     pub clock: C,
     /// How long an event may wait for the matcher before it is sent again.
     pub stale_after: Duration,
-    pub interval: Duration,
 }
 
 /// Events re-sent per broker message.
 const EVENTS_PER_MESSAGE: usize = 100;
 
 impl<C: Clock> OutboxSweep<C> {
-    pub async fn run(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            match self.sweep_once().await {
-                Ok(n) if n > 0 => {
-                    tracing::info!(events = n, "re-sent events the matcher never recorded")
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(error = format!("{error:#}"), "outbox sweep failed"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.interval) => {}
-            }
-        }
-    }
-
     pub async fn sweep_once(&self) -> anyhow::Result<usize> {
         let now = self.clock.now();
         let stale = chrono::Duration::from_std(self.stale_after)?;
@@ -61,6 +43,13 @@ impl<C: Clock> OutboxSweep<C> {
             })
             .collect();
         self.publisher.publish_all(&messages).await?;
+        if !events.is_empty() {
+            tracing::info!(
+                events = events.len(),
+                "re-sent events the matcher never recorded"
+            );
+            self.metrics.outbox_republished.inc_by(events.len() as u64);
+        }
         self.metrics.stage_done("outbox", events.len() as u64);
         Ok(events.len())
     }

@@ -75,36 +75,33 @@ impl<C: Clock> Releaser<C> {
 
     /// Takes, publishes and commits one batch; returns how many jobs were released.
     pub async fn release_once(&self) -> anyhow::Result<usize> {
-        let batch = self
+        let mut batch = self
             .store
             .take_due_jobs(self.clock.now(), self.batch_size, self.hold_for)
             .await?;
         if batch.jobs.is_empty() {
             return Ok(0);
         }
-        let messages: Vec<Outgoing> = batch
-            .jobs
-            .iter()
+        let mut due = Vec::with_capacity(batch.jobs.len());
+        // The bodies move into the messages: a batch is held in memory once.
+        let messages: Vec<Outgoing> = std::mem::take(&mut batch.jobs)
+            .into_iter()
             .map(|job| {
+                due.push(job.due_at);
                 let headers =
                     string_headers(job.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                Outgoing::raw(
-                    &job.exchange,
-                    &job.routing_key,
-                    job.body.clone(),
-                    &job.message_type,
-                )
-                .with_headers(headers)
+                Outgoing::raw(&job.exchange, &job.routing_key, job.body, &job.message_type)
+                    .with_headers(headers)
             })
             .collect();
         // On an error the batch is dropped uncommitted and its jobs stay for the next round.
         self.publisher.publish_all(&messages).await?;
+        drop(messages);
         let released_at = self.clock.now();
-        let lateness: Vec<f64> = batch
-            .jobs
+        let lateness: Vec<f64> = due
             .iter()
-            .map(|job| {
-                (released_at - job.due_at)
+            .map(|due_at| {
+                (released_at - *due_at)
                     .to_std()
                     .unwrap_or(Duration::ZERO)
                     .as_secs_f64()

@@ -1,5 +1,6 @@
-//! The scheduler service: takes delayed jobs from the broker into PostgreSQL, releases them
-//! when due, and re-sends events whose publication was lost.
+//! The scheduler service: takes delayed jobs from the broker into PostgreSQL and releases them
+//! when due; re-sends events whose publication was lost and executions that got stuck; carries
+//! out retries by filter; deletes records past their retention.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +12,20 @@ use herald_common::service::{Base, Running};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::bulk::BulkRetries;
 use crate::clock::{Clock, SystemClock};
 use crate::intake::Intake;
 use crate::outbox::OutboxSweep;
+use crate::periodic::every;
+use crate::recovery::Recovery;
 use crate::release::Releaser;
+use crate::retention::Retention;
+
+/// How often the outbox is swept, and how long an event may wait for the matcher first.
+const OUTBOX_INTERVAL: Duration = Duration::from_secs(5);
+const OUTBOX_STALE_AFTER: Duration = Duration::from_secs(30);
+/// How often waiting bulk retries are looked for.
+const BULK_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Starts the scheduler on the system clock.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
@@ -28,6 +39,7 @@ pub async fn start_with_clock<C: Clock + Clone>(
     clock: C,
 ) -> anyhow::Result<Running> {
     let base = Base::start(ServiceName::Scheduler, config, shutdown.clone()).await?;
+    let settings = base.config.scheduler.clone();
     let wake = Arc::new(Notify::new());
     let intake = Intake {
         store: base.store.clone(),
@@ -49,27 +61,86 @@ pub async fn start_with_clock<C: Clock + Clone>(
         Arc::new(intake),
         shutdown.clone(),
     ));
+
     let releaser = Arc::new(Releaser {
         store: base.store.clone(),
         publisher: base.publisher.clone(),
         metrics: base.metrics.clone(),
         clock: clock.clone(),
-        batch_size: base.config.scheduler.batch_size,
-        hold_for: Duration::from_secs(base.config.scheduler.claim_ttl_s),
-        poll_interval: Duration::from_millis(base.config.scheduler.poll_interval_ms),
+        batch_size: settings.batch_size,
+        hold_for: Duration::from_secs(settings.claim_ttl_s),
+        poll_interval: Duration::from_millis(settings.poll_interval_ms),
         wake,
     });
-    for _ in 0..base.config.scheduler.release_workers {
+    for _ in 0..settings.release_workers {
         base.tasks.spawn(releaser.clone().run(shutdown.clone()));
     }
-    let sweep = OutboxSweep {
+
+    let sweep = Arc::new(OutboxSweep {
         store: base.store.clone(),
         publisher: base.publisher.clone(),
         metrics: base.metrics.clone(),
+        clock: clock.clone(),
+        stale_after: OUTBOX_STALE_AFTER,
+    });
+    base.tasks.spawn(every(
+        "outbox sweep",
+        OUTBOX_INTERVAL,
+        shutdown.clone(),
+        move || {
+            let sweep = sweep.clone();
+            async move { sweep.sweep_once().await.map(drop) }
+        },
+    ));
+
+    let recovery = Arc::new(Recovery {
+        store: base.store.clone(),
+        metrics: base.metrics.clone(),
+        clock: clock.clone(),
+        lease: Duration::from_secs(base.config.executor.lease_s),
+        overdue_after: Duration::from_secs(settings.overdue_after_s),
+    });
+    base.tasks.spawn(every(
+        "recovery of stuck executions",
+        Duration::from_secs(settings.recovery_interval_s),
+        shutdown.clone(),
+        move || {
+            let recovery = recovery.clone();
+            async move { recovery.recover_once().await.map(drop) }
+        },
+    ));
+
+    let bulk = Arc::new(BulkRetries {
+        store: base.store.clone(),
+        metrics: base.metrics.clone(),
+        clock: clock.clone(),
+        page: settings.bulk_retry_page,
+        between_pages: Duration::from_millis(10),
+    });
+    base.tasks.spawn(every(
+        "bulk retry",
+        BULK_RETRY_INTERVAL,
+        shutdown.clone(),
+        move || {
+            let bulk = bulk.clone();
+            async move { bulk.run_once().await.map(drop) }
+        },
+    ));
+
+    let retention = Arc::new(Retention {
+        store: base.store.clone(),
+        metrics: base.metrics.clone(),
         clock,
-        stale_after: Duration::from_secs(30),
-        interval: Duration::from_secs(5),
-    };
-    base.tasks.spawn(sweep.run(shutdown.clone()));
+        config: base.config.retention.clone(),
+    });
+    base.tasks.spawn(every(
+        "retention",
+        Duration::from_secs(base.config.retention.interval_s),
+        shutdown.clone(),
+        move || {
+            let retention = retention.clone();
+            async move { retention.run_once().await.map(drop) }
+        },
+    ));
     Ok(base.into_running(None))
 }

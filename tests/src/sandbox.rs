@@ -305,6 +305,16 @@ impl Sandbox {
         self.services.push((service, running));
     }
 
+    /// Starts one more scheduler in-process on `clock`, so that the test decides what time it is.
+    pub async fn start_scheduler_on(&mut self, clock: herald_scheduler::clock::ManualClock) {
+        let config = self.config(ServiceName::Scheduler);
+        let running = herald_scheduler::start_with_clock(config, CancellationToken::new(), clock)
+            .await
+            .unwrap_or_else(|e| panic!("starting herald-scheduler: {e:#}"));
+        self.wait_ready(&running).await;
+        self.services.push((ServiceName::Scheduler, running));
+    }
+
     async fn wait_ready(&self, running: &Running) {
         let url = format!("http://{}/readyz", running.ops_addr);
         let http = self.http.clone();

@@ -29,35 +29,7 @@ impl DueBatch {
 impl Store {
     /// Stores jobs; a job id seen before is ignored (hand-overs are at least once).
     pub async fn insert_delayed_jobs(&self, jobs: &[DelayedJob]) -> Result<(), sqlx::Error> {
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
-        let due: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.due_at).collect();
-        let exchanges: Vec<&str> = jobs.iter().map(|j| j.exchange.as_str()).collect();
-        let keys: Vec<&str> = jobs.iter().map(|j| j.routing_key.as_str()).collect();
-        let types: Vec<&str> = jobs.iter().map(|j| j.message_type.as_str()).collect();
-        let bodies: Vec<&[u8]> = jobs.iter().map(|j| j.body.as_slice()).collect();
-        let headers: Vec<serde_json::Value> = jobs
-            .iter()
-            .map(|j| serde_json::to_value(&j.headers).unwrap_or_default())
-            .collect();
-        sqlx::query(
-            "INSERT INTO delayed_jobs (id, due_at, exchange, routing_key, message_type, body, headers)
-             SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
-                                  $6::bytea[], $7::jsonb[])
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&ids)
-        .bind(&due)
-        .bind(&exchanges)
-        .bind(&keys)
-        .bind(&types)
-        .bind(&bodies)
-        .bind(&headers)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_delayed_jobs(&self.pool, jobs).await
     }
 
     /// Takes up to `limit` jobs due at `now`, earliest first, skipping jobs another release
@@ -112,4 +84,40 @@ impl Store {
             .fetch_one(&self.pool)
             .await
     }
+}
+
+/// [`Store::insert_delayed_jobs`] on a connection or in a transaction.
+pub(super) async fn insert_delayed_jobs(
+    db: impl sqlx::PgExecutor<'_>,
+    jobs: &[DelayedJob],
+) -> Result<(), sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    let due: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.due_at).collect();
+    let exchanges: Vec<&str> = jobs.iter().map(|j| j.exchange.as_str()).collect();
+    let keys: Vec<&str> = jobs.iter().map(|j| j.routing_key.as_str()).collect();
+    let types: Vec<&str> = jobs.iter().map(|j| j.message_type.as_str()).collect();
+    let bodies: Vec<&[u8]> = jobs.iter().map(|j| j.body.as_slice()).collect();
+    let headers: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|j| serde_json::to_value(&j.headers).unwrap_or_default())
+        .collect();
+    sqlx::query(
+        "INSERT INTO delayed_jobs (id, due_at, exchange, routing_key, message_type, body, headers)
+         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                              $6::bytea[], $7::jsonb[])
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&due)
+    .bind(&exchanges)
+    .bind(&keys)
+    .bind(&types)
+    .bind(&bodies)
+    .bind(&headers)
+    .execute(db)
+    .await?;
+    Ok(())
 }

@@ -232,24 +232,7 @@ impl Store {
         .await?;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
-            let id: String = row.try_get("id")?;
-            let event_type: String = row.try_get("type")?;
-            let data: String = row.try_get("data")?;
-            let metadata: serde_json::Value = row.try_get("metadata")?;
-            let (Ok(id), Ok(event_type)) = (EventId::parse(&id), EventType::parse(&event_type))
-            else {
-                continue;
-            };
-            events.push(Event {
-                tenant_id: row.try_get::<Uuid, _>("tenant_id")?.into(),
-                id,
-                event_type,
-                source: row.try_get("source")?,
-                time: row.try_get("time")?,
-                received_at: row.try_get("received_at")?,
-                data: RawJson::from_validated(data),
-                metadata: serde_json::from_value(metadata).unwrap_or_default(),
-            });
+            events.extend(event_from_row(row)?);
         }
         Ok(events)
     }
@@ -283,4 +266,30 @@ impl Store {
             matched_count: row.try_get("matched_count")?,
         }))
     }
+}
+
+/// The columns every query that rebuilds an [`Event`] selects.
+pub(super) const EVENT_COLUMNS: &str =
+    "tenant_id, id, type, source, time, received_at, data::text AS data, metadata";
+
+/// An event as it travels on the broker, from a row with [`EVENT_COLUMNS`]. `None` for a row
+/// whose id or type no longer parses (written by an older, laxer version).
+pub(super) fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Option<Event>, sqlx::Error> {
+    let id: String = row.try_get("id")?;
+    let event_type: String = row.try_get("type")?;
+    let (Ok(id), Ok(event_type)) = (EventId::parse(&id), EventType::parse(&event_type)) else {
+        return Ok(None);
+    };
+    let data: String = row.try_get("data")?;
+    let metadata: serde_json::Value = row.try_get("metadata")?;
+    Ok(Some(Event {
+        tenant_id: row.try_get::<Uuid, _>("tenant_id")?.into(),
+        id,
+        event_type,
+        source: row.try_get("source")?,
+        time: row.try_get("time")?,
+        received_at: row.try_get("received_at")?,
+        data: RawJson::from_validated(data),
+        metadata: serde_json::from_value(metadata).unwrap_or_default(),
+    }))
 }

@@ -530,10 +530,12 @@ impl Store {
     }
 }
 
-const SELECT_EXECUTION: &str = "SELECT id, event_id, action_id, status, attempts, max_attempts, \
+pub(super) const SELECT_EXECUTION: &str = "SELECT id, event_id, action_id, status, attempts, max_attempts, \
     next_attempt_at, last_error, created_at, updated_at, finished_at FROM executions";
 
-fn execution_from_row(row: &sqlx::postgres::PgRow) -> Result<ExecutionRecord, sqlx::Error> {
+pub(super) fn execution_from_row(
+    row: &sqlx::postgres::PgRow,
+) -> Result<ExecutionRecord, sqlx::Error> {
     let status: String = row.try_get("status")?;
     Ok(ExecutionRecord {
         id: row.try_get("id")?,

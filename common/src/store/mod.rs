@@ -2,11 +2,15 @@
 //! state and delayed jobs. Every query on tenant data takes the tenant id and filters by it.
 
 mod actions;
+mod bulk_retries;
 mod circuits;
 mod delayed;
 mod events;
+mod execution_list;
 mod executions;
 mod limits;
+mod requeue;
+mod retention;
 mod tenants;
 
 use std::time::Duration;
@@ -17,13 +21,17 @@ use sqlx::{ConnectOptions, PgPool};
 use crate::config::DatabaseConfig;
 
 pub use actions::{ActionRecord, ActionWriteError, NewAction};
+pub use bulk_retries::{BulkRetry, BulkRetryStep, FilterView};
 pub use circuits::{CircuitEntry, EndpointOutcomes};
 pub use delayed::DueBatch;
 pub use events::{InsertedEvent, StoredEvent};
+pub use execution_list::{ExecutionPage, decode_cursor, encode_cursor};
 pub use executions::{
     AttemptRecord, AttemptView, Claim, ClaimRequest, ExecutionRecord, NewExecution, Outcome,
     StoredExecution,
 };
+pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};
+pub use retention::Deleted;
 pub use tenants::{ApiKeyRecord, TenantRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

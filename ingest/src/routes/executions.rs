@@ -1,21 +1,150 @@
-//! `GET /v1/executions/{id}`.
+//! Executions: `GET /v1/executions` (by filter, newest first, cursor paging; with
+//! `status=failed` it is the dead-letter view), `GET /v1/executions/{id}` (with its attempts),
+//! `POST /v1/executions/{id}/retry`, `POST /v1/executions/{id}/cancel`, and
+//! `POST /v1/executions/retry` (every execution matching a filter, carried out by the scheduler
+//! page by page; follow it at `/v1/bulk-retries/{id}`).
 
 use axum::Json;
 use axum::extract::{Path, State};
-use herald_common::ids::ExecutionId;
-use serde_json::Value;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use herald_common::ids::{ActionId, ExecutionId};
+use herald_common::status::ExecutionStatus;
+use herald_common::store::{CancelOne, ExecutionFilter, RetryOne, decode_cursor, encode_cursor};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::auth::Tenant;
+use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
+use crate::query::QueryParams;
 use crate::state::AppState;
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+/// The filters of a listing (query string) or a retry by filter (JSON body), as sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterParams {
+    status: Option<String>,
+    action_id: Option<String>,
+    event_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// A listing's query string: the filters and the page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    status: Option<String>,
+    action_id: Option<String>,
+    event_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn invalid(parameter: &str, expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_parameter",
+        format!("`{parameter}` must be {expected}"),
+    )
+}
+
+fn time(parameter: &str, text: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+    text.map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| invalid(parameter, "an RFC 3339 time"))
+    })
+    .transpose()
+}
+
+impl FilterParams {
+    fn parse(self) -> ApiResult<ExecutionFilter> {
+        let statuses = ExecutionStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = ExecutionFilter {
+            status: self
+                .status
+                .as_deref()
+                .map(|s| ExecutionStatus::parse(s).ok_or_else(|| invalid("status", &statuses)))
+                .transpose()?,
+            action_id: self
+                .action_id
+                .as_deref()
+                .map(|a| {
+                    a.parse::<ActionId>()
+                        .map_err(|_| invalid("action_id", "an action id"))
+                })
+                .transpose()?,
+            event_id: self.event_id.filter(|e| !e.is_empty()),
+            since: time("since", self.since.as_deref())?,
+            until: time("until", self.until.as_deref())?,
+        };
+        if let (Some(since), Some(until)) = (filter.since, filter.until)
+            && since >= until
+        {
+            return Err(invalid("until", "later than `since`"));
+        }
+        Ok(filter)
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    QueryParams(params): QueryParams<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| invalid("limit", &format!("a number from 1 to {MAX_LIMIT}")))?,
+    };
+    let before = params
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor(c).ok_or_else(|| invalid("cursor", "a cursor from a previous page")))
+        .transpose()?;
+    let filter = FilterParams {
+        status: params.status,
+        action_id: params.action_id,
+        event_id: params.event_id,
+        since: params.since,
+        until: params.until,
+    }
+    .parse()?;
+    let page = state
+        .store
+        .list_executions(tenant, &filter, before, limit)
+        .await?;
+    Ok(Json(json!({
+        "data": page.executions,
+        "next_cursor": page.next.map(encode_cursor),
+    })))
+}
+
+fn execution_id(id: &str) -> ApiResult<ExecutionId> {
+    // A malformed id cannot name anything: answer as for an unknown one.
+    id.parse().map_err(|_| ApiError::not_found("execution"))
+}
 
 pub async fn get(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    // A malformed id cannot name anything: answer as for an unknown one.
-    let id: ExecutionId = id.parse().map_err(|_| ApiError::not_found("execution"))?;
+    let id = execution_id(&id)?;
     let execution = state
         .store
         .get_execution(tenant, id)
@@ -25,4 +154,64 @@ pub async fn get(
     let mut body = serde_json::to_value(execution).unwrap_or_default();
     body["attempts"] = serde_json::to_value(attempts).unwrap_or_default();
     Ok(Json(body))
+}
+
+/// One more attempt for a finished execution, sent now (held back without being spent while
+/// its destination's circuit is open).
+pub async fn retry(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = execution_id(&id)?;
+    match state.store.retry_execution(tenant, id, Utc::now()).await? {
+        RetryOne::Retried(execution) => {
+            state
+                .metrics
+                .executions_retried
+                .with_label_values(&["one"])
+                .inc();
+            Ok((StatusCode::ACCEPTED, Json(json!(execution))))
+        }
+        RetryOne::NotFinished(status) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "execution_not_finished",
+            format!("the execution is {status}; only a finished one can be retried"),
+        )),
+        RetryOne::NotFound => Err(ApiError::not_found("execution")),
+    }
+}
+
+/// Stops an execution that has not finished: its waiting attempts are dropped.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = execution_id(&id)?;
+    match state.store.cancel_by_operator(tenant, id).await? {
+        CancelOne::Cancelled(execution) => Ok(Json(json!(execution))),
+        CancelOne::AlreadyFinished(status) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "execution_finished",
+            format!("the execution is already {status}"),
+        )),
+        CancelOne::NotFound => Err(ApiError::not_found("execution")),
+    }
+}
+
+/// Retries every execution matching the filter (by default every `failed` one), page by page
+/// in the scheduler. Answers at once with the bulk retry to follow.
+pub async fn retry_by_filter(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    JsonBody(params): JsonBody<FilterParams>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut filter = params.parse()?;
+    let status = filter.status.get_or_insert(ExecutionStatus::Failed);
+    if !status.is_terminal() {
+        return Err(invalid("status", "succeeded, failed or cancelled"));
+    }
+    let bulk = state.store.create_bulk_retry(tenant, &filter).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!(bulk))))
 }

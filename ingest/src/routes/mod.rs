@@ -1,6 +1,7 @@
 //! The HTTP API, one module per resource.
 
 pub mod actions;
+pub mod bulk_retries;
 pub mod endpoints;
 pub mod events;
 pub mod executions;

@@ -1,0 +1,44 @@
+-- Issue 5: the scheduler's recovery loops, operator retries in bulk, and retention.
+
+-- A release now deletes its jobs in a transaction held until the broker confirms them (the
+-- row locks are the claim), so the claim columns go. Ids compare bytewise so that every job
+-- of one execution (`<execution id>:...`) is one index range: cancel removes them, and
+-- recovery skips executions whose next job is still waiting here.
+ALTER TABLE delayed_jobs DROP COLUMN claimed_by, DROP COLUMN claimed_until;
+ALTER TABLE delayed_jobs ALTER COLUMN id TYPE text COLLATE "C";
+
+-- Recovery: executions waiting for an attempt, by when that attempt was due (a retry's time,
+-- or for a first attempt when it was recorded).
+CREATE INDEX executions_waiting ON executions ((coalesce(next_attempt_at, updated_at)))
+    WHERE status IN ('pending', 'retry_scheduled');
+
+-- Dead letters and bulk retries walk a tenant's executions of one status in creation order.
+DROP INDEX executions_tenant_status;
+CREATE INDEX executions_tenant_status ON executions (tenant_id, status, created_at, id);
+
+-- Retention deletes old rows oldest first. BRIN indexes cost next to nothing on insert and
+-- suit these append-ordered times.
+CREATE INDEX events_received_brin ON events USING brin (received_at);
+CREATE INDEX executions_created_brin ON executions USING brin (created_at);
+CREATE INDEX attempts_started_brin ON attempts USING brin (started_at);
+
+-- A retry of every execution matching a filter, carried out page by page by the scheduler
+-- (resumable: `after_*` is the last execution re-sent).
+CREATE TABLE bulk_retries (
+    id               uuid PRIMARY KEY,
+    tenant_id        uuid NOT NULL,
+    execution_status text NOT NULL,
+    action_id        uuid,
+    event_id         text,
+    since            timestamptz,
+    until            timestamptz,
+    status           text NOT NULL CHECK (status IN ('running', 'done', 'cancelled')),
+    retried          bigint NOT NULL DEFAULT 0,
+    after_created_at timestamptz,
+    after_id         uuid,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    finished_at      timestamptz
+);
+CREATE INDEX bulk_retries_running ON bulk_retries (created_at) WHERE status = 'running';
+CREATE INDEX bulk_retries_tenant ON bulk_retries (tenant_id, created_at);

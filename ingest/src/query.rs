@@ -1,0 +1,30 @@
+//! Reading query strings so that a bad one answers in the contract's error shape.
+
+use axum::extract::{FromRequestParts, RawQuery};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Query parameters of type `T`; an unknown or malformed one answers 422.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let RawQuery(query) = RawQuery::from_request_parts(parts, state)
+            .await
+            .unwrap_or(RawQuery(None));
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map(QueryParams)
+            .map_err(|error| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_parameter",
+                    format!("bad query parameters: {error}"),
+                )
+            })
+    }
+}
