@@ -42,3 +42,24 @@ CREATE TABLE bulk_retries (
 );
 CREATE INDEX bulk_retries_running ON bulk_retries (created_at) WHERE status = 'running';
 CREATE INDEX bulk_retries_tenant ON bulk_retries (tenant_id, created_at);
+
+-- One-off deliveries (`POST /v1/deliveries`) run through an action of their own that matches
+-- no event: it carries the destination, secret and retry policy for the executor. Matchers are
+-- not told about them.
+ALTER TABLE actions ADD COLUMN one_off boolean NOT NULL DEFAULT false;
+
+CREATE OR REPLACE FUNCTION herald_action_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed actions;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        changed := OLD;
+    ELSE
+        changed := NEW;
+    END IF;
+    IF NOT changed.one_off THEN
+        PERFORM pg_notify('herald_actions', changed.tenant_id::text || ':' || changed.id::text);
+    END IF;
+    RETURN NULL;
+END;
+$$;

@@ -192,11 +192,11 @@ impl Message for DelayedJob {
 }
 
 impl DelayedJob {
-    /// An attempt to release onto the executors' retry lane at `due`. Its id is
+    /// An attempt to release onto the executors' `lane` at `due`. Its id is
     /// `<execution uuid>:<attempt>`, then `:<tag>` when one hand-over of the same attempt must
     /// not be taken for another (held back until a time, retried by an operator). The
     /// scheduler finds every job of one execution by the uuid prefix.
-    pub fn attempt(job: ExecutionJob, tag: Option<&str>, due: DateTime<Utc>) -> Self {
+    pub fn attempt(job: ExecutionJob, lane: Lane, tag: Option<&str>, due: DateTime<Utc>) -> Self {
         let mut id = format!("{}:{}", job.execution_id.as_uuid(), job.attempt);
         if let Some(tag) = tag {
             id.push(':');
@@ -206,7 +206,7 @@ impl DelayedJob {
             id,
             due_at: due,
             exchange: JOBS_EXCHANGE.into(),
-            routing_key: Lane::Retry.routing_key().into(),
+            routing_key: lane.routing_key().into(),
             message_type: JobBatch::type_name(),
             body: JobBatch { jobs: vec![job] }.encode(),
             headers: BTreeMap::new(),

@@ -24,7 +24,7 @@ use herald_common::action::Handler;
 use herald_common::broker::topology::{DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE};
 use herald_common::broker::{Outgoing, Publisher};
 use herald_common::circuit::Admission;
-use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob};
+use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
 use herald_common::metrics::Metrics;
 use herald_common::net::Destinations;
 use herald_common::status::{AttemptOutcome, ErrorKind};
@@ -436,7 +436,7 @@ impl Executor {
         tag: Option<&str>,
         due: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let delayed = DelayedJob::attempt(job, tag, due);
+        let delayed = DelayedJob::attempt(job, Lane::Retry, tag, due);
         self.publisher
             .publish(&Outgoing::message(
                 DELAYED_EXCHANGE,

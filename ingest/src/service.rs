@@ -20,7 +20,7 @@ use crate::batcher::EventBatcher;
 use herald_matcher::feed::live_engine;
 
 use crate::error::ApiError;
-use crate::routes::{actions, bulk_retries, endpoints, events, executions, tenants};
+use crate::routes::{actions, bulk_retries, deliveries, endpoints, events, executions, tenants};
 use crate::state::AppState;
 
 /// The public API's routes.
@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}", get(events::get))
         .route("/v1/actions", post(actions::create))
         .route("/v1/actions/{id}", get(actions::get))
+        .route("/v1/deliveries", post(deliveries::create))
         .route("/v1/executions", get(executions::list))
         .route("/v1/executions/retry", post(executions::retry_by_filter))
         .route("/v1/executions/{id}", get(executions::get))

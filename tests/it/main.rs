@@ -5,6 +5,7 @@ mod circuits;
 mod cli;
 mod crash;
 mod dead_letters;
+mod deliveries;
 mod delivery;
 mod failed_executions;
 mod handlers;

@@ -25,18 +25,21 @@ pub struct ActionRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The action of one `POST /v1/deliveries`: it carries the destination and never matches.
+    #[serde(skip)]
+    pub one_off: bool,
 }
 
 impl ActionRecord {
     /// Whether this action can match events now.
     pub fn is_live(&self) -> bool {
-        self.spec.enabled && self.deleted_at.is_none()
+        self.spec.enabled && self.deleted_at.is_none() && !self.one_off
     }
 }
 
 const COLUMNS: &str = "id, tenant_id, name, description, event_types, source, conditions, priority, \
      mode, handler, retry, rate_limit_per_s, max_concurrency, enabled, disabled_reason, revision, \
-     created_at, updated_at, deleted_at";
+     created_at, updated_at, deleted_at, one_off";
 
 fn decode_json<T: serde::de::DeserializeOwned>(
     row: &PgRow,
@@ -82,6 +85,7 @@ fn from_row(row: &PgRow) -> Result<ActionRecord, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         deleted_at: row.try_get("deleted_at")?,
+        one_off: row.try_get("one_off")?,
     })
 }
 
@@ -104,39 +108,7 @@ impl Store {
         tenant_id: TenantId,
         spec: &NewAction,
     ) -> Result<ActionRecord, ActionWriteError> {
-        let sql = format!(
-            "INSERT INTO actions (id, tenant_id, name, description, event_types, source, conditions,
-               priority, mode, handler_type, handler, retry, rate_limit_per_s, max_concurrency, enabled)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT (tenant_id, name) DO NOTHING
-             RETURNING {COLUMNS}"
-        );
-        let mode = match spec.mode {
-            ActionMode::Async => "async",
-            ActionMode::Sync => "sync",
-        };
-        let row = sqlx::query(&sql)
-            .bind(ActionId::new())
-            .bind(tenant_id)
-            .bind(&spec.name)
-            .bind(&spec.description)
-            .bind(&spec.event_types)
-            .bind(&spec.source)
-            .bind(json(&spec.conditions))
-            .bind(spec.priority.0)
-            .bind(mode)
-            .bind(spec.handler.kind())
-            .bind(json(&spec.handler))
-            .bind(json(&spec.retry))
-            .bind(spec.rate_limit_per_s.map(|v| v as i32))
-            .bind(spec.max_concurrency.map(|v| v as i32))
-            .bind(spec.enabled)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(row) => Ok(from_row(&row)?),
-            None => Err(ActionWriteError::NameTaken(spec.name.clone())),
-        }
+        insert_action(&self.pool, tenant_id, spec, false).await
     }
 
     /// One action of one tenant, including soft-deleted ones.
@@ -156,7 +128,9 @@ impl Store {
 
     /// Every live action of every tenant, for loading a matching engine.
     pub async fn live_actions(&self) -> Result<Vec<ActionRecord>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM actions WHERE enabled AND deleted_at IS NULL");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM actions WHERE enabled AND deleted_at IS NULL AND NOT one_off"
+        );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
     }
@@ -189,5 +163,49 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// Stores a new action (`one_off`: the action of one delivery, see [`ActionRecord::one_off`]).
+pub(super) async fn insert_action(
+    db: impl sqlx::PgExecutor<'_>,
+    tenant_id: TenantId,
+    spec: &NewAction,
+    one_off: bool,
+) -> Result<ActionRecord, ActionWriteError> {
+    let sql = format!(
+        "INSERT INTO actions (id, tenant_id, name, description, event_types, source, conditions,
+           priority, mode, handler_type, handler, retry, rate_limit_per_s, max_concurrency, enabled,
+           one_off)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (tenant_id, name) DO NOTHING
+         RETURNING {COLUMNS}"
+    );
+    let mode = match spec.mode {
+        ActionMode::Async => "async",
+        ActionMode::Sync => "sync",
+    };
+    let row = sqlx::query(&sql)
+        .bind(ActionId::new())
+        .bind(tenant_id)
+        .bind(&spec.name)
+        .bind(&spec.description)
+        .bind(&spec.event_types)
+        .bind(&spec.source)
+        .bind(json(&spec.conditions))
+        .bind(spec.priority.0)
+        .bind(mode)
+        .bind(spec.handler.kind())
+        .bind(json(&spec.handler))
+        .bind(json(&spec.retry))
+        .bind(spec.rate_limit_per_s.map(|v| v as i32))
+        .bind(spec.max_concurrency.map(|v| v as i32))
+        .bind(spec.enabled)
+        .bind(one_off)
+        .fetch_optional(db)
+        .await?;
+    match row {
+        Some(row) => Ok(from_row(&row)?),
+        None => Err(ActionWriteError::NameTaken(spec.name.clone())),
     }
 }

@@ -127,17 +127,7 @@ impl Store {
             }
         }
         for (index, tenant, id, key) in lookups {
-            // The original's id: by idempotency key first (the header wins over the body id).
-            let original: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM events WHERE tenant_id = $1 AND (idempotency_key = $3 OR id = $2)
-                 ORDER BY (idempotency_key = $3) DESC NULLS LAST LIMIT 1",
-            )
-            .bind(tenant)
-            .bind(id.as_str())
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(original) = original.and_then(|o| EventId::parse(&o).ok()) {
+            if let Some(original) = original_event_id(&mut tx, tenant, &id, key.as_deref()).await? {
                 outcome[index] = InsertedEvent::Duplicate(original);
             }
         }
@@ -292,4 +282,61 @@ pub(super) fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Option<Event
         data: RawJson::from_validated(data),
         metadata: serde_json::from_value(metadata).unwrap_or_default(),
     }))
+}
+
+/// The id of the event stored first with the same id or idempotency key in the tenant (the
+/// key wins over the id: it is what the client sent to say "the same").
+pub(super) async fn original_event_id(
+    db: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    id: &EventId,
+    key: Option<&str>,
+) -> Result<Option<EventId>, sqlx::Error> {
+    let original: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM events WHERE tenant_id = $1 AND (idempotency_key = $3 OR id = $2)
+         ORDER BY (idempotency_key = $3) DESC NULLS LAST LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(id.as_str())
+    .bind(key)
+    .fetch_optional(db)
+    .await?;
+    Ok(original.and_then(|o| EventId::parse(&o).ok()))
+}
+
+/// Stores one event already matched (`matched_count` executions recorded with it, so the
+/// outbox never publishes it). Whether it was new: `false` when its id or idempotency key was
+/// seen before.
+pub(super) async fn insert_matched_event(
+    db: &mut sqlx::PgConnection,
+    event: &Event,
+    key: Option<&str>,
+    matched_count: i32,
+) -> Result<bool, sqlx::Error> {
+    let c = Columns::of(&[(event, key)]);
+    let inserted = sqlx::query(INSERT_EVENTS)
+        .bind(&c.tenant)
+        .bind(&c.id)
+        .bind(&c.key)
+        .bind(&c.event_type)
+        .bind(&c.source)
+        .bind(&c.time)
+        .bind(&c.data)
+        .bind(&c.metadata)
+        .bind(&c.received_at)
+        .fetch_optional(&mut *db)
+        .await?
+        .is_some();
+    if inserted {
+        sqlx::query(
+            "UPDATE events SET matched_at = now(), matched_count = $3
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(event.tenant_id)
+        .bind(event.id.as_str())
+        .bind(matched_count)
+        .execute(&mut *db)
+        .await?;
+    }
+    Ok(inserted)
 }

@@ -5,6 +5,7 @@ mod actions;
 mod bulk_retries;
 mod circuits;
 mod delayed;
+mod deliveries;
 mod events;
 mod execution_list;
 mod executions;
@@ -24,6 +25,7 @@ pub use actions::{ActionRecord, ActionWriteError, NewAction};
 pub use bulk_retries::{BulkRetry, BulkRetryStep, FilterView};
 pub use circuits::{CircuitEntry, EndpointOutcomes};
 pub use delayed::DueBatch;
+pub use deliveries::{DeliveryCreated, NewDelivery};
 pub use events::{InsertedEvent, StoredEvent};
 pub use execution_list::{ExecutionPage, decode_cursor, encode_cursor};
 pub use executions::{

@@ -13,7 +13,7 @@ use super::delayed::insert_delayed_jobs;
 use super::events::{EVENT_COLUMNS, event_from_row};
 use super::executions::ExecutionRecord;
 use crate::ids::{ActionId, ExecutionId, TenantId};
-use crate::messages::{DelayedJob, ExecutionJob};
+use crate::messages::{DelayedJob, ExecutionJob, Lane};
 use crate::status::ExecutionStatus;
 
 /// Which executions a listing shows or a retry by filter takes.
@@ -146,7 +146,7 @@ async fn store_jobs(
             attempt: r.attempt.max(1) as u32,
             event: event.clone(),
         };
-        jobs.push(DelayedJob::attempt(job, Some(why), now));
+        jobs.push(DelayedJob::attempt(job, Lane::Retry, Some(why), now));
     }
     insert_delayed_jobs(&mut *db, &jobs).await?;
     if !orphans.is_empty() {

@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod bulk_retries;
+pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod executions;
