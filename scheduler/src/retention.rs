@@ -47,6 +47,7 @@ impl<C: Clock> Retention<C> {
                     ("attempts", deleted.attempts),
                     ("executions", deleted.executions),
                     ("events", deleted.events),
+                    ("actions", deleted.actions),
                 ] {
                     if rows > 0 {
                         self.metrics
@@ -58,6 +59,7 @@ impl<C: Clock> Retention<C> {
                 total.attempts += deleted.attempts;
                 total.executions += deleted.executions;
                 total.events += deleted.events;
+                total.actions += deleted.actions;
                 let main = match table {
                     Table::Attempts => deleted.attempts,
                     Table::Executions => deleted.executions,

@@ -90,6 +90,27 @@ async fn old_finished_records_are_deleted_and_live_work_is_kept() {
     records(&sandbox, tenant, "old-pending-", 3, 40, "pending").await;
     records(&sandbox, tenant, "recent-", 20, 1, "failed").await;
 
+    // An old one-off delivery: its action goes with its execution; an ordinary action stays.
+    for (name, one_off) in [("delivery old-x", true), ("kept", false)] {
+        sqlx::query(
+            "WITH action AS (
+               INSERT INTO actions (id, tenant_id, name, event_types, handler_type, handler, retry,
+                                    one_off)
+               VALUES (gen_random_uuid(), $1, $2, '{}', 'webhook', '{}', '{}', $3) RETURNING id)
+             INSERT INTO executions (id, tenant_id, event_id, action_id, status, attempts,
+                                     max_attempts, priority, created_at, updated_at, finished_at)
+             SELECT gen_random_uuid(), $1, 'old-x-' || $2, id, 'succeeded', 1, 1, 100,
+                    now() - interval '40 days', now() - interval '40 days',
+                    now() - interval '40 days'
+             FROM action",
+        )
+        .bind(tenant)
+        .bind(name)
+        .bind(one_off)
+        .execute(sandbox.store.pool())
+        .await
+        .expect("insert an action and its execution");
+    }
     let mut sandbox = sandbox;
     sandbox.start_service(ServiceName::Scheduler).await;
     eventually(
@@ -133,7 +154,18 @@ async fn old_finished_records_are_deleted_and_live_work_is_kept() {
                 .unwrap_or(0.0)
         }
     };
-    assert_eq!(deleted("executions").await, 450.0);
+    let actions: Vec<String> = sqlx::query_scalar("SELECT name FROM actions WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_all(sandbox.store.pool())
+        .await
+        .expect("actions");
+    assert_eq!(
+        actions,
+        ["kept"],
+        "a delivery's action goes with its execution"
+    );
+    assert_eq!(deleted("executions").await, 452.0);
+    assert_eq!(deleted("actions").await, 1.0);
     assert_eq!(deleted("events").await, 450.0);
     // 453 old attempts: 450 with their executions or on their own, and the pending ones' 3.
     assert_eq!(deleted("attempts").await, 453.0);

@@ -74,6 +74,22 @@ impl Columns {
     }
 }
 
+impl Columns {
+    /// The insert of these events: `RETURNING tenant_id, id` of the rows that were new.
+    fn insert(&self) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(INSERT_EVENTS)
+            .bind(&self.tenant)
+            .bind(&self.id)
+            .bind(&self.key)
+            .bind(&self.event_type)
+            .bind(&self.source)
+            .bind(&self.time)
+            .bind(&self.data)
+            .bind(&self.metadata)
+            .bind(&self.received_at)
+    }
+}
+
 const INSERT_EVENTS: &str = "
     INSERT INTO events (tenant_id, id, idempotency_key, type, source, time, data, metadata, received_at)
     SELECT t, i, k, ty, s, tm, d::json, m, r
@@ -95,18 +111,13 @@ impl Store {
         }
         let c = Columns::of(events);
         let mut tx = self.pool.begin().await?;
-        let inserted: Vec<(Uuid, String)> = sqlx::query_as(INSERT_EVENTS)
-            .bind(&c.tenant)
-            .bind(&c.id)
-            .bind(&c.key)
-            .bind(&c.event_type)
-            .bind(&c.source)
-            .bind(&c.time)
-            .bind(&c.data)
-            .bind(&c.metadata)
-            .bind(&c.received_at)
+        let inserted: Vec<(Uuid, String)> = c
+            .insert()
             .fetch_all(&mut *tx)
-            .await?;
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
         let inserted: std::collections::HashSet<(Uuid, String)> = inserted.into_iter().collect();
         // Within one batch the first of two equal ids or keys is the one stored.
         let mut claimed_in_batch = std::collections::HashSet::new();
@@ -146,18 +157,7 @@ impl Store {
         }
         let pairs: Vec<_> = events.iter().map(|e| (*e, None)).collect();
         let c = Columns::of(&pairs);
-        let rows = sqlx::query(INSERT_EVENTS)
-            .bind(&c.tenant)
-            .bind(&c.id)
-            .bind(&c.key)
-            .bind(&c.event_type)
-            .bind(&c.source)
-            .bind(&c.time)
-            .bind(&c.data)
-            .bind(&c.metadata)
-            .bind(&c.received_at)
-            .fetch_all(&mut **tx)
-            .await?;
+        let rows = c.insert().fetch_all(&mut **tx).await?;
         rows.iter()
             .map(|row| {
                 let tenant: Uuid = row.try_get(0)?;
@@ -314,19 +314,7 @@ pub(super) async fn insert_matched_event(
     matched_count: i32,
 ) -> Result<bool, sqlx::Error> {
     let c = Columns::of(&[(event, key)]);
-    let inserted = sqlx::query(INSERT_EVENTS)
-        .bind(&c.tenant)
-        .bind(&c.id)
-        .bind(&c.key)
-        .bind(&c.event_type)
-        .bind(&c.source)
-        .bind(&c.time)
-        .bind(&c.data)
-        .bind(&c.metadata)
-        .bind(&c.received_at)
-        .fetch_optional(&mut *db)
-        .await?
-        .is_some();
+    let inserted = c.insert().fetch_optional(&mut *db).await?.is_some();
     if inserted {
         sqlx::query(
             "UPDATE events SET matched_at = now(), matched_count = $3

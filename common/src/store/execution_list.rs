@@ -3,6 +3,7 @@
 //! this is the dead-letter view.
 
 use chrono::{DateTime, Utc};
+use sqlx::{Postgres, QueryBuilder};
 
 use super::Store;
 use super::executions::{ExecutionRecord, SELECT_EXECUTION, execution_from_row};
@@ -26,28 +27,40 @@ impl Store {
         before: Option<Cursor>,
         limit: i64,
     ) -> Result<ExecutionPage, sqlx::Error> {
-        let rows = sqlx::query(&format!(
-            "{SELECT_EXECUTION}
-             WHERE tenant_id = $1
-               AND ($2::text IS NULL OR status = $2)
-               AND ($3::uuid IS NULL OR action_id = $3)
-               AND ($4::text IS NULL OR event_id = $4)
-               AND created_at >= coalesce($5, '-infinity') AND created_at < coalesce($6, 'infinity')
-               AND (created_at, id) < (coalesce($7, 'infinity'), coalesce($8, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))
-             ORDER BY created_at DESC, id DESC
-             LIMIT $9"
-        ))
-        .bind(tenant_id)
-        .bind(filter.status.map(|s| s.as_str()))
-        .bind(filter.action_id)
-        .bind(filter.event_id.as_deref())
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(before.map(|(at, _)| at))
-        .bind(before.map(|(_, id)| id))
-        .bind(limit + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        // Only the filters given go into the statement, so that each combination gets a plan
+        // of its own that uses its index (with `status`, `executions_tenant_status`).
+        let mut query = QueryBuilder::<Postgres>::new(SELECT_EXECUTION);
+        query.push(" WHERE tenant_id = ").push_bind(tenant_id);
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(action_id) = filter.action_id {
+            query.push(" AND action_id = ").push_bind(action_id);
+        }
+        if let Some(event_id) = &filter.event_id {
+            query.push(" AND event_id = ").push_bind(event_id.as_str());
+        }
+        if let Some(since) = filter.since {
+            query.push(" AND created_at >= ").push_bind(since);
+        }
+        if let Some(until) = filter.until {
+            query.push(" AND created_at < ").push_bind(until);
+        }
+        if let Some((at, id)) = before {
+            // The first condition alone is what an index on `created_at` can seek by.
+            query
+                .push(" AND created_at <= ")
+                .push_bind(at)
+                .push(" AND (created_at, id) < (")
+                .push_bind(at)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(limit + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
         let mut executions = rows
             .iter()
             .map(execution_from_row)

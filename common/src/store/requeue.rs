@@ -101,6 +101,49 @@ fn reopened_from_rows(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<Reopened>, s
 
 const REOPENED: &str = "e.id, e.tenant_id, e.action_id, e.event_id";
 
+/// Executions `processing` past their lease ($1 now, $2 the new lease, $4 the limit).
+const RECOVER_LEASE_EXPIRED: &str = "
+    UPDATE executions e SET lease_until = $2, updated_at = now()
+    WHERE e.id IN (
+      SELECT id FROM executions
+      WHERE status = 'processing' AND lease_until < $1
+      ORDER BY lease_until LIMIT $4
+      FOR UPDATE SKIP LOCKED)
+    RETURNING {REOPENED}, e.attempts AS attempt";
+
+/// The condition that no job of execution `w` waits at the scheduler (job ids start with the
+/// execution's uuid and a colon; they compare bytewise).
+const NO_JOB_WAITING: &str = "NOT EXISTS (
+      SELECT 1 FROM delayed_jobs d
+      WHERE d.id >= (w.id::text || ':') COLLATE \"C\" AND d.id < (w.id::text || ';') COLLATE \"C\")";
+
+/// Retries due before $3 with no job ($1 now, $4 the limit); the retry is due again now.
+const RECOVER_OVERDUE_RETRY: &str = "
+    UPDATE executions e SET next_attempt_at = $1, updated_at = now()
+    WHERE e.id IN (
+      SELECT id FROM executions w
+      WHERE status = 'retry_scheduled' AND next_attempt_at < $3 AND {NO_JOB_WAITING}
+      ORDER BY next_attempt_at LIMIT $4
+      FOR UPDATE SKIP LOCKED)
+    RETURNING {REOPENED}, e.attempts + 1 AS attempt";
+
+/// First attempts recorded (and last re-sent) before $3 with no job. Pending executions are
+/// not indexed by time on their own (that would cost every new execution an index entry):
+/// they are found per tenant through `executions_tenant_status`.
+const RECOVER_OVERDUE_FIRST: &str = "
+    UPDATE executions e SET updated_at = $1
+    WHERE e.id IN (
+      SELECT w.id FROM tenants t
+      CROSS JOIN LATERAL (
+        SELECT id FROM executions x
+        WHERE x.tenant_id = t.id AND x.status = 'pending' AND x.created_at < $3
+          AND x.updated_at < $3
+        ORDER BY x.created_at LIMIT $4) w
+      WHERE {NO_JOB_WAITING}
+      LIMIT $4)
+      AND e.status = 'pending' AND e.updated_at < $3
+    RETURNING {REOPENED}, e.attempts + 1 AS attempt";
+
 /// Terminal statuses, which an operator may retry.
 const FINISHED: &str = "('succeeded', 'failed', 'cancelled')";
 
@@ -162,6 +205,32 @@ async fn store_jobs(
     Ok(jobs.len() as u64)
 }
 
+/// Reopens the finished executions among `ids` (only those in `status`, if given) for one
+/// more attempt, due `now`, and stores their jobs; returns how many.
+async fn reopen_for_retry(
+    db: &mut PgConnection,
+    tenant_id: TenantId,
+    ids: &[Uuid],
+    status: Option<ExecutionStatus>,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "UPDATE executions e
+         SET status = 'retry_scheduled', max_attempts = e.attempts + 1, next_attempt_at = $4,
+             lease_until = NULL, finished_at = NULL, updated_at = now()
+         WHERE e.tenant_id = $1 AND e.id = ANY($2) AND e.status IN {FINISHED}
+           AND ($3::text IS NULL OR e.status = $3)
+         RETURNING {REOPENED}, e.attempts + 1 AS attempt"
+    ))
+    .bind(tenant_id)
+    .bind(ids)
+    .bind(status.map(ExecutionStatus::as_str))
+    .bind(now)
+    .fetch_all(&mut *db)
+    .await?;
+    store_jobs(db, &reopened_from_rows(&rows)?, "retry", now).await
+}
+
 /// [`Store::retry_page`] inside the caller's transaction.
 pub(super) async fn retry_page_in(
     db: &mut PgConnection,
@@ -178,6 +247,7 @@ pub(super) async fn retry_page_in(
            AND ($3::uuid IS NULL OR action_id = $3)
            AND ($4::text IS NULL OR event_id = $4)
            AND created_at >= coalesce($5, '-infinity') AND created_at < coalesce($6, 'infinity')
+           AND created_at >= coalesce($7, '-infinity')
            AND (created_at, id) > (coalesce($7, '-infinity'), coalesce($8, '00000000-0000-0000-0000-000000000000'::uuid))
          ORDER BY created_at, id
          LIMIT $9",
@@ -195,21 +265,7 @@ pub(super) async fn retry_page_in(
     .await?;
     let ids: Vec<Uuid> = page.iter().map(|(id, _)| *id).collect();
     // The status is checked again: a row may have moved on since it was read.
-    let rows = sqlx::query(&format!(
-        "UPDATE executions e
-         SET status = 'retry_scheduled', max_attempts = e.attempts + 1, next_attempt_at = $4,
-             lease_until = NULL, finished_at = NULL, updated_at = now()
-         WHERE e.tenant_id = $1 AND e.id = ANY($2) AND e.status = $3
-           AND e.status IN {FINISHED}
-         RETURNING {REOPENED}, e.attempts + 1 AS attempt"
-    ))
-    .bind(tenant_id)
-    .bind(&ids)
-    .bind(status.as_str())
-    .bind(now)
-    .fetch_all(&mut *db)
-    .await?;
-    let retried = store_jobs(&mut *db, &reopened_from_rows(&rows)?, "retry", now).await?;
+    let retried = reopen_for_retry(db, tenant_id, &ids, Some(status), now).await?;
     let next = if (page.len() as i64) < limit {
         None
     } else {
@@ -227,25 +283,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<RetryOne, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(&format!(
-            "UPDATE executions e
-             SET status = 'retry_scheduled', max_attempts = e.attempts + 1, next_attempt_at = $3,
-                 lease_until = NULL, finished_at = NULL, updated_at = now()
-             WHERE e.tenant_id = $1 AND e.id = $2 AND e.status IN {FINISHED}
-             RETURNING {REOPENED}, e.attempts + 1 AS attempt"
-        ))
-        .bind(tenant_id)
-        .bind(id)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let reopened = reopened_from_rows(&rows)?;
-        store_jobs(&mut tx, &reopened, "retry", now).await?;
+        let retried = reopen_for_retry(&mut tx, tenant_id, &[id.as_uuid()], None, now).await?;
         tx.commit().await?;
         let Some(execution) = self.get_execution(tenant_id, id).await? else {
             return Ok(RetryOne::NotFound);
         };
-        Ok(if reopened.is_empty() {
+        Ok(if retried == 0 {
             RetryOne::NotFinished(execution.status)
         } else {
             RetryOne::Retried(execution)
@@ -271,9 +314,10 @@ impl Store {
     /// Re-sends up to `limit` executions stuck for `reason`, oldest first, and returns how
     /// many. `LeaseExpired`: `processing` with a lease ended before `now`; the same attempt is
     /// sent again under a new lease until `lease_until`. `Overdue`: waiting for an attempt due
-    /// before `overdue_before` with no job for it at the scheduler; that attempt is sent.
-    /// Replicas skip each other's rows, and a re-sent execution is not taken again until it
-    /// is stuck anew.
+    /// before `overdue_before` (a retry's time; a first attempt's creation) with no job for it
+    /// at the scheduler; that attempt is sent. A re-sent execution is not taken again until
+    /// it is stuck anew, and two replicas never both take one (the guard is checked again on
+    /// the locked row).
     pub async fn recover_stuck(
         &self,
         reason: Stuck,
@@ -282,44 +326,27 @@ impl Store {
         overdue_before: DateTime<Utc>,
         limit: i64,
     ) -> Result<u64, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let sql = match reason {
-            Stuck::LeaseExpired => format!(
-                "UPDATE executions e SET lease_until = $2, updated_at = now()
-                 WHERE e.id IN (
-                   SELECT id FROM executions
-                   WHERE status = 'processing' AND lease_until < $1
-                   ORDER BY lease_until LIMIT $4
-                   FOR UPDATE SKIP LOCKED)
-                 RETURNING {REOPENED}, e.attempts AS attempt"
-            ),
-            Stuck::Overdue => format!(
-                "UPDATE executions e
-                 SET next_attempt_at = CASE WHEN e.status = 'retry_scheduled' THEN $1 END,
-                     updated_at = $1
-                 WHERE e.id IN (
-                   SELECT id FROM executions w
-                   WHERE status IN ('pending', 'retry_scheduled')
-                     AND coalesce(next_attempt_at, updated_at) < $3
-                     AND NOT EXISTS (
-                       SELECT 1 FROM delayed_jobs d
-                       WHERE d.id >= (w.id::text || ':') COLLATE \"C\"
-                         AND d.id < (w.id::text || ';') COLLATE \"C\")
-                   ORDER BY coalesce(next_attempt_at, updated_at) LIMIT $4
-                   FOR UPDATE SKIP LOCKED)
-                 RETURNING {REOPENED}, e.attempts + 1 AS attempt"
-            ),
+        let statements: &[&str] = match reason {
+            Stuck::LeaseExpired => &[RECOVER_LEASE_EXPIRED],
+            Stuck::Overdue => &[RECOVER_OVERDUE_RETRY, RECOVER_OVERDUE_FIRST],
         };
-        let rows = sqlx::query(&sql)
-            .bind(now)
-            .bind(lease_until)
-            .bind(overdue_before)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
         let why = format!("recovered:{}", now.timestamp_millis());
-        let sent = store_jobs(&mut tx, &reopened_from_rows(&rows)?, &why, now).await?;
-        tx.commit().await?;
+        let mut sent = 0;
+        for statement in statements {
+            let mut tx = self.pool.begin().await?;
+            let sql = statement
+                .replace("{REOPENED}", REOPENED)
+                .replace("{NO_JOB_WAITING}", NO_JOB_WAITING);
+            let rows = sqlx::query(&sql)
+                .bind(now)
+                .bind(lease_until)
+                .bind(overdue_before)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            sent += store_jobs(&mut tx, &reopened_from_rows(&rows)?, &why, now).await?;
+            tx.commit().await?;
+        }
         Ok(sent)
     }
 

@@ -13,6 +13,8 @@ pub struct Deleted {
     pub events: u64,
     pub executions: u64,
     pub attempts: u64,
+    /// Actions of one-off deliveries, gone with their execution.
+    pub actions: u64,
 }
 
 impl Store {
@@ -37,23 +39,27 @@ impl Store {
     }
 
     /// Deletes up to `limit` executions created and finished before `before`, with their
-    /// attempts.
+    /// attempts and, for a one-off delivery, its action.
     pub async fn delete_old_executions(
         &self,
         before: DateTime<Utc>,
         limit: i64,
     ) -> Result<Deleted, sqlx::Error> {
-        let (executions, attempts): (i64, i64) = sqlx::query_as(
+        let (executions, attempts, actions): (i64, i64, i64) = sqlx::query_as(
             "WITH gone AS (
                DELETE FROM executions WHERE id IN (
                  SELECT id FROM executions
                  WHERE created_at < $1 AND finished_at < $1
                    AND status IN ('succeeded', 'failed', 'cancelled')
                  LIMIT $2)
-               RETURNING id),
+               RETURNING id, action_id),
              gone_attempts AS (
-               DELETE FROM attempts a USING gone WHERE a.execution_id = gone.id RETURNING 1)
-             SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM gone_attempts)",
+               DELETE FROM attempts a USING gone WHERE a.execution_id = gone.id RETURNING 1),
+             gone_actions AS (
+               DELETE FROM actions a USING gone
+               WHERE a.id = gone.action_id AND a.one_off RETURNING 1)
+             SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM gone_attempts),
+                    (SELECT count(*) FROM gone_actions)",
         )
         .bind(before)
         .bind(limit)
@@ -62,6 +68,7 @@ impl Store {
         Ok(Deleted {
             executions: executions as u64,
             attempts: attempts as u64,
+            actions: actions as u64,
             ..Deleted::default()
         })
     }
