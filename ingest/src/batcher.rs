@@ -17,10 +17,10 @@ use herald_common::metrics::Metrics;
 use herald_common::store::{InsertedEvent, Store};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+/// One request's events (one, or a whole batch), stored together or not at all.
 struct Submission {
-    event: Event,
-    idempotency_key: Option<String>,
-    reply: oneshot::Sender<Result<InsertedEvent, ()>>,
+    events: Vec<(Event, Option<String>)>,
+    reply: oneshot::Sender<Result<Vec<InsertedEvent>, ()>>,
 }
 
 /// A handle for submitting events; cheap to clone.
@@ -55,13 +55,19 @@ impl EventBatcher {
         event: Event,
         idempotency_key: Option<String>,
     ) -> Result<InsertedEvent, NotStored> {
+        let mut results = self.submit_all(vec![(event, idempotency_key)]).await?;
+        results.pop().ok_or(NotStored)
+    }
+
+    /// Stores a request's events in one transaction (all or none), each deduplicated by id
+    /// and idempotency key, and schedules their publication. Results are in `events`' order.
+    pub async fn submit_all(
+        &self,
+        events: Vec<(Event, Option<String>)>,
+    ) -> Result<Vec<InsertedEvent>, NotStored> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Submission {
-                event,
-                idempotency_key,
-                reply,
-            })
+            .send(Submission { events, reply })
             .await
             .map_err(|_| NotStored)?;
         answer.await.map_err(|_| NotStored)?.map_err(|()| NotStored)
@@ -78,11 +84,15 @@ async fn run(
 ) {
     let flushes = Arc::new(Semaphore::new(CONCURRENT_FLUSHES));
     while let Some(first) = receiver.recv().await {
+        let mut events = first.events.len();
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + linger;
-        while batch.len() < batch_max {
+        while events < batch_max {
             match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(next)) => batch.push(next),
+                Ok(Some(next)) => {
+                    events += next.events.len();
+                    batch.push(next);
+                }
                 Ok(None) | Err(_) => break,
             }
         }
@@ -100,15 +110,16 @@ async fn run(
 }
 
 async fn flush(batch: Vec<Submission>, store: &Store, publisher: &Publisher, metrics: &Metrics) {
+    // One statement, one transaction: a submission's events are stored together or not at all.
     let rows: Vec<(&Event, Option<&str>)> = batch
         .iter()
-        .map(|s| (&s.event, s.idempotency_key.as_deref()))
+        .flat_map(|s| s.events.iter().map(|(e, k)| (e, k.as_deref())))
         .collect();
     let outcome = store.insert_events(&rows).await;
-    let results = match outcome {
-        Ok(results) => results,
+    let mut results = match outcome {
+        Ok(results) => results.into_iter(),
         Err(error) => {
-            tracing::error!(%error, events = batch.len(), "could not store events");
+            tracing::error!(%error, events = rows.len(), "could not store events");
             for submission in batch {
                 let _ = submission.reply.send(Err(()));
             }
@@ -116,20 +127,21 @@ async fn flush(batch: Vec<Submission>, store: &Store, publisher: &Publisher, met
         }
     };
     let mut fresh = Vec::new();
-    for (submission, result) in batch.into_iter().zip(results) {
-        if result == InsertedEvent::New {
-            fresh.push(submission.event.clone());
+    for submission in batch {
+        let mine: Vec<InsertedEvent> = results.by_ref().take(submission.events.len()).collect();
+        for ((event, _), result) in submission.events.iter().zip(&mine) {
+            let door = if *result == InsertedEvent::New {
+                fresh.push(event.clone());
+                "accepted"
+            } else {
+                "duplicate"
+            };
+            metrics
+                .events_received
+                .with_label_values(&["http", door])
+                .inc();
         }
-        let door = if result == InsertedEvent::New {
-            "accepted"
-        } else {
-            "duplicate"
-        };
-        metrics
-            .events_received
-            .with_label_values(&["http", door])
-            .inc();
-        let _ = submission.reply.send(Ok(result));
+        let _ = submission.reply.send(Ok(mine));
     }
     if fresh.is_empty() {
         return;

@@ -3,6 +3,7 @@
 mod auth;
 mod batcher;
 mod body;
+mod cloudevents;
 pub mod error;
 mod query;
 mod routes;

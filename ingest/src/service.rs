@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .route("/v1/events", post(events::create))
+        .route("/v1/events/batch", post(events::create_batch))
         .route("/v1/events/{id}", get(events::get))
         .route("/v1/actions", post(actions::create))
         .route("/v1/actions/{id}", get(actions::get))

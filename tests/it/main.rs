@@ -7,6 +7,7 @@ mod crash;
 mod dead_letters;
 mod deliveries;
 mod delivery;
+mod events_in;
 mod failed_executions;
 mod handlers;
 mod limits;

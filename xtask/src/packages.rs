@@ -74,11 +74,12 @@ pub fn ensure_installed() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Standard Webhooks reference library, which the tests use to verify signatures with an
-/// implementation that shares no code with Herald's.
+/// The Standard Webhooks reference library, which the tests use to verify signatures, and the
+/// CloudEvents SDK, which they use to send CloudEvents: implementations that share no code
+/// with Herald's.
 pub fn ensure_python_tools() -> anyhow::Result<()> {
     let present = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
+        .args(["-c", "import standardwebhooks, cloudevents.conversion"])
         .output()
         .context("python3 is needed by the test suite")?
         .status
@@ -86,7 +87,7 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
     if present {
         return Ok(());
     }
-    eprintln!("==> installing the standardwebhooks Python package from PyPI");
+    eprintln!("==> installing the standardwebhooks and cloudevents Python packages from PyPI");
     let status = Command::new("python3")
         .args([
             "-m",
@@ -95,11 +96,13 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
             "--quiet",
             "--disable-pip-version-check",
             "standardwebhooks",
+            // 1.x: the `cloudevents.http` and `conversion` API the tests are written against.
+            "cloudevents==1.11.0",
         ])
         .status()
         .context("running pip")?;
     if !status.success() {
-        bail!("`pip install standardwebhooks` failed ({status})");
+        bail!("`pip install standardwebhooks cloudevents` failed ({status})");
     }
     Ok(())
 }

@@ -1,15 +1,18 @@
-//! `POST /v1/events` and `GET /v1/events/{id}`.
+//! `POST /v1/events` (Herald's JSON or CloudEvents), `POST /v1/events/batch` and
+//! `GET /v1/events/{id}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use herald_common::event::{EventId, IncomingEvent};
+use herald_common::event::{Event, EventId, IncomingEvent};
+use herald_common::ids::TenantId;
 use herald_common::store::InsertedEvent;
 use serde_json::{Value, json};
 
 use crate::auth::Tenant;
-use crate::body::JsonBody;
+use crate::body::read_bytes;
+use crate::cloudevents;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -37,43 +40,179 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> 
     Ok(Some(text.to_owned()))
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
-    headers: HeaderMap,
-    JsonBody(incoming): JsonBody<IncomingEvent>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let key = idempotency_key(&headers)?;
+/// What a request body holds: one event, or a batch (answered with one result per event).
+enum Incoming {
+    One(IncomingEvent),
+    Many(Vec<IncomingEvent>),
+}
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_ascii_lowercase())
+}
+
+fn json_value(bytes: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(bytes).map_err(ApiError::invalid_json)
+}
+
+/// Reads a body by its content type: Herald's JSON, or a CloudEvent in any of the three modes.
+/// `batch` is the route's expectation for Herald's own JSON (an array, or one object).
+fn read_incoming(headers: &HeaderMap, bytes: &[u8], batch: bool) -> ApiResult<Incoming> {
+    let media = media_type(headers);
+    match media.as_deref() {
+        Some(cloudevents::STRUCTURED) => {
+            Ok(Incoming::One(cloudevents::structured(json_value(bytes)?)?))
+        }
+        Some(cloudevents::BATCH) => Ok(Incoming::Many(cloudevents::batch(json_value(bytes)?)?)),
+        _ if headers.contains_key(cloudevents::SPECVERSION_HEADER) => {
+            Ok(Incoming::One(cloudevents::binary(headers, bytes)?))
+        }
+        None => read_json(bytes, batch),
+        Some(m) if m == "application/json" || m.ends_with("+json") => read_json(bytes, batch),
+        Some(other) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "content type {other:?} is not accepted; send application/json or a CloudEvent"
+            ),
+        )),
+    }
+}
+
+fn read_json(bytes: &[u8], batch: bool) -> ApiResult<Incoming> {
+    if batch {
+        serde_json::from_slice(bytes)
+            .map(Incoming::Many)
+            .map_err(ApiError::invalid_json)
+    } else {
+        serde_json::from_slice(bytes)
+            .map(Incoming::One)
+            .map_err(ApiError::invalid_json)
+    }
+}
+
+/// Checks one event as it came in; `at` names it within a batch.
+fn accept(
+    state: &AppState,
+    tenant: TenantId,
+    incoming: IncomingEvent,
+    at: Option<usize>,
+) -> ApiResult<Event> {
+    let name = |message: String| match at {
+        Some(i) => format!("events[{i}]: {message}"),
+        None => message,
+    };
     if incoming.tenant_id.is_some() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "tenant_id_not_allowed",
-            "`tenant_id` comes from the API key and must not be in the body",
+            name("`tenant_id` comes from the API key and must not be in the body".into()),
         ));
     }
-    let event = incoming
+    incoming
         .validate(tenant, None, Utc::now(), &state.limits)
-        .inspect_err(|_| {
+        .map_err(|error| {
             state
                 .metrics
                 .events_received
                 .with_label_values(&["http", "rejected"])
-                .inc()
-        })?;
-    let id = event.id.clone();
-    let outcome = state
+                .inc();
+            let mut error = ApiError::from(error);
+            error.message = name(error.message);
+            error
+        })
+}
+
+fn result(id: EventId, outcome: InsertedEvent) -> Value {
+    match outcome {
+        InsertedEvent::New => json!({"id": id, "duplicate": false}),
+        InsertedEvent::Duplicate(original) => json!({"id": original, "duplicate": true}),
+    }
+}
+
+/// `POST /v1/events`: one event as Herald's JSON or a CloudEvent (structured or binary), or a
+/// CloudEvents batch.
+pub async fn create(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let headers = request.headers().clone();
+    let bytes = read_bytes(request, &state).await?;
+    match read_incoming(&headers, &bytes, false)? {
+        Incoming::One(incoming) => {
+            let key = idempotency_key(&headers)?;
+            let event = accept(&state, tenant, incoming, None)?;
+            let id = event.id.clone();
+            let outcome = state
+                .batcher
+                .submit(event, key)
+                .await
+                .map_err(|_| ApiError::unavailable())?;
+            Ok((StatusCode::ACCEPTED, Json(result(id, outcome))))
+        }
+        Incoming::Many(batch) => store_batch(&state, tenant, batch).await,
+    }
+}
+
+/// `POST /v1/events/batch`: a JSON array of events (or a CloudEvents batch), stored together
+/// or not at all; one result per event, in order.
+pub async fn create_batch(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    request: Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let headers = request.headers().clone();
+    let bytes = read_bytes(request, &state).await?;
+    match read_incoming(&headers, &bytes, true)? {
+        Incoming::Many(batch) => store_batch(&state, tenant, batch).await,
+        Incoming::One(incoming) => store_batch(&state, tenant, vec![incoming]).await,
+    }
+}
+
+async fn store_batch(
+    state: &AppState,
+    tenant: TenantId,
+    batch: Vec<IncomingEvent>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let max = state.config.max_batch_events;
+    if batch.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty_batch",
+            "a batch must hold at least one event",
+        ));
+    }
+    if batch.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "a batch holds at most {max} events; this one has {}",
+                batch.len()
+            ),
+        ));
+    }
+    // Every event is checked before any is stored: a bad one refuses the whole batch.
+    let events = batch
+        .into_iter()
+        .enumerate()
+        .map(|(i, incoming)| accept(state, tenant, incoming, Some(i)))
+        .collect::<ApiResult<Vec<Event>>>()?;
+    let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
+    let outcomes = state
         .batcher
-        .submit(event, key)
+        .submit_all(events.into_iter().map(|e| (e, None)).collect())
         .await
         .map_err(|_| ApiError::unavailable())?;
-    let (id, duplicate): (EventId, bool) = match outcome {
-        InsertedEvent::New => (id, false),
-        InsertedEvent::Duplicate(original) => (original, true),
-    };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "duplicate": duplicate})),
-    ))
+    let data: Vec<Value> = ids
+        .into_iter()
+        .zip(outcomes)
+        .map(|(id, o)| result(id, o))
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({"data": data}))))
 }
 
 pub async fn get(

@@ -1,0 +1,179 @@
+//! Events in every form: CloudEvents from an independent SDK in structured, binary and batch
+//! mode, and Herald's own batches, stored whole or not at all.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use herald_tests::{Receiver, Sandbox, SandboxOptions, eventually};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::webhook_action;
+
+/// Sends CloudEvents of `event_type` with the CloudEvents Python SDK; one result per request.
+fn send_with_sdk(api: &str, key: &str, event_type: &str) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/send_cloudevents.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 runs (cargo xtask test installs the cloudevents package)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            json!({"api": api, "key": key, "type": event_type})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("write the request");
+    let output = child.wait_with_output().expect("the script ends");
+    assert!(output.status.success(), "the CloudEvents script failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON result line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudevents_from_the_reference_sdk_are_accepted_in_every_mode() {
+    let sandbox = Sandbox::start().await;
+    let receiver = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            webhook_action(
+                "hook",
+                "com.example.order.paid",
+                &receiver.url("/"),
+                json!({}),
+            ),
+        )
+        .await;
+    let api = sandbox.api.clone().expect("ingest runs");
+    let (key, event_type) = (tenant.key.clone(), "com.example.order.paid");
+    let results = tokio::task::spawn_blocking(move || send_with_sdk(&api, &key, event_type))
+        .await
+        .expect("the SDK ran");
+    assert_eq!(results.len(), 3);
+    for result in &results {
+        assert_eq!(result["status"], 202, "{result}");
+    }
+    assert_eq!(
+        results[0]["body"],
+        json!({"id": "ce-structured", "duplicate": false})
+    );
+    assert_eq!(
+        results[1]["body"],
+        json!({"id": "ce-binary", "duplicate": false})
+    );
+    assert_eq!(
+        results[2]["body"]["data"],
+        json!([{"id": "ce-batch-0", "duplicate": false}, {"id": "ce-batch-1", "duplicate": false}])
+    );
+
+    eventually("four webhooks", Duration::from_secs(30), || async {
+        (receiver.count() == 4).then_some(())
+    })
+    .await;
+    let mut by_id: Vec<(String, Value)> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (body["id"].as_str().unwrap_or("").to_owned(), body)
+        })
+        .collect();
+    by_id.sort_by(|a, b| a.0.cmp(&b.0));
+    let ids: Vec<&str> = by_id.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["ce-batch-0", "ce-batch-1", "ce-binary", "ce-structured"]
+    );
+    let binary = &by_id[2].1;
+    assert_eq!(binary["type"], "com.example.order.paid");
+    assert_eq!(binary["source"], "/sdk-test");
+    assert_eq!(binary["data"], json!({"mode": "binary"}));
+    assert_eq!(
+        binary["metadata"]["region"], "eu",
+        "extensions become metadata"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_is_stored_whole_or_not_at_all() {
+    let sandbox = Sandbox::with(SandboxOptions {
+        configure: |config| config.ingest.max_batch_events = 3,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let tenant = sandbox.tenant().await;
+    let post = |body: Value| {
+        let (sandbox, key) = (&sandbox, tenant.key.clone());
+        async move {
+            sandbox
+                .call(Method::POST, "/v1/events/batch", Some(&key), Some(body))
+                .await
+        }
+    };
+
+    // One bad event refuses the batch, naming it; the good one is not stored either.
+    let (status, body) = post(json!([
+        {"id": "b-1", "type": "order.paid"},
+        {"id": "b-2", "type": "bad..type"},
+    ]))
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_event_type");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("events[1]"),
+        "{body}"
+    );
+    let (status, _) = sandbox
+        .call(Method::GET, "/v1/events/b-1", Some(&tenant.key), None)
+        .await;
+    assert_eq!(status, 404, "nothing of a refused batch is stored");
+
+    let batch = json!([{"id": "b-1", "type": "order.paid"}, {"id": "b-2", "type": "order.paid"}]);
+    let (status, body) = post(batch.clone()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        body["data"],
+        json!([{"id": "b-1", "duplicate": false}, {"id": "b-2", "duplicate": false}])
+    );
+    let (status, body) = post(batch).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["data"][1], json!({"id": "b-2", "duplicate": true}));
+
+    for (batch, status, code) in [
+        (json!([]), 422, "empty_batch"),
+        (
+            json!([{"type": "a"}, {"type": "a"}, {"type": "a"}, {"type": "a"}]),
+            413,
+            "batch_too_large",
+        ),
+        (
+            json!([{"type": "a", "tenant_id": "x"}]),
+            422,
+            "tenant_id_not_allowed",
+        ),
+        (json!({"type": "a"}), 400, "invalid_json"),
+    ] {
+        let (got, body) = post(batch.clone()).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{batch}: {body}"
+        );
+    }
+    sandbox.stop().await;
+}
