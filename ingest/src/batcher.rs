@@ -35,6 +35,10 @@ pub struct NotStored;
 
 /// Flushes in progress at once: the next batch fills while earlier ones are written.
 const CONCURRENT_FLUSHES: usize = 4;
+/// Publications in progress at once. A publication waits for the broker (up to the
+/// publisher's deadline while the broker is away); past this many, a stored batch is left to
+/// the outbox sweep rather than held in memory, and storing never waits for the broker.
+const CONCURRENT_PUBLISHES: usize = 16;
 
 impl EventBatcher {
     pub fn start(
@@ -83,6 +87,7 @@ async fn run(
     linger: Duration,
 ) {
     let flushes = Arc::new(Semaphore::new(CONCURRENT_FLUSHES));
+    let publishes = Arc::new(Semaphore::new(CONCURRENT_PUBLISHES));
     while let Some(first) = receiver.recv().await {
         let mut events = first.events.len();
         let mut batch = vec![first];
@@ -100,16 +105,29 @@ async fn run(
             break;
         };
         let (store, publisher, metrics) = (store.clone(), publisher.clone(), metrics.clone());
+        let publishes = publishes.clone();
         tokio::spawn(async move {
-            flush(batch, &store, &publisher, &metrics).await;
+            let fresh = store_batch(batch, &store, &metrics).await;
             drop(permit);
+            if fresh.is_empty() {
+                return;
+            }
+            match publishes.try_acquire_owned() {
+                Ok(_publishing) => publish(fresh, &publisher, &metrics).await,
+                Err(_) => tracing::warn!(
+                    events = fresh.len(),
+                    "the broker is slow or away; leaving stored events to the outbox sweep"
+                ),
+            }
         });
     }
-    // Drain: wait for every flush to finish before the worker ends.
+    // Drain: wait for every flush and publication to finish before the worker ends.
     let _ = flushes.acquire_many(CONCURRENT_FLUSHES as u32).await;
+    let _ = publishes.acquire_many(CONCURRENT_PUBLISHES as u32).await;
 }
 
-async fn flush(batch: Vec<Submission>, store: &Store, publisher: &Publisher, metrics: &Metrics) {
+/// Stores a batch and answers its requests; returns the events that were new.
+async fn store_batch(batch: Vec<Submission>, store: &Store, metrics: &Metrics) -> Vec<Event> {
     // One statement, one transaction: a submission's events are stored together or not at all.
     let rows: Vec<(&Event, Option<&str>)> = batch
         .iter()
@@ -123,7 +141,7 @@ async fn flush(batch: Vec<Submission>, store: &Store, publisher: &Publisher, met
             for submission in batch {
                 let _ = submission.reply.send(Err(()));
             }
-            return;
+            return Vec::new();
         }
     };
     let mut fresh = Vec::new();
@@ -143,9 +161,11 @@ async fn flush(batch: Vec<Submission>, store: &Store, publisher: &Publisher, met
         }
         let _ = submission.reply.send(Ok(mine));
     }
-    if fresh.is_empty() {
-        return;
-    }
+    fresh
+}
+
+/// Publishes stored events to the matchers; on failure the outbox sweep sends them later.
+async fn publish(fresh: Vec<Event>, publisher: &Publisher, metrics: &Metrics) {
     let count = fresh.len() as u64;
     // Herald's batches go through herald.events like outside events; a batch of one type is
     // routed by that type, a mixed one by a fixed key (the matcher's queue takes every key).

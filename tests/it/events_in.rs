@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use herald_scheduler::clock::ManualClock;
 use herald_tests::{Receiver, Sandbox, SandboxOptions, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -174,6 +175,67 @@ async fn a_batch_is_stored_whole_or_not_at_all() {
             (status, Some(code)),
             "{batch}: {body}"
         );
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_accepted_while_the_broker_refuses_them_are_delivered_later() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let mut sandbox = Sandbox::with(SandboxOptions {
+        scheduler: false,
+        ..SandboxOptions::default()
+    })
+    .await;
+    sandbox.start_scheduler_on(clock.clone()).await;
+    let receiver = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            webhook_action("hook", "order.paid", &receiver.url("/"), json!({})),
+        )
+        .await;
+
+    // The outage: nothing may be published to herald.events (new channels see it at once).
+    sandbox
+        .set_broker_write_permission(r"^(?!herald\.events$).*")
+        .await;
+    sandbox.drop_broker_connections(4).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(
+            sandbox
+                .event(&tenant, json!({"type": "order.paid", "data": {"n": n}}))
+                .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        receiver.count(),
+        0,
+        "nothing reached the matcher during the outage"
+    );
+    for id in &ids {
+        let event = sandbox.event_view(&tenant, id).await;
+        assert_eq!(event["matched_at"], Value::Null, "{event}");
+    }
+
+    // The broker takes events again; the outbox sweep sends what was accepted meanwhile once
+    // it has waited 30 s for the matcher (the test moves the scheduler's clock instead).
+    sandbox.set_broker_write_permission(".*").await;
+    clock.advance(chrono::Duration::seconds(31));
+    eventually(
+        "every accepted event delivered",
+        Duration::from_secs(60),
+        || async { (receiver.count() == 5).then_some(()) },
+    )
+    .await;
+    for id in &ids {
+        let executions = sandbox
+            .terminal_executions(&tenant, id, 1, Duration::from_secs(20))
+            .await;
+        assert_eq!(executions[0]["status"], "succeeded");
     }
     sandbox.stop().await;
 }

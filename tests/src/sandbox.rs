@@ -528,6 +528,29 @@ impl Sandbox {
         channel
     }
 
+    /// Sets which resources of this sandbox's vhost may be written (published to, bound):
+    /// a regular expression, as RabbitMQ's permissions take. The broker checks it on new
+    /// channels; drop the connections to apply it at once.
+    pub async fn set_broker_write_permission(&self, pattern: &str) {
+        let (base, user, password) = management();
+        let granted = self
+            .http
+            .put(format!(
+                "{base}/api/permissions/{}/{user}",
+                urlencoding::encode(&self.name)
+            ))
+            .basic_auth(&user, Some(&password))
+            .json(&json!({"configure": ".*", "write": pattern, "read": ".*"}))
+            .send()
+            .await
+            .expect("management API reachable");
+        assert!(
+            granted.status().is_success(),
+            "setting permissions: {}",
+            granted.status()
+        );
+    }
+
     /// Has the broker close every connection to this sandbox's vhost, as a broker restart or a
     /// network fault would, without touching other tests' vhosts. Waits until the broker lists
     /// `at_least` of them, and returns how many it closed.
