@@ -31,7 +31,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/batch", post(events::create_batch))
         .route("/v1/events/{id}", get(events::get))
         .route("/v1/actions", post(actions::create))
-        .route("/v1/actions/{id}", get(actions::get))
+        .route(
+            "/v1/actions/{id}",
+            get(actions::get).delete(actions::delete),
+        )
+        .route("/v1/actions/{id}/restore", post(actions::restore))
+        .route("/v1/actions/{id}/enable", post(actions::enable))
+        .route("/v1/actions/{id}/disable", post(actions::disable))
         .route("/v1/deliveries", post(deliveries::create))
         .route("/v1/executions", get(executions::list))
         .route("/v1/executions/retry", post(executions::retry_by_filter))

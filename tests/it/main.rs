@@ -1,6 +1,7 @@
 //! Herald's integration tests: one binary, every test in its own sandbox on the real broker and
 //! database that `cargo xtask test` starts.
 
+mod action_lifecycle;
 mod circuits;
 mod cli;
 mod crash;

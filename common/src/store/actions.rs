@@ -93,6 +93,27 @@ fn json<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
+/// An operator's change to an action's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Enable,
+    Disable,
+    /// Soft delete: kept for the audit trail and restorable, but never matched.
+    Delete,
+    Restore,
+}
+
+impl Lifecycle {
+    fn assignments(self) -> &'static str {
+        match self {
+            Self::Enable => "enabled = true, disabled_reason = NULL",
+            Self::Disable => "enabled = false, disabled_reason = 'disabled by an operator'",
+            Self::Delete => "deleted_at = coalesce(deleted_at, now())",
+            Self::Restore => "deleted_at = NULL",
+        }
+    }
+}
+
 /// Why an action could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionWriteError {
@@ -143,6 +164,28 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM actions WHERE updated_at >= $1");
         let rows = sqlx::query(&sql).bind(since).fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
+    }
+
+    /// Applies `change` to one of the tenant's actions (not a delivery's) and returns it as it
+    /// now is; matchers hear of it at once (the table's trigger).
+    pub async fn change_action(
+        &self,
+        tenant_id: TenantId,
+        id: ActionId,
+        change: Lifecycle,
+    ) -> Result<Option<ActionRecord>, sqlx::Error> {
+        let sql = format!(
+            "UPDATE actions SET {}, revision = revision + 1, updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND NOT one_off
+             RETURNING {COLUMNS}",
+            change.assignments()
+        );
+        let row = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
     }
 
     /// Disables an action, recording why (for example a 410 Gone from its endpoint).

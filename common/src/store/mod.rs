@@ -21,7 +21,7 @@ use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::DatabaseConfig;
 
-pub use actions::{ActionRecord, ActionWriteError, NewAction};
+pub use actions::{ActionRecord, ActionWriteError, Lifecycle, NewAction};
 pub use bulk_retries::{BulkRetry, BulkRetryStep, FilterView};
 pub use circuits::{CircuitEntry, EndpointOutcomes};
 pub use delayed::DueBatch;

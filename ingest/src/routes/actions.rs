@@ -1,11 +1,12 @@
-//! `POST /v1/actions` and `GET /v1/actions/{id}`.
+//! `POST /v1/actions`, `GET /v1/actions/{id}`, and an action's life: `DELETE /v1/actions/{id}`
+//! (soft), `POST /v1/actions/{id}/restore`, `.../enable`, `.../disable`.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_common::action::ActionSpec;
 use herald_common::ids::{ActionId, TenantId};
-use herald_common::store::{ActionRecord, ActionWriteError};
+use herald_common::store::{ActionRecord, ActionWriteError, Lifecycle};
 use serde_json::Value;
 
 use crate::auth::Tenant;
@@ -73,11 +74,77 @@ pub async fn get(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let id: ActionId = id.parse().map_err(|_| ApiError::not_found("action"))?;
+    let id = action_id(&id)?;
     let record = state
         .store
         .get_action(tenant, id)
         .await?
+        // A delivery's own action is an implementation detail of the delivery.
+        .filter(|record| !record.one_off)
         .ok_or_else(|| ApiError::not_found("action"))?;
     Ok(Json(view(&record, false)))
+}
+
+fn action_id(id: &str) -> ApiResult<ActionId> {
+    // A malformed id cannot name anything: answer as for an unknown one.
+    id.parse().map_err(|_| ApiError::not_found("action"))
+}
+
+async fn change(
+    state: &AppState,
+    tenant: TenantId,
+    id: &str,
+    lifecycle: Lifecycle,
+) -> ApiResult<Json<Value>> {
+    let id = action_id(id)?;
+    if matches!(lifecycle, Lifecycle::Enable | Lifecycle::Restore) {
+        // Coming back into the engine costs the tenant's wildcard budget again.
+        let current = state
+            .store
+            .get_action(tenant, id)
+            .await?
+            .filter(|record| !record.one_off)
+            .ok_or_else(|| ApiError::not_found("action"))?;
+        if !current.is_live() {
+            check_budget(state, tenant, &current.spec)?;
+        }
+    }
+    let record = state
+        .store
+        .change_action(tenant, id, lifecycle)
+        .await?
+        .ok_or_else(|| ApiError::not_found("action"))?;
+    Ok(Json(view(&record, false)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    change(&state, tenant, &id, Lifecycle::Delete).await
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    change(&state, tenant, &id, Lifecycle::Restore).await
+}
+
+pub async fn enable(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    change(&state, tenant, &id, Lifecycle::Enable).await
+}
+
+pub async fn disable(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    change(&state, tenant, &id, Lifecycle::Disable).await
 }
