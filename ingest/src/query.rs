@@ -3,6 +3,7 @@
 use axum::extract::{FromRequestParts, RawQuery};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -27,4 +28,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
                 )
             })
     }
+}
+
+/// A query parameter that is not what it must be.
+pub fn invalid(parameter: &str, expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_parameter",
+        format!("`{parameter}` must be {expected}"),
+    )
+}
+
+/// An optional RFC 3339 time parameter.
+pub fn time(parameter: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    text.map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| invalid(parameter, "an RFC 3339 time"))
+    })
+    .transpose()
 }

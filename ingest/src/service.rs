@@ -20,7 +20,9 @@ use crate::batcher::EventBatcher;
 use herald_matcher::feed::live_engine;
 
 use crate::error::ApiError;
-use crate::routes::{actions, bulk_retries, deliveries, endpoints, events, executions, tenants};
+use crate::routes::{
+    actions, bulk_retries, deliveries, endpoints, events, executions, stats, tenants,
+};
 use crate::state::AppState;
 
 /// The public API's routes.
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router {
             get(actions::get).delete(actions::delete),
         )
         .route("/v1/actions/{id}/restore", post(actions::restore))
+        .route("/v1/actions/{id}/stats", get(stats::of_action))
+        .route("/v1/stats", get(stats::overall))
         .route("/v1/actions/{id}/enable", post(actions::enable))
         .route("/v1/actions/{id}/disable", post(actions::disable))
         .route("/v1/deliveries", post(deliveries::create))

@@ -19,4 +19,5 @@ mod recovery;
 mod retention;
 mod retries;
 mod scheduler;
+mod stats;
 mod support;

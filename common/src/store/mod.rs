@@ -12,6 +12,7 @@ mod executions;
 mod limits;
 mod requeue;
 mod retention;
+mod stats;
 mod tenants;
 
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub use executions::{
 };
 pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};
 pub use retention::Deleted;
+pub use stats::{Percentiles, Stats};
 pub use tenants::{ApiKeyRecord, TenantRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

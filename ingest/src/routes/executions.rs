@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use herald_common::ids::{ActionId, ExecutionId};
 use herald_common::status::ExecutionStatus;
 use herald_common::store::{CancelOne, ExecutionFilter, RetryOne, decode_cursor, encode_cursor};
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::query::QueryParams;
+use crate::query::{QueryParams, invalid, time};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -45,23 +45,6 @@ pub struct ListParams {
     until: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
-}
-
-fn invalid(parameter: &str, expected: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_parameter",
-        format!("`{parameter}` must be {expected}"),
-    )
-}
-
-fn time(parameter: &str, text: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
-    text.map(|t| {
-        DateTime::parse_from_rfc3339(t)
-            .map(|at| at.with_timezone(&Utc))
-            .map_err(|_| invalid(parameter, "an RFC 3339 time"))
-    })
-    .transpose()
 }
 
 impl FilterParams {

@@ -6,4 +6,5 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod executions;
+pub mod stats;
 pub mod tenants;
