@@ -1,8 +1,6 @@
 //! Events in every form: CloudEvents from an independent SDK in structured, binary and batch
 //! mode, and Herald's own batches, stored whole or not at all.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use herald_scheduler::clock::ManualClock;
@@ -10,30 +8,17 @@ use herald_tests::{Receiver, Sandbox, SandboxOptions, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::webhook_action;
+use crate::support::{run_python, webhook_action};
 
 /// Sends CloudEvents of `event_type` with the CloudEvents Python SDK; one result per request.
 fn send_with_sdk(api: &str, key: &str, event_type: &str) -> Vec<Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/send_cloudevents.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 runs (cargo xtask test installs the cloudevents package)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(
-            json!({"api": api, "key": key, "type": event_type})
-                .to_string()
-                .as_bytes(),
-        )
-        .expect("write the request");
-    let output = child.wait_with_output().expect("the script ends");
-    assert!(output.status.success(), "the CloudEvents script failed");
+    let output = run_python(script, &json!({"api": api, "key": key, "type": event_type}));
+    assert!(
+        output.status.success(),
+        "the CloudEvents script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON result line"))

@@ -46,25 +46,31 @@ pub fn verify_with_reference_library(received: &Received, secret: &str) -> Resul
         "headers": headers,
         "body": String::from_utf8_lossy(&received.body),
     });
+    let output = run_python(script, &input);
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Runs a Python script of `tests/python/` with `input` as JSON on stdin (`cargo xtask test`
+/// installs the packages they use).
+pub fn run_python(script: &str, input: &serde_json::Value) -> std::process::Output {
     let mut child = Command::new("python3")
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("python3 runs (cargo xtask test installs the standardwebhooks package)");
+        .expect("python3 runs");
     child
         .stdin
         .take()
         .expect("stdin")
         .write_all(input.to_string().as_bytes())
         .expect("write");
-    let output = child.wait_with_output().expect("python finishes");
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
+    child.wait_with_output().expect("python finishes")
 }
 
 /// A running sandbox, a receiver, and a tenant with one webhook action sending `event_type`
