@@ -35,10 +35,13 @@ pub struct NotStored;
 
 /// Flushes in progress at once: the next batch fills while earlier ones are written.
 const CONCURRENT_FLUSHES: usize = 4;
-/// Publications in progress at once. A publication waits for the broker (up to the
-/// publisher's deadline while the broker is away); past this many, a stored batch is left to
-/// the outbox sweep rather than held in memory, and storing never waits for the broker.
+/// Publications in progress at once; more wait their turn. Storing never waits for them.
 const CONCURRENT_PUBLISHES: usize = 16;
+/// Stored batches waiting for, or in, publication. A publication waits for the broker (up to
+/// the publisher's deadline while the broker is away); past this many, a stored batch is left
+/// to the outbox sweep rather than held in memory. Far above what a healthy broker leaves
+/// waiting, so the outbox's delay is only ever paid during an outage.
+const QUEUED_PUBLISHES: usize = 1024;
 
 impl EventBatcher {
     pub fn start(
@@ -88,6 +91,7 @@ async fn run(
 ) {
     let flushes = Arc::new(Semaphore::new(CONCURRENT_FLUSHES));
     let publishes = Arc::new(Semaphore::new(CONCURRENT_PUBLISHES));
+    let queued = Arc::new(Semaphore::new(QUEUED_PUBLISHES));
     while let Some(first) = receiver.recv().await {
         let mut events = first.events.len();
         let mut batch = vec![first];
@@ -105,29 +109,33 @@ async fn run(
             break;
         };
         let (store, publisher, metrics) = (store.clone(), publisher.clone(), metrics.clone());
-        let publishes = publishes.clone();
+        let (publishes, queued) = (publishes.clone(), queued.clone());
         tokio::spawn(async move {
-            let fresh = store_batch(batch, &store, &metrics).await;
+            let fresh = write_batch(batch, &store, &metrics).await;
             drop(permit);
             if fresh.is_empty() {
                 return;
             }
-            match publishes.try_acquire_owned() {
-                Ok(_publishing) => publish(fresh, &publisher, &metrics).await,
-                Err(_) => tracing::warn!(
+            let Ok(_queued) = queued.try_acquire_owned() else {
+                tracing::warn!(
                     events = fresh.len(),
                     "the broker is slow or away; leaving stored events to the outbox sweep"
-                ),
+                );
+                return;
+            };
+            // The semaphore is never closed: acquiring only waits for a turn.
+            if let Ok(_publishing) = publishes.acquire_owned().await {
+                publish(fresh, &publisher, &metrics).await;
             }
         });
     }
     // Drain: wait for every flush and publication to finish before the worker ends.
     let _ = flushes.acquire_many(CONCURRENT_FLUSHES as u32).await;
-    let _ = publishes.acquire_many(CONCURRENT_PUBLISHES as u32).await;
+    let _ = queued.acquire_many(QUEUED_PUBLISHES as u32).await;
 }
 
 /// Stores a batch and answers its requests; returns the events that were new.
-async fn store_batch(batch: Vec<Submission>, store: &Store, metrics: &Metrics) -> Vec<Event> {
+async fn write_batch(batch: Vec<Submission>, store: &Store, metrics: &Metrics) -> Vec<Event> {
     // One statement, one transaction: a submission's events are stored together or not at all.
     let rows: Vec<(&Event, Option<&str>)> = batch
         .iter()

@@ -168,17 +168,19 @@ async fn store_jobs(
     .bind(&event_ids)
     .fetch_all(&mut *db)
     .await?;
-    let mut events = Vec::with_capacity(rows.len());
+    let mut events = std::collections::HashMap::with_capacity(rows.len());
     for row in &rows {
-        events.extend(event_from_row(row)?);
+        if let Some(event) = event_from_row(row)? {
+            events.insert(
+                (event.tenant_id.as_uuid(), event.id.as_str().to_owned()),
+                event,
+            );
+        }
     }
     let mut jobs = Vec::with_capacity(reopened.len());
     let mut orphans = Vec::new();
     for r in reopened {
-        let event = events
-            .iter()
-            .find(|e| e.tenant_id.as_uuid() == r.tenant_id && e.id.as_str() == r.event_id);
-        let Some(event) = event else {
+        let Some(event) = events.get(&(r.tenant_id, r.event_id.clone())) else {
             orphans.push(r.id);
             continue;
         };

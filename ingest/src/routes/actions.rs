@@ -74,14 +74,7 @@ pub async fn get(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let id = action_id(&id)?;
-    let record = state
-        .store
-        .get_action(tenant, id)
-        .await?
-        // A delivery's own action is an implementation detail of the delivery.
-        .filter(|record| !record.one_off)
-        .ok_or_else(|| ApiError::not_found("action"))?;
+    let record = find(&state, tenant, &id).await?;
     Ok(Json(view(&record, false)))
 }
 
@@ -90,28 +83,33 @@ fn action_id(id: &str) -> ApiResult<ActionId> {
     id.parse().map_err(|_| ApiError::not_found("action"))
 }
 
+/// One of the tenant's actions as the API sees them: 404 for a malformed or unknown id, and
+/// for a delivery's own action (an implementation detail of the delivery).
+pub(crate) async fn find(state: &AppState, tenant: TenantId, id: &str) -> ApiResult<ActionRecord> {
+    state
+        .store
+        .get_action(tenant, action_id(id)?)
+        .await?
+        .filter(|record| !record.one_off)
+        .ok_or_else(|| ApiError::not_found("action"))
+}
+
 async fn change(
     state: &AppState,
     tenant: TenantId,
     id: &str,
     lifecycle: Lifecycle,
 ) -> ApiResult<Json<Value>> {
-    let id = action_id(id)?;
+    let current = find(state, tenant, id).await?;
     if matches!(lifecycle, Lifecycle::Enable | Lifecycle::Restore) {
         // Coming back into the engine costs the tenant's wildcard budget again.
-        let current = state
-            .store
-            .get_action(tenant, id)
-            .await?
-            .filter(|record| !record.one_off)
-            .ok_or_else(|| ApiError::not_found("action"))?;
         if !current.is_live() {
             check_budget(state, tenant, &current.spec)?;
         }
     }
     let record = state
         .store
-        .change_action(tenant, id, lifecycle)
+        .change_action(tenant, current.id, lifecycle)
         .await?
         .ok_or_else(|| ApiError::not_found("action"))?;
     Ok(Json(view(&record, false)))

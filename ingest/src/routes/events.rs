@@ -139,22 +139,7 @@ pub async fn create(
     Tenant(tenant): Tenant,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let headers = request.headers().clone();
-    let bytes = read_bytes(request, &state).await?;
-    match read_incoming(&headers, &bytes, false)? {
-        Incoming::One(incoming) => {
-            let key = idempotency_key(&headers)?;
-            let event = accept(&state, tenant, incoming, None)?;
-            let id = event.id.clone();
-            let outcome = state
-                .batcher
-                .submit(event, key)
-                .await
-                .map_err(|_| ApiError::unavailable())?;
-            Ok((StatusCode::ACCEPTED, Json(result(id, outcome))))
-        }
-        Incoming::Many(batch) => store_batch(&state, tenant, batch).await,
-    }
+    receive(&state, tenant, request, false).await
 }
 
 /// `POST /v1/events/batch`: a JSON array of events (or a CloudEvents batch), stored together
@@ -164,11 +149,33 @@ pub async fn create_batch(
     Tenant(tenant): Tenant,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    receive(&state, tenant, request, true).await
+}
+
+/// Reads a body (Herald's JSON is an array when `batch`) and stores what it holds; a single
+/// event answers with its own result, a batch with one per event.
+async fn receive(
+    state: &AppState,
+    tenant: TenantId,
+    request: Request,
+    batch: bool,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let headers = request.headers().clone();
-    let bytes = read_bytes(request, &state).await?;
-    match read_incoming(&headers, &bytes, true)? {
-        Incoming::Many(batch) => store_batch(&state, tenant, batch).await,
-        Incoming::One(incoming) => store_batch(&state, tenant, vec![incoming]).await,
+    let bytes = read_bytes(request, state).await?;
+    match read_incoming(&headers, &bytes, batch)? {
+        Incoming::One(incoming) if !batch => {
+            let key = idempotency_key(&headers)?;
+            let event = accept(state, tenant, incoming, None)?;
+            let id = event.id.clone();
+            let outcome = state
+                .batcher
+                .submit(event, key)
+                .await
+                .map_err(|_| ApiError::unavailable())?;
+            Ok((StatusCode::ACCEPTED, Json(result(id, outcome))))
+        }
+        Incoming::One(incoming) => store_batch(state, tenant, vec![incoming]).await,
+        Incoming::Many(events) => store_batch(state, tenant, events).await,
     }
 }
 

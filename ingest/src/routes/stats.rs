@@ -5,13 +5,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Duration, Utc};
-use herald_common::ids::ActionId;
 use herald_common::store::Stats;
 use serde::Deserialize;
 
 use crate::auth::Tenant;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::query::{QueryParams, invalid, time};
+use crate::routes::actions::find;
 use crate::state::AppState;
 
 const DEFAULT_WINDOW_HOURS: i64 = 24;
@@ -57,14 +57,8 @@ pub async fn of_action(
     Path(id): Path<String>,
     QueryParams(window): QueryParams<Window>,
 ) -> ApiResult<Json<Stats>> {
-    let id: ActionId = id.parse().map_err(|_| ApiError::not_found("action"))?;
     let (since, until) = window.bounds()?;
-    state
-        .store
-        .get_action(tenant, id)
-        .await?
-        .filter(|record| !record.one_off)
-        .ok_or_else(|| ApiError::not_found("action"))?;
+    let id = find(&state, tenant, &id).await?.id;
     Ok(Json(
         state.store.stats(tenant, Some(id), since, until).await?,
     ))
