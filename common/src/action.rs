@@ -834,6 +834,34 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_spec_reads_back_as_itself() {
+        // PATCH and `PUT /v1/actions` edit an action's JSON as stored and parse it again.
+        let examples = [
+            json!({
+                "name": "everything", "description": "d", "event_types": ["a.*", "#"],
+                "source": "s", "priority": "high", "mode": "sync",
+                "conditions": [{"path": "data.x", "op": "matches", "value": "^a"},
+                    {"not": {"path": "metadata.r", "op": "in", "value": ["eu"]}},
+                    {"all": [{"path": "type", "op": "exists"}]}],
+                "handler": {"type": "webhook", "url": "https://example.com/hook",
+                    "method": "PUT", "headers": {"x-a": "b"}, "timeout_ms": 1000,
+                    "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSx"]},
+                "retry": {"backoff": "exponential", "initial_s": 1, "max_s": 60, "jitter": 0.2},
+                "rate_limit_per_s": 5, "max_concurrency": 2, "enabled": false}),
+            with("retry", json!({"max_attempts": 3, "delays_s": [1, 2]})),
+            with("handler", json!({"type": "log", "level": "warn"})),
+            with("handler", json!({"type": "publish", "event_type": "x.y"})),
+        ];
+        for example in examples {
+            let spec = ActionSpec::parse(&example).unwrap_or_else(|e| panic!("{example}: {e}"));
+            let stored = serde_json::to_value(&spec).unwrap();
+            let again = ActionSpec::parse(&stored).unwrap_or_else(|e| panic!("{stored}: {e}"));
+            assert_eq!(again, spec, "{stored}");
+        }
+    }
+
+    #[test]
     fn the_contract_example_parses() {
         let example = json!({
             "name": "notify-billing", "description": "optional",

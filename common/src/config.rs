@@ -170,6 +170,13 @@ pub struct IngestConfig {
     pub batch_linger_us: u64,
     /// Wildcard event-type patterns plus regex conditions one tenant's actions may hold.
     pub wildcard_budget_per_tenant: usize,
+    /// Longest a `POST /v1/events` waits for the results of the sync actions it matched.
+    pub sync_timeout_ms: u64,
+    /// Requests per second one tenant may make to one ingest replica (a token bucket);
+    /// 0 lifts the limit. Past it: 429 with `Retry-After`.
+    pub tenant_rate_per_s: u32,
+    /// Requests a tenant may send at once above its rate (the bucket's size).
+    pub tenant_burst: u32,
 }
 
 impl std::fmt::Debug for IngestConfig {
@@ -338,6 +345,9 @@ impl Config {
                 batch_max_events: 256,
                 batch_linger_us: 1000,
                 wildcard_budget_per_tenant: 1000,
+                sync_timeout_ms: 10_000,
+                tenant_rate_per_s: 1000,
+                tenant_burst: 2000,
             },
             matcher: MatcherConfig {
                 batch_max_messages: 256,
@@ -471,6 +481,19 @@ impl Config {
             "ingest.batch_max_events",
             self.ingest.batch_max_events as u64,
         )?;
+        positive("ingest.sync_timeout_ms", self.ingest.sync_timeout_ms)?;
+        if self.ingest.sync_timeout_ms > 60_000 {
+            return Err(ConfigError::new(
+                "ingest.sync_timeout_ms",
+                "must be at most 60000 (a request should not wait longer than a minute)",
+            ));
+        }
+        if self.ingest.tenant_rate_per_s > 0 && self.ingest.tenant_burst == 0 {
+            return Err(ConfigError::new(
+                "ingest.tenant_burst",
+                "must be positive while ingest.tenant_rate_per_s is set",
+            ));
+        }
         positive(
             "matcher.batch_max_messages",
             self.matcher.batch_max_messages as u64,

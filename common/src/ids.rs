@@ -150,6 +150,10 @@ typed_id!(
     /// An operator's retry of every execution matching a filter, carried out page by page.
     BulkRetryId, "blk", "bulk retry"
 );
+typed_id!(
+    /// A provider whose webhooks a tenant receives at `POST /v1/hooks/{id}`.
+    ProviderId, "prv", "provider"
+);
 
 #[cfg(test)]
 mod tests {

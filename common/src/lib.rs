@@ -14,6 +14,7 @@ pub mod messages;
 pub mod metrics;
 pub mod net;
 pub mod ops;
+pub mod provider;
 pub mod service;
 pub mod shutdown;
 pub mod signing;

@@ -18,7 +18,12 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// A request authenticated with a tenant's key.
+fn is_admin_token(state: &AppState, token: &str) -> bool {
+    let expected = state.admin_token.as_bytes();
+    !expected.is_empty() && constant_time_eq(token.as_bytes(), expected)
+}
+
+/// A request authenticated with a tenant's key, within the tenant's request rate.
 pub struct Tenant(pub TenantId);
 
 impl FromRequestParts<AppState> for Tenant {
@@ -29,10 +34,21 @@ impl FromRequestParts<AppState> for Tenant {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        match state.store.authenticate(token).await? {
-            Some(tenant) => Ok(Tenant(tenant)),
-            None => Err(ApiError::unauthorized()),
+        if is_admin_token(state, token) {
+            return Err(ApiError::forbidden(
+                "the admin token manages tenants and keys; tenant data needs a tenant key",
+            ));
         }
+        let tenant = state
+            .store
+            .authenticate(token)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .limiter
+            .check(tenant)
+            .map_err(ApiError::rate_limited)?;
+        Ok(Tenant(tenant))
     }
 }
 
@@ -47,11 +63,15 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let expected = state.admin_token.as_bytes();
-        if !expected.is_empty() && constant_time_eq(token.as_bytes(), expected) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::unauthorized())
+        if is_admin_token(state, token) {
+            return Ok(Admin);
         }
+        // A tenant's key is a real credential, just not for this: say so.
+        if state.store.authenticate(token).await?.is_some() {
+            return Err(ApiError::forbidden(
+                "tenants and keys are managed with the admin token, not a tenant key",
+            ));
+        }
+        Err(ApiError::unauthorized())
     }
 }

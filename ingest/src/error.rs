@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use herald_common::action::ActionError;
 use herald_common::event::EventError;
+use herald_common::provider::{ProviderError, VerifyError};
+use herald_common::store::ActionWriteError;
 use serde_json::json;
 
 #[derive(Debug)]
@@ -13,6 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -23,6 +27,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -32,6 +37,11 @@ impl ApiError {
             "unauthorized",
             "a valid bearer key is required",
         )
+    }
+
+    /// Valid credentials, but not for this route.
+    pub fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -50,6 +60,16 @@ impl ApiError {
         )
     }
 
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests for this tenant; retry after the time in Retry-After",
+        );
+        error.retry_after = Some(wait);
+        error
+    }
+
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -62,7 +82,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.max(1).into());
+        }
+        response
     }
 }
 
@@ -84,6 +111,41 @@ impl From<ActionError> for ApiError {
             "invalid_action",
             error.to_string(),
         )
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(error: ProviderError) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_provider",
+            error.to_string(),
+        )
+    }
+}
+
+/// A provider's delivery that fails verification: 401, and nothing is stored.
+impl From<VerifyError> for ApiError {
+    fn from(error: VerifyError) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
+    }
+}
+
+impl From<ActionWriteError> for ApiError {
+    fn from(error: ActionWriteError) -> Self {
+        match error {
+            ActionWriteError::NameTaken(name) => Self::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                format!("an action named {name:?} already exists"),
+            ),
+            ActionWriteError::RevisionMismatch(revision) => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "revision_mismatch",
+                format!("the action has changed since: it is at revision {revision}"),
+            ),
+            ActionWriteError::Database(error) => error.into(),
+        }
     }
 }
 

@@ -1,14 +1,19 @@
 //! Ingest: Herald's HTTP front door (events in, the management API).
 
+pub mod api;
 mod auth;
 mod batcher;
 mod body;
 mod cloudevents;
 pub mod error;
+mod merge_patch;
+pub mod openapi;
 mod query;
+mod rate_limit;
 mod routes;
 mod service;
 mod state;
+mod sync_results;
 
 pub use service::{router, start};
 pub use state::AppState;

@@ -8,58 +8,38 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
 use herald_common::config::{Config, ServiceName};
 use herald_common::event::EventLimits;
 use herald_common::metrics::Metrics;
+use herald_common::net::Destinations;
 use herald_common::service::{Base, Running};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::OPERATIONS;
 use crate::batcher::EventBatcher;
 use herald_matcher::feed::live_engine;
 
 use crate::error::ApiError;
-use crate::routes::{
-    actions, bulk_retries, deliveries, endpoints, events, executions, stats, tenants,
-};
-use crate::state::AppState;
+use crate::rate_limit::TenantLimiter;
+use crate::state::{AppState, Outbound};
 
-/// The public API's routes.
+/// The public API's routes: every operation of [`OPERATIONS`], nothing else.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/v1/events", post(events::create))
-        .route("/v1/events/batch", post(events::create_batch))
-        .route("/v1/events/{id}", get(events::get))
-        .route("/v1/actions", post(actions::create))
-        .route(
-            "/v1/actions/{id}",
-            get(actions::get).delete(actions::delete),
-        )
-        .route("/v1/actions/{id}/restore", post(actions::restore))
-        .route("/v1/actions/{id}/stats", get(stats::of_action))
-        .route("/v1/stats", get(stats::overall))
-        .route("/v1/actions/{id}/enable", post(actions::enable))
-        .route("/v1/actions/{id}/disable", post(actions::disable))
-        .route("/v1/deliveries", post(deliveries::create))
-        .route("/v1/executions", get(executions::list))
-        .route("/v1/executions/retry", post(executions::retry_by_filter))
-        .route("/v1/executions/{id}", get(executions::get))
-        .route("/v1/executions/{id}/retry", post(executions::retry))
-        .route("/v1/executions/{id}/cancel", post(executions::cancel))
-        .route("/v1/bulk-retries/{id}", get(bulk_retries::get))
-        .route("/v1/bulk-retries/{id}/cancel", post(bulk_retries::cancel))
-        .route("/v1/endpoints", get(endpoints::list))
-        .route("/v1/endpoints/{id}/reset", post(endpoints::reset))
-        .route("/v1/tenants", post(tenants::create))
-        .route("/v1/tenants/{id}", get(tenants::get))
-        .route("/v1/tenants/{id}/keys", post(tenants::create_key))
-        .route(
-            "/v1/tenants/{id}/keys/{key_id}",
-            delete(tenants::revoke_key),
-        )
+    OPERATIONS
+        .iter()
+        .fold(Router::new(), |router, operation| {
+            router.route(operation.path, (operation.handler)())
+        })
         .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -103,6 +83,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         Duration::from_micros(ingest.batch_linger_us),
     );
     let engine = live_engine(&base).await?;
+    let executor = &base.config.executor;
+    let destinations = Arc::new(
+        Destinations::new(&executor.allow_private_destinations).map_err(anyhow::Error::msg)?,
+    );
+    let outbound = Outbound {
+        client: herald_executor::client::build(
+            destinations.clone(),
+            Duration::from_millis(executor.connect_timeout_ms),
+        )
+        .context("building the HTTP client for test deliveries")?,
+        destinations,
+        body_limit: executor.response_body_limit_bytes,
+    };
     let state = AppState {
         engine,
         store: base.store.clone(),
@@ -113,7 +106,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             max_metadata_entries: ingest.max_metadata_entries,
             max_metadata_bytes: ingest.max_metadata_bytes,
         },
+        limiter: Arc::new(TenantLimiter::new(
+            ingest.tenant_rate_per_s,
+            ingest.tenant_burst,
+        )),
         config: Arc::new(ingest),
+        outbound,
     };
     let app = router(state).merge(herald_common::ops::router(base.health()));
     let listener = TcpListener::bind(base.config.http.listen)

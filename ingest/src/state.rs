@@ -5,11 +5,13 @@ use std::sync::Arc;
 use herald_common::config::IngestConfig;
 use herald_common::event::EventLimits;
 use herald_common::metrics::Metrics;
+use herald_common::net::Destinations;
 use herald_common::store::Store;
 
 use herald_matcher::engine::Engine;
 
 use crate::batcher::EventBatcher;
+use crate::rate_limit::TenantLimiter;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -22,4 +24,15 @@ pub struct AppState {
     /// Every tenant's live actions, kept current by the action feed: for budgets, sync
     /// actions and dry runs.
     pub engine: Arc<Engine>,
+    pub limiter: Arc<TenantLimiter>,
+    /// For test deliveries (`POST /v1/actions/{id}/test` with `send`).
+    pub outbound: Outbound,
+}
+
+/// Outbound HTTP as the executor does it: the same destination guard and response limit.
+#[derive(Clone)]
+pub struct Outbound {
+    pub client: reqwest::Client,
+    pub destinations: Arc<Destinations>,
+    pub body_limit: usize,
 }

@@ -1,7 +1,9 @@
 //! Herald's integration tests: one binary, every test in its own sandbox on the real broker and
 //! database that `cargo xtask test` starts.
 
+mod action_api;
 mod action_lifecycle;
+mod api_access;
 mod circuits;
 mod cli;
 mod crash;
@@ -14,6 +16,7 @@ mod handlers;
 mod limits;
 mod live_actions;
 mod outcomes;
+mod providers;
 mod reconnect;
 mod recovery;
 mod retention;
@@ -21,3 +24,4 @@ mod retries;
 mod scheduler;
 mod stats;
 mod support;
+mod sync_mode;

@@ -367,7 +367,19 @@ impl Sandbox {
             .and_then(|line| line.rsplit(' ').next()?.parse().ok())
     }
 
-    fn api_url(&self, path: &str) -> String {
+    /// A request to ingest with a bearer token, for tests that need headers of their own.
+    pub fn http_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.api_url(path))
+            .bearer_auth(token)
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
         format!(
             "{}{path}",
             self.api

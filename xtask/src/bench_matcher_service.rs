@@ -280,7 +280,11 @@ pub fn run(root: &Path, bench: ServiceBenchOptions) -> anyhow::Result<ExitCode> 
         },
         fast_database: false,
         replicas,
-        env: vec![("HERALD_TELEMETRY__LOG_LEVEL".into(), "warn".into())],
+        env: vec![
+            ("HERALD_TELEMETRY__LOG_LEVEL".into(), "warn".into()),
+            // A benchmark measures the pipeline, not the per-tenant request limit.
+            ("HERALD_INGEST__TENANT_RATE_PER_S".into(), "0".into()),
+        ],
     };
     let mut stack = Stack::start(options.clone())?;
     let runtime = tokio::runtime::Runtime::new()?;

@@ -1,7 +1,8 @@
 //! Herald's developer commands, so that a person and CI run the same things:
 //!
 //! - `cargo xtask up`: the whole cluster on a local broker and database, with a demo event;
-//! - `cargo xtask test`: the full test suite with a broker and database of its own.
+//! - `cargo xtask test`: the full test suite with a broker and database of its own;
+//! - `cargo xtask openapi`: rewrite the committed `openapi.json` from the code.
 
 mod api;
 mod bench_executor;
@@ -46,6 +47,8 @@ enum Task {
         #[arg(long)]
         no_demo: bool,
     },
+    /// Rewrite `openapi.json` from the code (a test fails while it is out of date).
+    Openapi,
     /// Run lints and the full test suite against a throwaway broker and database.
     Test {
         /// Skip cargo fmt and clippy.
@@ -115,6 +118,13 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+fn write_openapi(root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let path = root.join(herald_ingest::openapi::COMMITTED_PATH);
+    std::fs::write(&path, herald_ingest::openapi::document_text())?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
@@ -171,6 +181,7 @@ fn main() -> ExitCode {
                 replicas,
             },
         ),
+        Task::Openapi => write_openapi(&root),
         Task::Up { release, no_demo } => up::run(&root, up::UpOptions { release, no_demo }),
         Task::Test {
             skip_lint,

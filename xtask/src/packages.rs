@@ -75,11 +75,14 @@ pub fn ensure_installed() -> anyhow::Result<()> {
 }
 
 /// The Standard Webhooks reference library, which the tests use to verify signatures, and the
-/// CloudEvents SDK, which they use to send CloudEvents: implementations that share no code
-/// with Herald's.
+/// CloudEvents SDK, which they use to send CloudEvents, and an OpenAPI validator for the
+/// published document: implementations that share no code with Herald's.
 pub fn ensure_python_tools() -> anyhow::Result<()> {
     let present = Command::new("python3")
-        .args(["-c", "import standardwebhooks, cloudevents.conversion"])
+        .args([
+            "-c",
+            "import standardwebhooks, cloudevents.conversion, openapi_spec_validator",
+        ])
         .output()
         .context("python3 is needed by the test suite")?
         .status
@@ -87,7 +90,9 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
     if present {
         return Ok(());
     }
-    eprintln!("==> installing the standardwebhooks and cloudevents Python packages from PyPI");
+    eprintln!(
+        "==> installing the standardwebhooks, cloudevents and openapi-spec-validator Python packages from PyPI"
+    );
     let status = Command::new("python3")
         .args([
             "-m",
@@ -98,11 +103,12 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
             "standardwebhooks",
             // 1.x: the `cloudevents.http` and `conversion` API the tests are written against.
             "cloudevents==1.11.0",
+            "openapi-spec-validator==0.9.0",
         ])
         .status()
         .context("running pip")?;
     if !status.success() {
-        bail!("`pip install standardwebhooks cloudevents` failed ({status})");
+        bail!("`pip install` of the test suite's Python tools failed ({status})");
     }
     Ok(())
 }

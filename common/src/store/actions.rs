@@ -37,7 +37,7 @@ impl ActionRecord {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, name, description, event_types, source, conditions, priority, \
+pub(super) const COLUMNS: &str = "id, tenant_id, name, description, event_types, source, conditions, priority, \
      mode, handler, retry, rate_limit_per_s, max_concurrency, enabled, disabled_reason, revision, \
      created_at, updated_at, deleted_at, one_off";
 
@@ -52,7 +52,7 @@ fn decode_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn from_row(row: &PgRow) -> Result<ActionRecord, sqlx::Error> {
+pub(super) fn from_row(row: &PgRow) -> Result<ActionRecord, sqlx::Error> {
     let mode: String = row.try_get("mode")?;
     let conditions: Vec<Condition> = decode_json(row, "conditions")?;
     let handler: Handler = decode_json(row, "handler")?;
@@ -119,6 +119,9 @@ impl Lifecycle {
 pub enum ActionWriteError {
     #[error("an action named {0:?} already exists")]
     NameTaken(String),
+    /// An update named the revision it was based on, and the action has moved on since.
+    #[error("the action is at revision {0}")]
+    RevisionMismatch(i64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -188,6 +191,36 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Replaces the spec of one of the tenant's actions (a soft-deleted one too: it stays
+    /// deleted) and returns it as it now is. With `expected_revision`, only if the action is
+    /// still at that revision. `None`: no such action.
+    pub async fn update_action(
+        &self,
+        tenant_id: TenantId,
+        id: ActionId,
+        spec: &ActionSpec,
+        expected_revision: Option<i64>,
+    ) -> Result<Option<ActionRecord>, ActionWriteError> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT revision FROM actions WHERE tenant_id = $1 AND id = $2 AND NOT one_off
+             FOR UPDATE",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(revision) = current else {
+            return Ok(None);
+        };
+        if expected_revision.is_some_and(|expected| expected != revision) {
+            return Err(ActionWriteError::RevisionMismatch(revision));
+        }
+        let record = rewrite_action(&mut *tx, tenant_id, id, spec).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
     /// Disables an action, recording why (for example a 410 Gone from its endpoint).
     pub async fn disable_action(
         &self,
@@ -209,6 +242,57 @@ impl Store {
     }
 }
 
+/// Writes `spec` over an existing action; an operator's earlier disable reason goes with it
+/// when the new spec enables the action.
+pub(super) async fn rewrite_action(
+    db: impl sqlx::PgExecutor<'_>,
+    tenant_id: TenantId,
+    id: ActionId,
+    spec: &ActionSpec,
+) -> Result<ActionRecord, ActionWriteError> {
+    let sql = format!(
+        "UPDATE actions SET name = $3, description = $4, event_types = $5, source = $6,
+           conditions = $7, priority = $8, mode = $9, handler_type = $10, handler = $11,
+           retry = $12, rate_limit_per_s = $13, max_concurrency = $14, enabled = $15,
+           disabled_reason = CASE WHEN $15 THEN NULL ELSE disabled_reason END,
+           revision = revision + 1, updated_at = now()
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(id)
+        .bind(&spec.name)
+        .bind(&spec.description)
+        .bind(&spec.event_types)
+        .bind(&spec.source)
+        .bind(json(&spec.conditions))
+        .bind(spec.priority.0)
+        .bind(mode_name(spec.mode))
+        .bind(spec.handler.kind())
+        .bind(json(&spec.handler))
+        .bind(json(&spec.retry))
+        .bind(spec.rate_limit_per_s.map(|v| v as i32))
+        .bind(spec.max_concurrency.map(|v| v as i32))
+        .bind(spec.enabled)
+        .fetch_one(db)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                ActionWriteError::NameTaken(spec.name.clone())
+            }
+            _ => ActionWriteError::Database(error),
+        })?;
+    Ok(from_row(&row)?)
+}
+
+fn mode_name(mode: ActionMode) -> &'static str {
+    match mode {
+        ActionMode::Async => "async",
+        ActionMode::Sync => "sync",
+    }
+}
+
 /// Stores a new action (`one_off`: the action of one delivery, see [`ActionRecord::one_off`]).
 pub(super) async fn insert_action(
     db: impl sqlx::PgExecutor<'_>,
@@ -224,10 +308,6 @@ pub(super) async fn insert_action(
          ON CONFLICT (tenant_id, name) DO NOTHING
          RETURNING {COLUMNS}"
     );
-    let mode = match spec.mode {
-        ActionMode::Async => "async",
-        ActionMode::Sync => "sync",
-    };
     let row = sqlx::query(&sql)
         .bind(ActionId::new())
         .bind(tenant_id)
@@ -237,7 +317,7 @@ pub(super) async fn insert_action(
         .bind(&spec.source)
         .bind(json(&spec.conditions))
         .bind(spec.priority.0)
-        .bind(mode)
+        .bind(mode_name(spec.mode))
         .bind(spec.handler.kind())
         .bind(json(&spec.handler))
         .bind(json(&spec.retry))

@@ -1,6 +1,8 @@
 //! PostgreSQL: the durable record of tenants, actions, events, executions, attempts, circuit
 //! state and delayed jobs. Every query on tenant data takes the tenant id and filters by it.
 
+mod action_list;
+mod action_set;
 mod actions;
 mod bulk_retries;
 mod circuits;
@@ -10,6 +12,7 @@ mod events;
 mod execution_list;
 mod executions;
 mod limits;
+mod providers;
 mod requeue;
 mod retention;
 mod stats;
@@ -22,6 +25,8 @@ use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::DatabaseConfig;
 
+pub use action_list::{ActionFilter, ActionPage};
+pub use action_set::{DesiredAction, MAX_ACTION_SET, SetReport};
 pub use actions::{ActionRecord, ActionWriteError, Lifecycle, NewAction};
 pub use bulk_retries::{BulkRetry, BulkRetryStep, FilterView};
 pub use circuits::{CircuitEntry, EndpointOutcomes};
@@ -33,6 +38,7 @@ pub use executions::{
     AttemptRecord, AttemptView, Claim, ClaimRequest, ExecutionRecord, NewExecution, Outcome,
     StoredExecution,
 };
+pub use providers::{ProviderRecord, ProviderWriteError};
 pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};
 pub use retention::Deleted;
 pub use stats::{Percentiles, Stats};

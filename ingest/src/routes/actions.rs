@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_common::action::ActionSpec;
 use herald_common::ids::{ActionId, TenantId};
-use herald_common::store::{ActionRecord, ActionWriteError, Lifecycle};
+use herald_common::store::{ActionRecord, Lifecycle};
 use serde_json::Value;
 
 use crate::auth::Tenant;
@@ -34,22 +34,16 @@ pub async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let spec = ActionSpec::parse(&body)?;
-    check_budget(&state, tenant, &spec)?;
-    match state.store.create_action(tenant, &spec).await {
-        Ok(record) => Ok((StatusCode::CREATED, Json(view(&record, true)))),
-        Err(ActionWriteError::NameTaken(name)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "name_taken",
-            format!("an action named {name:?} already exists"),
-        )),
-        Err(ActionWriteError::Database(error)) => Err(error.into()),
+    if spec.enabled {
+        check_budget(&state, tenant, spec.costly_parts())?;
     }
+    let record = state.store.create_action(tenant, &spec).await?;
+    Ok((StatusCode::CREATED, Json(view(&record, true))))
 }
 
 /// Wildcard patterns and regex conditions cost every event a scan: a tenant may hold only so
 /// many. Counted from the live engine, which trails writes by a few milliseconds.
-fn check_budget(state: &AppState, tenant: TenantId, spec: &ActionSpec) -> ApiResult<()> {
-    let adding = spec.costly_parts();
+pub(crate) fn check_budget(state: &AppState, tenant: TenantId, adding: usize) -> ApiResult<()> {
     if adding == 0 {
         return Ok(());
     }
@@ -104,7 +98,7 @@ async fn change(
     if matches!(lifecycle, Lifecycle::Enable | Lifecycle::Restore) {
         // Coming back into the engine costs the tenant's wildcard budget again.
         if !current.is_live() {
-            check_budget(state, tenant, &current.spec)?;
+            check_budget(state, tenant, current.spec.costly_parts())?;
         }
     }
     let record = state

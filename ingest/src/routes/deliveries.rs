@@ -145,7 +145,10 @@ pub async fn create(
         .await
         .map_err(|error| match error {
             ActionWriteError::Database(error) => ApiError::from(error),
-            ActionWriteError::NameTaken(_) => ApiError::unavailable(),
+            // A delivery's action has a fresh unique name and is never updated.
+            ActionWriteError::NameTaken(_) | ActionWriteError::RevisionMismatch(_) => {
+                ApiError::unavailable()
+            }
         })?;
     let body = match created {
         DeliveryCreated::New { execution_id, .. } => {

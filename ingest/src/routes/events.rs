@@ -1,5 +1,8 @@
 //! `POST /v1/events` (Herald's JSON or CloudEvents), `POST /v1/events/batch` and
-//! `GET /v1/events/{id}`.
+//! `GET /v1/events/{id}`. A single event that matches sync actions is answered 200 with their
+//! results (see `sync_results`); everything else 202 as soon as it is stored.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -15,6 +18,7 @@ use crate::body::read_bytes;
 use crate::cloudevents;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::sync_results::{sync_actions, wait_for_results};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -167,12 +171,22 @@ async fn receive(
             let key = idempotency_key(&headers)?;
             let event = accept(state, tenant, incoming, None)?;
             let id = event.id.clone();
+            let sync = sync_actions(&state.engine, &event);
             let outcome = state
                 .batcher
                 .submit(event, key)
                 .await
                 .map_err(|_| ApiError::unavailable())?;
-            Ok((StatusCode::ACCEPTED, Json(result(id, outcome))))
+            if sync.is_empty() || matches!(outcome, InsertedEvent::Duplicate(_)) {
+                return Ok((StatusCode::ACCEPTED, Json(result(id, outcome))));
+            }
+            let timeout = Duration::from_millis(state.config.sync_timeout_ms);
+            let (results, timed_out) =
+                wait_for_results(&state.store, tenant, id.as_str(), &sync, timeout).await?;
+            let mut body = result(id, outcome);
+            body["results"] = json!(results);
+            body["timed_out"] = json!(timed_out);
+            Ok((StatusCode::OK, Json(body)))
         }
         Incoming::One(incoming) => store_batch(state, tenant, vec![incoming]).await,
         Incoming::Many(events) => store_batch(state, tenant, events).await,

@@ -1,0 +1,597 @@
+//! Every operation of the HTTP API in one table: the router is built from it, the OpenAPI
+//! document is generated from it, and the authorization test walks it. A route cannot exist
+//! without being documented and tested for access.
+
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+
+use crate::routes::{
+    action_edit, action_list, action_test, actions, bulk_retries, deliveries, endpoints, events,
+    executions, hooks, providers, stats, tenants,
+};
+use crate::state::AppState;
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A tenant's API key; sees only that tenant's data.
+    Tenant,
+    /// The admin token from `ingest.admin_token`.
+    Admin,
+    /// Anyone holding the provider id, with a body signed by the provider's secret.
+    Signed,
+    /// Anyone.
+    Public,
+}
+
+/// One operation: a method on a path, who may call it, and what it takes and answers.
+#[derive(Debug)]
+pub struct Operation {
+    pub method: Method,
+    /// axum's syntax: `{name}` for a path parameter.
+    pub path: &'static str,
+    pub access: Access,
+    /// OpenAPI `operationId`.
+    pub name: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    /// The request body's schema (in `components.schemas`), if it takes one.
+    pub body: Option<&'static str>,
+    /// Query parameters: name and meaning.
+    pub query: &'static [(&'static str, &'static str)],
+    /// The success status and its body's schema (`None`: no body).
+    pub success: (u16, Option<&'static str>),
+    /// Statuses particular to this operation, beyond those implied by its access, body and
+    /// path (see [`Operation::error_statuses`]).
+    pub errors: &'static [u16],
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+impl Operation {
+    /// Path parameter names, in order.
+    pub fn path_parameters(&self) -> impl Iterator<Item = &'static str> {
+        self.path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+    }
+
+    /// Every error status the operation can answer.
+    pub fn error_statuses(&self) -> Vec<u16> {
+        let mut statuses: Vec<u16> = self.errors.to_vec();
+        match self.access {
+            Access::Tenant => statuses.extend([401, 403, 429]),
+            Access::Admin => statuses.extend([401, 403]),
+            Access::Signed => statuses.extend([401, 429]),
+            Access::Public => {}
+        }
+        if self.body.is_some() {
+            statuses.extend([400, 413, 415, 422]);
+        }
+        if !self.query.is_empty() {
+            statuses.push(422);
+        }
+        if self.path.contains('{') {
+            statuses.push(404);
+        }
+        if self.access != Access::Public {
+            statuses.push(503);
+        }
+        statuses.sort_unstable();
+        statuses.dedup();
+        statuses
+    }
+}
+
+const EXECUTION_FILTERS: &[(&str, &str)] = &[
+    (
+        "status",
+        "pending, processing, retry_scheduled, succeeded, failed or cancelled",
+    ),
+    ("action_id", "only this action's executions"),
+    ("event_id", "only this event's executions"),
+    ("since", "created at or after this RFC 3339 time"),
+    ("until", "created before this RFC 3339 time"),
+    ("limit", "page size, 1 to 1000 (default 100)"),
+    ("cursor", "`next_cursor` of the previous page"),
+];
+
+const STATS_WINDOW: &[(&str, &str)] = &[
+    (
+        "since",
+        "start of the window, RFC 3339 (default 24 hours before `until`)",
+    ),
+    (
+        "until",
+        "end of the window, RFC 3339 (default now); at most 31 days after `since`",
+    ),
+];
+
+const ACTION_FILTERS: &[(&str, &str)] = &[
+    ("enabled", "true or false"),
+    ("handler_type", "webhook, publish or log"),
+    (
+        "event_type",
+        "actions with a pattern matching this event type, wildcards included",
+    ),
+    ("q", "case-insensitive text in the name or description"),
+    ("include_deleted", "true to include soft-deleted actions"),
+    ("limit", "page size, 1 to 1000 (default 100)"),
+    ("cursor", "`next_cursor` of the previous page"),
+];
+
+/// The whole API.
+pub static OPERATIONS: &[Operation] = &[
+    Operation {
+        method: Method::POST,
+        path: "/v1/events",
+        access: Access::Tenant,
+        name: "sendEvent",
+        tag: "events",
+        summary: "Send one event (Herald's JSON, or a CloudEvent in structured, binary or \
+                  batch mode). 202 once stored; 200 with the results when it matched sync \
+                  actions. Honours `Idempotency-Key`.",
+        body: Some("EventIn"),
+        query: &[],
+        success: (202, Some("EventAccepted")),
+        errors: &[],
+        handler: || post(events::create),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/events/batch",
+        access: Access::Tenant,
+        name: "sendEventBatch",
+        tag: "events",
+        summary: "Send a JSON array of events (or a CloudEvents batch), stored together or \
+                  not at all.",
+        body: Some("EventBatch"),
+        query: &[],
+        success: (202, Some("EventBatchAccepted")),
+        errors: &[],
+        handler: || post(events::create_batch),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/events/{id}",
+        access: Access::Tenant,
+        name: "getEvent",
+        tag: "events",
+        summary: "An event with its executions.",
+        body: None,
+        query: &[],
+        success: (200, Some("EventView")),
+        errors: &[],
+        handler: || get(events::get),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/actions",
+        access: Access::Tenant,
+        name: "listActions",
+        tag: "actions",
+        summary: "The tenant's actions by filter, ordered by name, a page at a time.",
+        body: None,
+        query: ACTION_FILTERS,
+        success: (200, Some("ActionPage")),
+        errors: &[],
+        handler: || get(action_list::list),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/actions",
+        access: Access::Tenant,
+        name: "createAction",
+        tag: "actions",
+        summary: "Create an action; live in the matchers within moments. The signing secret \
+                  is shown in full only in this answer.",
+        body: Some("ActionIn"),
+        query: &[],
+        success: (201, Some("Action")),
+        errors: &[409],
+        handler: || post(actions::create),
+    },
+    Operation {
+        method: Method::PUT,
+        path: "/v1/actions",
+        access: Access::Tenant,
+        name: "applyActionSet",
+        tag: "actions",
+        summary: "Actions as code: apply a whole set by name in one transaction. Soft-deleted \
+                  actions are left alone; with `prune`, live actions the set does not name are \
+                  soft-deleted.",
+        body: Some("ActionSet"),
+        query: &[],
+        success: (200, Some("ActionSetReport")),
+        errors: &[409],
+        handler: || put(action_edit::apply_set),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/actions/{id}",
+        access: Access::Tenant,
+        name: "getAction",
+        tag: "actions",
+        summary: "One action (soft-deleted ones too), secrets masked.",
+        body: None,
+        query: &[],
+        success: (200, Some("Action")),
+        errors: &[],
+        handler: || get(actions::get),
+    },
+    Operation {
+        method: Method::PATCH,
+        path: "/v1/actions/{id}",
+        access: Access::Tenant,
+        name: "updateAction",
+        tag: "actions",
+        summary: "Change an action with a JSON merge patch, validated as a whole. Secrets are \
+                  kept unless the patch names one. `If-Match: \"<revision>\"` makes it \
+                  conditional (412 when the action moved on).",
+        body: Some("ActionPatch"),
+        query: &[],
+        success: (200, Some("Action")),
+        errors: &[409, 412],
+        handler: || patch(action_edit::update),
+    },
+    Operation {
+        method: Method::DELETE,
+        path: "/v1/actions/{id}",
+        access: Access::Tenant,
+        name: "deleteAction",
+        tag: "actions",
+        summary: "Soft delete: kept for the audit trail and restorable, never matched.",
+        body: None,
+        query: &[],
+        success: (200, Some("Action")),
+        errors: &[],
+        handler: || delete(actions::delete),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/actions/{id}/restore",
+        access: Access::Tenant,
+        name: "restoreAction",
+        tag: "actions",
+        summary: "Undo a soft delete.",
+        body: None,
+        query: &[],
+        success: (200, Some("Action")),
+        errors: &[422],
+        handler: || post(actions::restore),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/actions/{id}/enable",
+        access: Access::Tenant,
+        name: "enableAction",
+        tag: "actions",
+        summary: "Enable an action.",
+        body: None,
+        query: &[],
+        success: (200, Some("Action")),
+        errors: &[422],
+        handler: || post(actions::enable),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/actions/{id}/disable",
+        access: Access::Tenant,
+        name: "disableAction",
+        tag: "actions",
+        summary: "Disable an action.",
+        body: None,
+        query: &[],
+        success: (200, Some("Action")),
+        errors: &[],
+        handler: || post(actions::disable),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/actions/{id}/test",
+        access: Access::Tenant,
+        name: "testAction",
+        tag: "actions",
+        summary: "Would this event match, and why or why not, condition by condition. With \
+                  `send: true`, one real signed delivery to the action's webhook (not recorded \
+                  as an execution), answered with the attempt.",
+        body: Some("ActionTest"),
+        query: &[],
+        success: (200, Some("ActionTestReport")),
+        errors: &[],
+        handler: || post(action_test::test),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/actions/{id}/stats",
+        access: Access::Tenant,
+        name: "getActionStats",
+        tag: "audit",
+        summary: "One action's executions by status, success rate, attempts per success and \
+                  duration percentiles over a window.",
+        body: None,
+        query: STATS_WINDOW,
+        success: (200, Some("Stats")),
+        errors: &[],
+        handler: || get(stats::of_action),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/stats",
+        access: Access::Tenant,
+        name: "getStats",
+        tag: "audit",
+        summary: "The tenant's executions by status, success rate, attempts per success and \
+                  duration percentiles over a window.",
+        body: None,
+        query: STATS_WINDOW,
+        success: (200, Some("Stats")),
+        errors: &[],
+        handler: || get(stats::overall),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/deliveries",
+        access: Access::Tenant,
+        name: "createDelivery",
+        tag: "deliveries",
+        summary: "A one-off signed webhook to a URL, at `scheduled_at` or now, matching no \
+                  action; idempotent by `idempotency_key`.",
+        body: Some("DeliveryIn"),
+        query: &[],
+        success: (202, Some("DeliveryAccepted")),
+        errors: &[],
+        handler: || post(deliveries::create),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/executions",
+        access: Access::Tenant,
+        name: "listExecutions",
+        tag: "audit",
+        summary: "Executions by filter, newest first, a page at a time; `status=failed` is the \
+                  dead-letter view.",
+        body: None,
+        query: EXECUTION_FILTERS,
+        success: (200, Some("ExecutionPage")),
+        errors: &[],
+        handler: || get(executions::list),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/executions/retry",
+        access: Access::Tenant,
+        name: "retryExecutions",
+        tag: "audit",
+        summary: "Retry every execution matching a filter (by default every failed one), \
+                  page by page in the scheduler; follow it at /v1/bulk-retries/{id}.",
+        body: Some("ExecutionFilter"),
+        query: &[],
+        success: (202, Some("BulkRetry")),
+        errors: &[],
+        handler: || post(executions::retry_by_filter),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/executions/{id}",
+        access: Access::Tenant,
+        name: "getExecution",
+        tag: "audit",
+        summary: "An execution with its attempts.",
+        body: None,
+        query: &[],
+        success: (200, Some("ExecutionView")),
+        errors: &[],
+        handler: || get(executions::get),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/executions/{id}/retry",
+        access: Access::Tenant,
+        name: "retryExecution",
+        tag: "audit",
+        summary: "One more attempt for a finished execution.",
+        body: None,
+        query: &[],
+        success: (202, Some("Execution")),
+        errors: &[409],
+        handler: || post(executions::retry),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/executions/{id}/cancel",
+        access: Access::Tenant,
+        name: "cancelExecution",
+        tag: "audit",
+        summary: "Stop an unfinished execution; its waiting attempts are dropped.",
+        body: None,
+        query: &[],
+        success: (200, Some("Execution")),
+        errors: &[409],
+        handler: || post(executions::cancel),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/bulk-retries/{id}",
+        access: Access::Tenant,
+        name: "getBulkRetry",
+        tag: "audit",
+        summary: "Where a retry by filter stands.",
+        body: None,
+        query: &[],
+        success: (200, Some("BulkRetry")),
+        errors: &[],
+        handler: || get(bulk_retries::get),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/bulk-retries/{id}/cancel",
+        access: Access::Tenant,
+        name: "cancelBulkRetry",
+        tag: "audit",
+        summary: "Stop a retry by filter; executions already reopened go on.",
+        body: None,
+        query: &[],
+        success: (200, Some("BulkRetry")),
+        errors: &[],
+        handler: || post(bulk_retries::cancel),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/endpoints",
+        access: Access::Tenant,
+        name: "listEndpoints",
+        tag: "endpoints",
+        summary: "The tenant's destinations with their circuit state.",
+        body: None,
+        query: &[],
+        success: (200, Some("EndpointList")),
+        errors: &[],
+        handler: || get(endpoints::list),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/endpoints/{id}/reset",
+        access: Access::Tenant,
+        name: "resetEndpoint",
+        tag: "endpoints",
+        summary: "Close a destination's circuit now.",
+        body: None,
+        query: &[],
+        success: (200, Some("Endpoint")),
+        errors: &[],
+        handler: || post(endpoints::reset),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/providers",
+        access: Access::Tenant,
+        name: "listProviders",
+        tag: "providers",
+        summary: "The tenant's inbound webhook providers, secrets masked.",
+        body: None,
+        query: &[],
+        success: (200, Some("ProviderList")),
+        errors: &[],
+        handler: || get(providers::list),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/providers",
+        access: Access::Tenant,
+        name: "createProvider",
+        tag: "providers",
+        summary: "Register a provider whose signed webhooks become events at \
+                  /v1/hooks/{provider_id}.",
+        body: Some("ProviderIn"),
+        query: &[],
+        success: (201, Some("Provider")),
+        errors: &[409],
+        handler: || post(providers::create),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/providers/{id}",
+        access: Access::Tenant,
+        name: "getProvider",
+        tag: "providers",
+        summary: "One provider, secret masked.",
+        body: None,
+        query: &[],
+        success: (200, Some("Provider")),
+        errors: &[],
+        handler: || get(providers::get),
+    },
+    Operation {
+        method: Method::DELETE,
+        path: "/v1/providers/{id}",
+        access: Access::Tenant,
+        name: "deleteProvider",
+        tag: "providers",
+        summary: "Remove a provider; its hook URL answers 404 from then on.",
+        body: None,
+        query: &[],
+        success: (200, Some("Provider")),
+        errors: &[],
+        handler: || delete(providers::delete),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/hooks/{provider_id}",
+        access: Access::Signed,
+        name: "receiveProviderWebhook",
+        tag: "providers",
+        summary: "A provider's webhook: its signature is checked by the provider's scheme \
+                  (401 and nothing stored when it fails), then it becomes an event.",
+        body: Some("ProviderPayload"),
+        query: &[],
+        success: (202, Some("EventAccepted")),
+        errors: &[],
+        handler: || post(hooks::receive),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/tenants",
+        access: Access::Admin,
+        name: "createTenant",
+        tag: "tenants",
+        summary: "Create a tenant.",
+        body: Some("TenantIn"),
+        query: &[],
+        success: (201, Some("Tenant")),
+        errors: &[],
+        handler: || post(tenants::create),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/tenants/{id}",
+        access: Access::Admin,
+        name: "getTenant",
+        tag: "tenants",
+        summary: "One tenant with its keys (never the keys themselves).",
+        body: None,
+        query: &[],
+        success: (200, Some("Tenant")),
+        errors: &[],
+        handler: || get(tenants::get),
+    },
+    Operation {
+        method: Method::POST,
+        path: "/v1/tenants/{id}/keys",
+        access: Access::Admin,
+        name: "createApiKey",
+        tag: "tenants",
+        summary: "A new API key for the tenant, shown once in this answer and stored hashed. \
+                  Optional body: `{\"name\": \"...\"}`.",
+        body: None,
+        query: &[],
+        success: (201, Some("ApiKeyCreated")),
+        errors: &[],
+        handler: || post(tenants::create_key),
+    },
+    Operation {
+        method: Method::DELETE,
+        path: "/v1/tenants/{id}/keys/{key_id}",
+        access: Access::Admin,
+        name: "revokeApiKey",
+        tag: "tenants",
+        summary: "Revoke a key; it stops working at once.",
+        body: None,
+        query: &[],
+        success: (204, None),
+        errors: &[],
+        handler: || delete(tenants::revoke_key),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/openapi.json",
+        access: Access::Public,
+        name: "getOpenApi",
+        tag: "meta",
+        summary: "This document.",
+        body: None,
+        query: &[],
+        success: (200, None),
+        errors: &[],
+        handler: || get(crate::openapi::serve),
+    },
+];

@@ -1,0 +1,309 @@
+//! The request and response schemas of the OpenAPI document. Enumerations come from the
+//! code (statuses, handler types, operators) so that they cannot drift from it.
+
+use herald_common::action::HANDLER_TYPES;
+use herald_common::condition::Operator;
+use herald_common::provider::Scheme;
+use herald_common::status::{BulkRetryStatus, ExecutionStatus};
+use serde_json::{Map, Value, json};
+
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|v| name(*v)).collect()
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn page_of(item: &str) -> Value {
+    json!({"type": "object", "required": ["data"], "properties": {
+        "data": {"type": "array", "items": reference(item)},
+        "next_cursor": {"type": ["string", "null"],
+            "description": "Pass as `cursor` for the next page; null on the last page."}}})
+}
+
+fn list_of(item: &str) -> Value {
+    json!({"type": "object", "required": ["data"], "properties": {
+        "data": {"type": "array", "items": reference(item)}}})
+}
+
+fn time() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+fn nullable_time() -> Value {
+    json!({"type": ["string", "null"], "format": "date-time"})
+}
+
+/// Every schema, by name.
+pub fn all() -> Map<String, Value> {
+    let operators = names(&Operator::ALL, Operator::as_str);
+    let statuses = names(ExecutionStatus::ALL, ExecutionStatus::as_str);
+    let bulk_statuses = names(BulkRetryStatus::ALL, BulkRetryStatus::as_str);
+    let event_type = json!({"type": "string", "maxLength": 255,
+        "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"});
+    let metadata = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let condition = json!({"oneOf": [
+        {"type": "object", "required": ["path", "op"], "additionalProperties": false,
+         "properties": {"path": {"type": "string"}, "op": {"enum": operators}, "value": {}}},
+        {"type": "object", "required": ["any"], "additionalProperties": false,
+         "properties": {"any": {"type": "array", "items": reference("Condition")}}},
+        {"type": "object", "required": ["all"], "additionalProperties": false,
+         "properties": {"all": {"type": "array", "items": reference("Condition")}}},
+        {"type": "object", "required": ["not"], "additionalProperties": false,
+         "properties": {"not": reference("Condition")}},
+    ]});
+    let handler = json!({"type": "object", "required": ["type"], "properties": {
+        "type": {"enum": HANDLER_TYPES},
+        "url": {"type": "string", "format": "uri", "description": "webhook: the destination"},
+        "method": {"type": "string", "description": "webhook: POST (default), PUT or PATCH"},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "timeout_ms": {"type": "integer", "minimum": 1},
+        "secret": {"type": "string", "description": "webhook: a whsec_ signing secret; \
+            generated when absent"},
+        "secrets": {"type": "array", "items": {"type": "string"},
+            "description": "webhook: several secrets while one rotates (newest first)"},
+        "event_type": {"type": "string", "description": "publish: the chained event's type"},
+        "level": {"type": "string", "description": "log: the log level"}}});
+    let retry = json!({"oneOf": [
+        {"type": "object", "properties": {"max_attempts": {"type": "integer", "minimum": 1},
+            "delays_s": {"type": "array", "items": {"type": "integer", "minimum": 0}}}},
+        {"type": "object", "required": ["backoff"], "properties": {
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "backoff": {"enum": ["exponential", "linear", "fixed"]},
+            "initial_s": {"type": "number"}, "max_s": {"type": "number"},
+            "jitter": {"type": "number", "minimum": 0, "maximum": 1}}}]});
+    let action_fields = json!({
+        "name": {"type": "string", "maxLength": 200},
+        "description": {"type": ["string", "null"], "maxLength": 2000},
+        "event_types": {"type": "array", "minItems": 1, "maxItems": 100,
+            "items": {"type": "string"},
+            "description": "Patterns: `*` is one segment, `#` any number."},
+        "source": {"type": ["string", "null"]},
+        "conditions": {"type": "array", "items": reference("Condition")},
+        "priority": {"oneOf": [{"type": "integer"},
+            {"enum": ["critical", "high", "normal", "low"]}]},
+        "mode": {"enum": ["async", "sync"]},
+        "handler": handler,
+        "retry": retry,
+        "rate_limit_per_s": {"type": ["integer", "null"], "minimum": 1},
+        "max_concurrency": {"type": ["integer", "null"], "minimum": 1},
+        "enabled": {"type": "boolean"},
+    });
+    let mut action = action_fields.clone();
+    for (key, value) in [
+        ("id", json!({"type": "string"})),
+        ("tenant_id", json!({"type": "string"})),
+        ("revision", json!({"type": "integer"})),
+        ("disabled_reason", json!({"type": ["string", "null"]})),
+        ("created_at", time()),
+        ("updated_at", time()),
+        ("deleted_at", nullable_time()),
+    ] {
+        action[key] = value;
+    }
+    let attempt = json!({"type": "object", "properties": {
+        "attempt": {"type": "integer"}, "started_at": time(), "duration_ms": {"type": "integer"},
+        "request_url": {"type": "string"},
+        "response_status": {"type": ["integer", "null"]},
+        "response_headers": {"type": ["object", "null"]},
+        "response_body": {"type": ["string", "null"], "description": "The first 64 KiB"},
+        "outcome": {"type": "string"},
+        "error_kind": {"type": ["string", "null"]},
+        "error_message": {"type": ["string", "null"]}}});
+    let execution = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "event_id": {"type": "string"},
+        "action_id": {"type": "string"}, "status": {"enum": statuses},
+        "attempts": {"type": "integer"}, "max_attempts": {"type": "integer"},
+        "next_attempt_at": nullable_time(), "last_error": {"type": ["string", "null"]},
+        "created_at": time(), "updated_at": time(), "finished_at": nullable_time()}});
+    let mut execution_view = execution.clone();
+    // Shown with its attempts, in place of their count.
+    execution_view["properties"]["attempts"] = json!({"type": "array",
+        "items": reference("Attempt")});
+    let event_in = json!({"type": "object", "required": ["type"], "properties": {
+        "id": {"type": "string", "maxLength": 255,
+            "description": "Client-chosen; the dedup key within the tenant"},
+        "type": event_type, "source": {"type": "string"}, "time": time(), "data": {},
+        "metadata": metadata}});
+    let accepted = json!({"type": "object", "required": ["id", "duplicate"], "properties": {
+        "id": {"type": "string"}, "duplicate": {"type": "boolean"},
+        "results": {"type": "array", "items": reference("SyncResult"),
+            "description": "Only when the event matched sync actions (status 200)"},
+        "timed_out": {"type": "boolean"}}});
+    let sync_result = json!({"type": "object", "properties": {
+        "action_id": {"type": "string"}, "execution_id": {"type": ["string", "null"]},
+        "status": {"enum": statuses}, "attempts": {"type": "integer"},
+        "response": {"oneOf": [reference("Attempt"), {"type": "null"}]}}});
+    let stats = json!({"type": "object", "properties": {
+        "since": time(), "until": time(),
+        "executions": {"type": "object", "additionalProperties": {"type": "integer"},
+            "description": "Executions created in the window by status, and `total`"},
+        "success_rate": {"type": ["number", "null"]},
+        "attempts_per_success": {"type": ["number", "null"]},
+        "duration_ms": {"type": "object", "properties": {
+            "p50": {"type": ["number", "null"]}, "p95": {"type": ["number", "null"]}}}}});
+    let endpoint = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "endpoint": {"type": "string",
+            "description": "scheme://host:port"},
+        "state": {"enum": ["closed", "open", "half_open"]},
+        "opened_at": nullable_time(), "retry_at": nullable_time(),
+        "trips": {"type": "integer"}, "consecutive_failures": {"type": "integer"},
+        "window": {"type": "object"}, "last_error": {"type": ["string", "null"]},
+        "updated_at": time()}});
+    let filter = json!({"type": "object", "additionalProperties": false, "properties": {
+        "status": {"enum": statuses}, "action_id": {"type": "string"},
+        "event_id": {"type": "string"}, "since": time(), "until": time()}});
+    let bulk = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "status": {"enum": bulk_statuses}, "filter": filter.clone(),
+        "retried": {"type": "integer"}, "created_at": time(), "updated_at": time(),
+        "finished_at": nullable_time()}});
+    let delivery_in = json!({"type": "object", "required": ["url", "payload"],
+        "additionalProperties": false, "properties": {
+        "url": {"type": "string", "format": "uri"}, "payload": {},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "secret": {"type": "string"}, "max_attempts": {"type": "integer", "minimum": 1},
+        "scheduled_at": time(), "idempotency_key": {"type": "string"},
+        "type": event_type.clone()}});
+    let provider_in = json!({"type": "object", "required": ["name", "scheme", "secret",
+        "event_type"], "properties": {
+        "name": {"type": "string"}, "scheme": {"enum": Scheme::NAMES},
+        "secret": {"type": "string"},
+        "tolerance_s": {"type": "integer", "minimum": 0, "maximum": 86400,
+            "description": "For schemes with a timestamp; default 300"},
+        "event_type": {"oneOf": [
+            {"type": "object", "required": ["field"], "properties": {"field": {"type": "string",
+                "description": "A dotted path into the JSON body"}}},
+            {"type": "object", "required": ["header"], "properties": {"header": {"type":
+                "string"}}}]},
+        "type_prefix": {"type": "string"}, "source": {"type": "string"},
+        "signature_header": {"type": "string", "description": "hmac_sha256 only"}}});
+    let mut provider = provider_in.clone();
+    for (key, value) in [
+        ("id", json!({"type": "string"})),
+        ("tenant_id", json!({"type": "string"})),
+        ("hook_path", json!({"type": "string"})),
+        ("created_at", time()),
+    ] {
+        provider["properties"][key] = value;
+    }
+    let string_list = json!({"type": "array", "items": {"type": "string"}});
+    let entries = [
+        (
+            "Error",
+            json!({"type": "object", "required": ["error"], "properties": {
+            "error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "description": "Stable snake_case"},
+                "message": {"type": "string"}}}}}),
+        ),
+        ("EventIn", event_in.clone()),
+        ("EventBatch", json!({"type": "array", "items": event_in})),
+        ("EventAccepted", accepted),
+        (
+            "EventBatchAccepted",
+            json!({"type": "object", "properties": {"data": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "duplicate": {"type": "boolean"}}}}}}),
+        ),
+        ("SyncResult", sync_result),
+        (
+            "EventView",
+            json!({"type": "object", "properties": {
+            "id": {"type": "string"}, "type": {"type": "string"},
+            "source": {"type": ["string", "null"]}, "time": nullable_time(),
+            "received_at": time(), "data": {}, "metadata": {"type": "object"},
+            "matched_at": nullable_time(), "matched_count": {"type": ["integer", "null"]},
+            "executions": {"type": "array", "items": reference("Execution")}}}),
+        ),
+        ("Condition", condition),
+        (
+            "ActionIn",
+            json!({"type": "object", "required": ["name", "event_types", "handler"],
+            "additionalProperties": false, "properties": action_fields}),
+        ),
+        (
+            "ActionPatch",
+            json!({"type": "object", "description":
+            "A JSON merge patch (RFC 7396) of ActionIn: null removes an optional field",
+            "properties": action_fields}),
+        ),
+        ("Action", json!({"type": "object", "properties": action})),
+        ("ActionPage", page_of("Action")),
+        (
+            "ActionSet",
+            json!({"type": "object", "required": ["actions"],
+            "additionalProperties": false, "properties": {
+            "actions": {"type": "array", "maxItems": herald_common::store::MAX_ACTION_SET,
+                "items": reference("ActionIn")},
+            "prune": {"type": "boolean", "default": false}}}),
+        ),
+        (
+            "ActionSetReport",
+            json!({"type": "object", "properties": {
+            "created": string_list, "updated": string_list, "unchanged": string_list,
+            "skipped_deleted": string_list, "deleted": string_list}}),
+        ),
+        (
+            "ActionTest",
+            json!({"type": "object", "required": ["event"],
+            "additionalProperties": false, "properties": {
+            "event": reference("EventIn"), "send": {"type": "boolean", "default": false}}}),
+        ),
+        (
+            "ActionTestReport",
+            json!({"type": "object", "properties": {
+            "matched": {"type": "boolean"}, "live": {"type": "boolean"},
+            "event_type": {"type": "object"}, "source": {"type": ["object", "null"]},
+            "conditions": {"type": "array", "items": {"type": "object"}},
+            "delivery": {"type": "object", "description": "With send: the attempt"}}}),
+        ),
+        ("Attempt", attempt),
+        ("Execution", execution),
+        ("ExecutionView", execution_view),
+        ("ExecutionPage", page_of("Execution")),
+        ("ExecutionFilter", filter),
+        ("BulkRetry", bulk),
+        ("Stats", stats),
+        ("Endpoint", endpoint),
+        ("EndpointList", list_of("Endpoint")),
+        ("DeliveryIn", delivery_in),
+        (
+            "DeliveryAccepted",
+            json!({"type": "object", "properties": {
+            "id": {"type": "string", "description": "The execution id (the webhook-id)"},
+            "event_id": {"type": "string"}, "status": {"type": "string"},
+            "scheduled_at": time(), "duplicate": {"type": "boolean"},
+            "secret": {"type": "string", "description": "Only when Herald made it up"}}}),
+        ),
+        ("ProviderIn", provider_in),
+        ("Provider", provider),
+        ("ProviderList", list_of("Provider")),
+        (
+            "ProviderPayload",
+            json!({"description": "The provider's JSON body, as signed"}),
+        ),
+        (
+            "TenantIn",
+            json!({"type": "object", "required": ["name"],
+            "additionalProperties": false, "properties": {
+            "name": {"type": "string", "maxLength": 200}}}),
+        ),
+        (
+            "Tenant",
+            json!({"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "created_at": time()}}),
+        ),
+        (
+            "ApiKeyCreated",
+            json!({"type": "object", "properties": {
+            "id": {"type": "string"}, "tenant_id": {"type": "string"},
+            "name": {"type": "string"}, "prefix": {"type": "string"},
+            "key": {"type": "string", "description": "Shown only here"},
+            "created_at": time(), "revoked_at": nullable_time()}}),
+        ),
+    ];
+    entries
+        .into_iter()
+        .map(|(name, schema)| (name.to_owned(), schema))
+        .collect()
+}

@@ -1,0 +1,257 @@
+//! Who may call what: every operation of the API (walked from the same table that builds the
+//! router) with no key, a wrong key, the admin token, another tenant's key and the right
+//! key; and the published OpenAPI document, served as committed and valid by an independent
+//! validator.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use herald_ingest::api::{Access, OPERATIONS, Operation};
+use herald_tests::sandbox::TestTenant;
+use herald_tests::{Receiver, Reply, Sandbox, eventually};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{run_python, webhook_action};
+
+/// The credentials of one column of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Nobody,
+    WrongKey,
+    Admin,
+    OtherTenant,
+    Owner,
+}
+
+/// Ids of everything tenant A owns, by the operation that names them.
+struct Owned {
+    tenant: TestTenant,
+    stranger: TestTenant,
+    ids: HashMap<&'static str, String>,
+}
+
+impl Owned {
+    /// The path of `operation` with A's ids in it.
+    fn path(&self, operation: &Operation) -> String {
+        let resource = operation.path.split('/').nth(2).unwrap_or_default();
+        let mut path = operation.path.to_owned();
+        for parameter in operation.path_parameters() {
+            let key = match (resource, parameter, operation.name) {
+                (_, "key_id", _) => "key",
+                ("providers", _, "deleteProvider") => "spare_provider",
+                ("hooks", _, _) => "provider",
+                (other, _, _) => match other {
+                    "events" => "event",
+                    "actions" => "action",
+                    "executions" => "execution",
+                    "bulk-retries" => "bulk_retry",
+                    "endpoints" => "endpoint",
+                    "providers" => "provider",
+                    "tenants" => "tenant",
+                    unknown => panic!("no id for {unknown} in {}", operation.path),
+                },
+            };
+            let value = &self.ids[key];
+            path = path.replace(&format!("{{{parameter}}}"), value);
+        }
+        path
+    }
+
+    fn token(&self, caller: Caller, admin: &str) -> Option<String> {
+        match caller {
+            Caller::Nobody => None,
+            Caller::WrongKey => Some("hk_0000000000000000000000000000000000000000".into()),
+            Caller::Admin => Some(admin.into()),
+            Caller::OtherTenant => Some(self.stranger.key.clone()),
+            Caller::Owner => Some(self.tenant.key.clone()),
+        }
+    }
+}
+
+async fn owned(sandbox: &Sandbox, receiver: &Receiver) -> Owned {
+    let tenant = sandbox.tenant().await;
+    let stranger = sandbox.tenant().await;
+    let key = |tenant: &TestTenant| Some(tenant.key.clone());
+    let mut ids = HashMap::new();
+    let action = sandbox
+        .action(
+            &tenant,
+            webhook_action(
+                "owned",
+                "thing.happened",
+                &receiver.url("/"),
+                json!({"max_attempts": 1}),
+            ),
+        )
+        .await;
+    ids.insert("action", action["id"].as_str().expect("id").to_owned());
+    // A failure gives the destination an endpoint record (a circuit with a failure in it).
+    receiver.script([Reply::status(500)]);
+    let event = sandbox
+        .event(
+            &tenant,
+            json!({"id": "owned-event", "type": "thing.happened"}),
+        )
+        .await;
+    let executions = sandbox
+        .terminal_executions(&tenant, &event, 1, Duration::from_secs(30))
+        .await;
+    ids.insert("event", event);
+    ids.insert(
+        "execution",
+        executions[0]["id"].as_str().expect("id").to_owned(),
+    );
+    let endpoint = eventually("the endpoint's record", Duration::from_secs(20), || async {
+        let (_, list) = sandbox
+            .call(Method::GET, "/v1/endpoints", key(&tenant).as_deref(), None)
+            .await;
+        list["data"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    ids.insert("endpoint", endpoint);
+    let (status, bulk) = sandbox
+        .call(
+            Method::POST,
+            "/v1/executions/retry",
+            key(&tenant).as_deref(),
+            Some(json!({"status": "cancelled"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{bulk}");
+    ids.insert("bulk_retry", bulk["id"].as_str().expect("id").to_owned());
+    for (name, slot) in [("provider-a", "provider"), ("provider-b", "spare_provider")] {
+        let (status, provider) = sandbox
+            .call(
+                Method::POST,
+                "/v1/providers",
+                key(&tenant).as_deref(),
+                Some(
+                    json!({"name": name, "scheme": "github", "secret": "s3cret-s3cret-s3cret",
+                            "event_type": {"header": "x-github-event"}}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201, "{provider}");
+        ids.insert(slot, provider["id"].as_str().expect("id").to_owned());
+    }
+    let (status, spare_key) = sandbox
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{}/keys", tenant.id),
+            Some(sandbox.admin_token()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{spare_key}");
+    ids.insert("key", spare_key["id"].as_str().expect("id").to_owned());
+    ids.insert("tenant", tenant.id.clone());
+    Owned {
+        tenant,
+        stranger,
+        ids,
+    }
+}
+
+/// What `caller` must get from `operation`: an exact status, or "let in" (anything but
+/// 401, 403, 404 and 405).
+fn expected(operation: &Operation, caller: Caller) -> Option<u16> {
+    let names_an_id = operation.path.contains('{');
+    match (operation.access, caller) {
+        (Access::Public, _) => Some(200),
+        // A bearer key means nothing to a provider's hook: only the signature counts, and
+        // these requests carry none.
+        (Access::Signed, _) => Some(401),
+        (_, Caller::Nobody | Caller::WrongKey) => Some(401),
+        (Access::Tenant, Caller::Admin) => Some(403),
+        (Access::Admin, Caller::OtherTenant | Caller::Owner) => Some(403),
+        (Access::Admin, Caller::Admin) => None,
+        (Access::Tenant, Caller::OtherTenant) if names_an_id => Some(404),
+        (Access::Tenant, Caller::OtherTenant | Caller::Owner) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_lets_in_exactly_who_it_should() {
+    let sandbox = Sandbox::start().await;
+    let receiver = Receiver::start().await;
+    let owned = owned(&sandbox, &receiver).await;
+    // The owner's column goes last: some of its calls change what they touch.
+    let columns = [
+        Caller::Nobody,
+        Caller::WrongKey,
+        Caller::Admin,
+        Caller::OtherTenant,
+        Caller::Owner,
+    ];
+    let mut checked = 0;
+    for caller in columns {
+        for operation in OPERATIONS {
+            let path = owned.path(operation);
+            let token = owned.token(caller, sandbox.admin_token());
+            let body = operation.body.map(|_| match operation.name {
+                // A body that reads, so that what is checked is the id, not the body.
+                "testAction" => json!({"event": {"type": "thing.happened"}}),
+                _ => json!({}),
+            });
+            let (status, answer) = sandbox
+                .call(operation.method.clone(), &path, token.as_deref(), body)
+                .await;
+            let what = format!("{caller:?} {} {path}: {status} {answer}", operation.method);
+            match expected(operation, caller) {
+                Some(want) => assert_eq!(status, want, "{what}"),
+                None => assert!(![401, 403, 404, 405].contains(&status), "{what}"),
+            }
+            if status >= 400 {
+                assert!(answer["error"]["code"].is_string(), "error shape: {what}");
+            }
+            // Another tenant's listings never show A's ids.
+            if caller == Caller::OtherTenant && operation.method == Method::GET {
+                let text = answer.to_string();
+                for id in owned.ids.values().filter(|id| id.len() > 12) {
+                    assert!(!text.contains(id.as_str()), "{what} shows {id}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, OPERATIONS.len() * columns.len());
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_openapi_document_is_the_committed_one_and_valid() {
+    let sandbox = Sandbox::start().await;
+    let (status, served) = sandbox.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json");
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("openapi.json")).expect("JSON");
+    assert_eq!(
+        served, committed,
+        "run `cargo xtask openapi` and commit openapi.json"
+    );
+    let documented: Vec<String> = served["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("methods")
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    assert_eq!(documented.len(), OPERATIONS.len());
+    let output = run_python(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/python/validate_openapi.py"),
+        &served,
+    );
+    assert!(
+        output.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    sandbox.stop().await;
+}
