@@ -255,3 +255,56 @@ async fn the_served_openapi_document_is_the_committed_one_and_valid() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_is_shown_once_stored_hashed_and_revoked_at_once() {
+    let sandbox = Sandbox::start().await;
+    let tenant = sandbox.tenant().await;
+    let admin = Some(sandbox.admin_token());
+    let keys = format!("/v1/tenants/{}/keys", tenant.id);
+    let (status, created) = sandbox
+        .call(Method::POST, &keys, admin, Some(json!({"name": "ci"})))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().expect("the key, once").to_owned();
+    let (status, _) = sandbox
+        .call(Method::GET, "/v1/stats", Some(&key), None)
+        .await;
+    assert_eq!(status, 200);
+
+    // Never shown again, and not stored as given.
+    let (_, shown) = sandbox
+        .call(
+            Method::GET,
+            &format!("/v1/tenants/{}", tenant.id),
+            admin,
+            None,
+        )
+        .await;
+    assert!(!shown.to_string().contains(&key), "{shown}");
+    let rows: Vec<String> = sqlx::query_scalar("SELECT row_to_json(k)::text FROM api_keys k")
+        .fetch_all(sandbox.store.pool())
+        .await
+        .expect("api keys");
+    assert!(
+        rows.iter().all(|row| !row.contains(&key)),
+        "a key stored in the clear"
+    );
+
+    let revoke = format!("{keys}/{}", created["id"].as_str().expect("key id"));
+    let (status, _) = sandbox.call(Method::DELETE, &revoke, admin, None).await;
+    assert_eq!(status, 204);
+    let (status, answer) = sandbox
+        .call(Method::GET, "/v1/stats", Some(&key), None)
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    // The tenant's other key still works.
+    let (status, _) = sandbox
+        .call(Method::GET, "/v1/stats", Some(&tenant.key), None)
+        .await;
+    assert_eq!(status, 200);
+    sandbox.stop().await;
+}
