@@ -210,6 +210,10 @@ pub struct Event {
     pub data: RawJson,
     #[serde(default)]
     pub metadata: Metadata,
+    /// The W3C `traceparent` of the span that handed the event on (see `crate::trace`):
+    /// carried per event because one broker message carries many. Not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// The event a publisher sends over HTTP (`tenant_id` comes from the key) or straight to the
@@ -298,6 +302,7 @@ impl IncomingEvent {
             received_at,
             data,
             metadata,
+            trace: None,
         })
     }
 }

@@ -21,3 +21,4 @@ pub mod signing;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod trace;

@@ -202,6 +202,13 @@ impl DelayedJob {
             id.push(':');
             id.push_str(tag);
         }
+        // The trace goes with the job: the scheduler's release continues it.
+        let headers = job
+            .event
+            .trace
+            .iter()
+            .map(|t| (crate::trace::TRACEPARENT.to_owned(), t.clone()))
+            .collect();
         Self {
             id,
             due_at: due,
@@ -209,7 +216,7 @@ impl DelayedJob {
             routing_key: lane.routing_key().into(),
             message_type: JobBatch::type_name(),
             body: JobBatch { jobs: vec![job] }.encode(),
-            headers: BTreeMap::new(),
+            headers,
         }
     }
 }

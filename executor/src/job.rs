@@ -29,6 +29,7 @@ use herald_common::metrics::Metrics;
 use herald_common::net::Destinations;
 use herald_common::status::{AttemptOutcome, ErrorKind};
 use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, Store};
+use herald_common::trace::{HeraldSpan, KeyValue, SpanKind};
 use rand::Rng;
 use tokio::sync::Semaphore;
 
@@ -74,7 +75,27 @@ impl Executor {
     pub async fn run_job(&self, job: &ExecutionJob) -> anyhow::Result<()> {
         let in_flight = self.metrics.stage_in_flight.with_label_values(&[STAGE]);
         in_flight.inc();
-        let result = self.attempt(job).await;
+        // The attempt's span, a child of whoever handed the job on (the matcher, or the
+        // scheduler's release); the job carries it on to a retry.
+        let mut span = HeraldSpan::start(
+            "herald.attempt",
+            SpanKind::Consumer,
+            job.event.trace.as_deref(),
+            vec![
+                KeyValue::new("herald.execution_id", job.execution_id.to_string()),
+                KeyValue::new("herald.attempt", i64::from(job.attempt)),
+                KeyValue::new(
+                    "herald.event_type",
+                    job.event.event_type.as_str().to_owned(),
+                ),
+            ],
+        );
+        let mut traced = job.clone();
+        traced.event.trace = Some(span.traceparent());
+        let result = self.attempt(&traced).await;
+        if let Err(error) = &result {
+            span.set_error(format!("{error:#}"));
+        }
         in_flight.dec();
         self.metrics.stage_done(STAGE, 1);
         result
@@ -206,9 +227,22 @@ impl Executor {
     ) -> Performed {
         match &action.spec.handler {
             Handler::Webhook(hook) => {
-                let traceparent =
-                    crate::request::traceparent(job.execution_id, rand::rng().random());
-                handlers::webhook(
+                // The outgoing request's span; the receiver gets its context.
+                let host = url::Url::parse(&hook.url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let mut span = HeraldSpan::start(
+                    "herald.webhook",
+                    SpanKind::Client,
+                    job.event.trace.as_deref(),
+                    vec![
+                        KeyValue::new("http.request.method", hook.method.clone()),
+                        KeyValue::new("server.address", host),
+                    ],
+                );
+                let traceparent = span.traceparent();
+                let performed = handlers::webhook(
                     &self.http,
                     &self.destinations_policy,
                     job,
@@ -217,7 +251,20 @@ impl Executor {
                     self.body_limit,
                     Utc::now(),
                 )
-                .await
+                .await;
+                if let Some(status) = performed.delivered.status {
+                    span.set_attribute(KeyValue::new(
+                        "http.response.status_code",
+                        i64::from(status),
+                    ));
+                }
+                if performed.verdict != Verdict::Success {
+                    span.set_error(match &performed.delivered.error {
+                        Some((kind, _)) => kind.as_str().to_owned(),
+                        None => "unsuccessful status".to_owned(),
+                    });
+                }
+                performed
             }
             Handler::Publish(publish) => handlers::publish(&self.publisher, job, publish).await,
             Handler::Log(log) => handlers::log(job, log),

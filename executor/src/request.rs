@@ -44,16 +44,6 @@ pub fn body(event: &Event) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A W3C `traceparent` for an attempt: the trace is the execution's (its 128-bit id), so a
-/// receiver sees every attempt of one execution under one trace; the span is the attempt's.
-pub fn traceparent(execution_id: ExecutionId, span: u64) -> String {
-    format!(
-        "00-{}-{:016x}-01",
-        execution_id.as_uuid().simple(),
-        span.max(1)
-    )
-}
-
 /// The full request for one attempt of `execution_id`, signed with every active key.
 pub fn build(
     execution_id: ExecutionId,
@@ -126,22 +116,6 @@ mod tests {
             serde_json::json!({"id": "e-1", "type": "user.created", "source": "crm",
                 "timestamp": "2026-11-22T10:00:00.000Z", "data": {"b": [1, 2], "a": "x\"y"},
                 "metadata": {"region": "eu"}})
-        );
-    }
-
-    #[test]
-    fn traceparents_follow_w3c_with_the_execution_as_trace() {
-        let id = ExecutionId::new();
-        let header = traceparent(id, 0xabc);
-        let parts: Vec<&str> = header.split('-').collect();
-        assert_eq!(parts.len(), 4);
-        assert_eq!(parts[0], "00");
-        assert_eq!(parts[1], id.as_uuid().simple().to_string());
-        assert_eq!(parts[2], "0000000000000abc");
-        assert_eq!(parts[3], "01");
-        assert_ne!(
-            traceparent(id, 0).split('-').nth(2),
-            Some("0000000000000000")
         );
     }
 

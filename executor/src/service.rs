@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::future::join_all;
+use herald_common::trace::TRACEPARENT;
 use herald_common::broker::topology::{EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE};
-use herald_common::broker::{BatchHandler, ConsumerOptions, Delivery, dead_letter, run_consumer};
+use herald_common::broker::{
+    BatchHandler, ConsumerOptions, Delivery, dead_letter, header_str, run_consumer,
+};
 use herald_common::config::{Config, ServiceName};
 use herald_common::messages::{JobBatch, Message};
 use herald_common::net::Destinations;
@@ -135,7 +138,7 @@ impl QueueHandler {
             .kind()
             .as_ref()
             .map(|s| s.as_str().to_owned());
-        let batch = match JobBatch::decode(kind.as_deref(), &delivery.data) {
+        let mut batch = match JobBatch::decode(kind.as_deref(), &delivery.data) {
             Ok(batch) => batch,
             Err(error) => {
                 dead_letter(
@@ -150,6 +153,11 @@ impl QueueHandler {
                 return;
             }
         };
+        // A message of one job may carry its trace in the AMQP header (a release by the
+        // scheduler sets it to its own span): that is the job's parent then.
+        if let ([job], Some(parent)) = (&mut batch.jobs[..], header_str(&delivery, TRACEPARENT)) {
+            job.event.trace = Some(parent.to_owned());
+        }
         let results = join_all(batch.jobs.iter().map(|job| executor.run_job(job))).await;
         if results.iter().all(Result::is_ok) {
             let _ = delivery.ack(BasicAckOptions::default()).await;

@@ -59,10 +59,10 @@ pub async fn wait_for_results(
         let all_there = executions.len() == actions.len();
         // An action changed between ingest's look and the matcher's: once the event is
         // matched, what was recorded is all there will be.
-        let complete = all_there || matched(store, tenant, event_id).await?;
-        let done = complete && executions.iter().all(settled);
+        let matched = all_there || is_matched(store, tenant, event_id).await?;
+        let done = matched && executions.iter().all(settled);
         if done || Instant::now() >= deadline {
-            let results = describe(store, tenant, actions, &executions).await?;
+            let results = describe(store, tenant, actions, &executions, matched).await?;
             return Ok((results, !done));
         }
         tokio::time::sleep(pause.min(deadline - Instant::now())).await;
@@ -70,7 +70,7 @@ pub async fn wait_for_results(
     }
 }
 
-async fn matched(store: &Store, tenant: TenantId, event_id: &str) -> Result<bool, sqlx::Error> {
+async fn is_matched(store: &Store, tenant: TenantId, event_id: &str) -> Result<bool, sqlx::Error> {
     Ok(store
         .get_event(tenant, event_id)
         .await?
@@ -82,14 +82,17 @@ async fn describe(
     tenant: TenantId,
     actions: &[ActionId],
     executions: &[ExecutionRecord],
+    matched: bool,
 ) -> Result<Vec<Value>, sqlx::Error> {
     let mut results = Vec::with_capacity(actions.len());
     for action in actions {
         let Some(execution) = executions.iter().find(|e| e.action_id == *action) else {
-            results.push(
-                json!({"action_id": action, "execution_id": null, "status": "pending",
-                "attempts": 0, "response": null}),
-            );
+            // Matched without it (it changed meanwhile): not a result of this event. Not
+            // matched yet when time ran out: it may still come.
+            if !matched {
+                results.push(json!({"action_id": action, "execution_id": null,
+                    "status": "pending", "attempts": 0, "response": null}));
+            }
             continue;
         };
         let last = store

@@ -11,7 +11,8 @@ use std::time::Duration;
 use chrono::Utc;
 use herald_common::broker::topology::{JOBS_EXCHANGE, MATCHER_QUEUE};
 use herald_common::broker::{
-    BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, dead_letter, run_consumer,
+    BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, dead_letter, header_str,
+    run_consumer,
 };
 use herald_common::config::{Config, ServiceName};
 use herald_common::event::{Event, EventLimits};
@@ -20,6 +21,7 @@ use herald_common::messages::{Lane, decode_events};
 use herald_common::metrics::Metrics;
 use herald_common::service::{Base, Running};
 use herald_common::store::{NewExecution, Store};
+use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +84,8 @@ impl BatchHandler for Matcher {
     async fn handle(&self, batch: Vec<Delivery>) {
         let now = Utc::now();
         let mut decoded = Vec::with_capacity(batch.len());
+        // One span per event, ended once the batch is matched and its jobs are handed on.
+        let mut spans = Vec::new();
         for delivery in batch {
             if delivery.redelivered {
                 self.metrics
@@ -99,10 +103,27 @@ impl BatchHandler for Matcher {
                 &self.limits,
             );
             match result {
-                Ok(events) => {
+                Ok(mut events) => {
                     let stored = herald_common::messages::is_internal(
                         props.kind().as_ref().map(|s| s.as_str()),
                     );
+                    // An outside publisher's trace comes in the AMQP header; Herald's own
+                    // batches carry one per event.
+                    let header = header_str(&delivery, TRACEPARENT).map(str::to_owned);
+                    for event in &mut events {
+                        let parent = event.trace.take().or_else(|| header.clone());
+                        let span = HeraldSpan::start(
+                            "herald.match",
+                            SpanKind::Consumer,
+                            parent.as_deref(),
+                            vec![KeyValue::new(
+                                "herald.event_id",
+                                event.id.as_str().to_owned(),
+                            )],
+                        );
+                        event.trace = Some(span.traceparent());
+                        spans.push(span);
+                    }
                     decoded.push(Decoded {
                         delivery,
                         events,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use herald_common::broker::{Outgoing, Publisher, string_headers};
 use herald_common::metrics::Metrics;
 use herald_common::store::Store;
+use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -83,11 +84,25 @@ impl<C: Clock> Releaser<C> {
             return Ok(0);
         }
         let mut due = Vec::with_capacity(batch.jobs.len());
+        let mut spans = Vec::new();
         // The bodies move into the messages: a batch is held in memory once.
         let messages: Vec<Outgoing> = std::mem::take(&mut batch.jobs)
             .into_iter()
-            .map(|job| {
+            .map(|mut job| {
                 due.push(job.due_at);
+                // A traced job's release is a span of its trace, and the released message
+                // names it as the next hop's parent.
+                if let Some(parent) = job.headers.get(TRACEPARENT) {
+                    let span = HeraldSpan::start(
+                        "herald.release",
+                        SpanKind::Internal,
+                        Some(parent),
+                        vec![KeyValue::new("herald.job_id", job.id.clone())],
+                    );
+                    job.headers
+                        .insert(TRACEPARENT.to_owned(), span.traceparent());
+                    spans.push(span);
+                }
                 let headers =
                     string_headers(job.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 Outgoing::raw(&job.exchange, &job.routing_key, job.body, &job.message_type)

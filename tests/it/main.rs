@@ -26,3 +26,4 @@ mod scheduler;
 mod stats;
 mod support;
 mod sync_mode;
+mod traces;

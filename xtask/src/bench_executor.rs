@@ -280,6 +280,7 @@ fn prepare_jobs(
                     received_at,
                     data: event_data(unix_nanos(), n),
                     metadata: Metadata::new(),
+                    trace: None,
                 },
             })
         })

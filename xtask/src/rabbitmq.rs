@@ -74,9 +74,11 @@ impl RabbitSpec {
                 self.amqp_port, self.management_port
             ),
         )?;
+        // Management only: the Prometheus plugin would listen on 0.0.0.0:15692, a fixed port
+        // that two stacks on one machine (a test run beside `cargo xtask up`) cannot share.
         fs::write(
             self.dir.join("enabled_plugins"),
-            "[rabbitmq_management,rabbitmq_prometheus].\n",
+            "[rabbitmq_management].\n",
         )?;
         fs::write(
             self.dir.join("rabbitmq-env.conf"),

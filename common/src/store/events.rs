@@ -281,6 +281,8 @@ pub(super) fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Option<Event
         received_at: row.try_get("received_at")?,
         data: RawJson::from_validated(data),
         metadata: serde_json::from_value(metadata).unwrap_or_default(),
+        // The trace of an event taken from the outbox starts again at the matcher.
+        trace: None,
     }))
 }
 

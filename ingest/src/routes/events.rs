@@ -13,6 +13,8 @@ use herald_common::ids::TenantId;
 use herald_common::store::InsertedEvent;
 use serde_json::{Value, json};
 
+use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
+
 use crate::auth::Tenant;
 use crate::body::read_bytes;
 use crate::cloudevents;
@@ -129,6 +131,33 @@ fn accept(
         })
 }
 
+/// The caller's trace context, if it sent one.
+pub(crate) fn traceparent(headers: &HeaderMap) -> Option<&str> {
+    headers.get(TRACEPARENT).and_then(|v| v.to_str().ok())
+}
+
+/// Starts the event's trace at the door it came in by (a child of the caller's span, if it
+/// sent a `traceparent`); the event carries the context on. The span lasts until dropped,
+/// once the event is stored.
+pub(crate) fn trace_event(
+    event: &mut Event,
+    parent: Option<&str>,
+    door: &'static str,
+) -> HeraldSpan {
+    let span = HeraldSpan::start(
+        "herald.ingest",
+        SpanKind::Server,
+        parent,
+        vec![
+            KeyValue::new("herald.door", door),
+            KeyValue::new("herald.event_id", event.id.as_str().to_owned()),
+            KeyValue::new("herald.event_type", event.event_type.as_str().to_owned()),
+        ],
+    );
+    event.trace = Some(span.traceparent());
+    span
+}
+
 fn result(id: EventId, outcome: InsertedEvent) -> Value {
     match outcome {
         InsertedEvent::New => json!({"id": id, "duplicate": false}),
@@ -169,7 +198,8 @@ async fn receive(
     match read_incoming(&headers, &bytes, batch)? {
         Incoming::One(incoming) if !batch => {
             let key = idempotency_key(&headers)?;
-            let event = accept(state, tenant, incoming, None)?;
+            let mut event = accept(state, tenant, incoming, None)?;
+            let _span = trace_event(&mut event, traceparent(&headers), "http");
             let id = event.id.clone();
             let sync = sync_actions(&state.engine, &event);
             let outcome = state
@@ -188,14 +218,15 @@ async fn receive(
             body["timed_out"] = json!(timed_out);
             Ok((StatusCode::OK, Json(body)))
         }
-        Incoming::One(incoming) => store_batch(state, tenant, vec![incoming]).await,
-        Incoming::Many(events) => store_batch(state, tenant, events).await,
+        Incoming::One(incoming) => store_batch(state, tenant, &headers, vec![incoming]).await,
+        Incoming::Many(events) => store_batch(state, tenant, &headers, events).await,
     }
 }
 
 async fn store_batch(
     state: &AppState,
     tenant: TenantId,
+    headers: &HeaderMap,
     batch: Vec<IncomingEvent>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let max = state.config.max_batch_events;
@@ -222,6 +253,11 @@ async fn store_batch(
         .enumerate()
         .map(|(i, incoming)| accept(state, tenant, incoming, Some(i)))
         .collect::<ApiResult<Vec<Event>>>()?;
+    let mut events = events;
+    let _spans: Vec<HeraldSpan> = events
+        .iter_mut()
+        .map(|event| trace_event(event, traceparent(headers), "http"))
+        .collect();
     let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
     let outcomes = state
         .batcher

@@ -44,7 +44,13 @@ pub async fn receive(
         tracing::debug!(provider = %provider.id, %error, "refused a provider's delivery");
         return Err(rejected(&state, error.into()));
     }
-    let event = event_of(&state, &provider, &headers, &body).map_err(|e| rejected(&state, e))?;
+    let mut event =
+        event_of(&state, &provider, &headers, &body).map_err(|e| rejected(&state, e))?;
+    let _span = crate::routes::events::trace_event(
+        &mut event,
+        crate::routes::events::traceparent(&headers),
+        "provider",
+    );
     let event_id = event.id.clone();
     let answer = match state
         .batcher

@@ -1,0 +1,122 @@
+//! One trace per event: from ingest (continuing the caller's `traceparent`) through the
+//! matcher, each executor attempt with its outgoing request, the scheduler's release of the
+//! retry, and the next attempt, with the receiver seeing the request span as parent. Spans
+//! are captured with OpenTelemetry's in-memory exporter (each test runs in its own process,
+//! so the global tracer provider is this test's).
+
+use std::time::Duration;
+
+use herald_common::trace::TraceParent;
+use herald_tests::{Reply, eventually};
+use opentelemetry::trace::SpanId;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::webhook_setup;
+
+fn span_id(span: &SpanData) -> SpanId {
+    span.span_context.span_id()
+}
+
+fn attempt_of(span: &SpanData) -> Option<i64> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "herald.attempt")
+        .and_then(|kv| match &kv.value {
+            opentelemetry::Value::I64(n) => Some(*n),
+            _ => None,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_event_is_one_trace_from_ingest_through_a_retry_to_the_receiver() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let setup = webhook_setup("order.paid", json!({"max_attempts": 2, "delays_s": [1]})).await;
+    setup.receiver.script([Reply::status(503)]);
+
+    let caller = TraceParent::root();
+    let response = setup
+        .sandbox
+        .http_request(Method::POST, "/v1/events", &setup.tenant.key)
+        .header("traceparent", caller.to_string())
+        .json(&json!({"type": "order.paid", "data": {"n": 1}}))
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), 202);
+    eventually("two attempts", Duration::from_secs(30), || async {
+        (setup.receiver.count() == 2).then_some(())
+    })
+    .await;
+
+    let ours = |spans: Vec<SpanData>| -> Vec<SpanData> {
+        spans
+            .into_iter()
+            .filter(|s| {
+                u128::from_be_bytes(s.span_context.trace_id().to_bytes()) == caller.trace_id
+            })
+            .collect()
+    };
+    // The last spans end a moment after the second request was answered.
+    let spans = eventually("the trace's spans", Duration::from_secs(10), || async {
+        let _ = provider.force_flush();
+        let spans = ours(exporter.get_finished_spans().unwrap_or_default());
+        let named = |name: &str| spans.iter().filter(|s| s.name == name).count();
+        (named("herald.attempt") == 2
+            && named("herald.webhook") == 2
+            && named("herald.release") == 1)
+            .then_some(spans)
+    })
+    .await;
+    let one = |name: &str| -> &SpanData {
+        let found: Vec<&SpanData> = spans.iter().filter(|s| s.name == name).collect();
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        found[0]
+    };
+    let ingest = one("herald.ingest");
+    assert_eq!(
+        ingest.parent_span_id,
+        SpanId::from(caller.span_id),
+        "continues the caller"
+    );
+    let matched = one("herald.match");
+    assert_eq!(matched.parent_span_id, span_id(ingest));
+    let attempts: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.name == "herald.attempt")
+        .collect();
+    let first = attempts
+        .iter()
+        .find(|s| attempt_of(s) == Some(1))
+        .expect("attempt 1");
+    let second = attempts
+        .iter()
+        .find(|s| attempt_of(s) == Some(2))
+        .expect("attempt 2");
+    assert_eq!(first.parent_span_id, span_id(matched));
+    let release = one("herald.release");
+    assert_eq!(
+        release.parent_span_id,
+        span_id(first),
+        "the retry's release"
+    );
+    assert_eq!(second.parent_span_id, span_id(release));
+
+    // Each request is a child of its attempt, and the receiver got the request span's context.
+    let received = setup.receiver.received();
+    for (attempt, request) in [(first, &received[0]), (second, &received[1])] {
+        let webhook = spans
+            .iter()
+            .find(|s| s.name == "herald.webhook" && s.parent_span_id == span_id(attempt))
+            .expect("the attempt's request span");
+        let seen = TraceParent::parse(request.header("traceparent")).expect("a traceparent");
+        assert_eq!(seen.trace_id, caller.trace_id);
+        assert_eq!(SpanId::from(seen.span_id), span_id(webhook));
+    }
+    setup.sandbox.stop().await;
+}
