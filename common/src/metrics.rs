@@ -42,6 +42,9 @@ pub struct Metrics {
     pub executions_retried: IntCounterVec,
     pub outbox_republished: IntCounter,
     pub retention_deleted: IntCounterVec,
+    pub delayed_jobs: prometheus::IntGauge,
+    pub delayed_jobs_overdue_oldest: prometheus::Gauge,
+    pub queue_depth: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -86,6 +89,22 @@ fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> 
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let metric = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn int_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::IntGauge {
+    let metric = prometheus::IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn float_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Gauge {
+    let metric = prometheus::Gauge::new(name, help).expect("valid metric");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric registered once");
@@ -264,13 +283,47 @@ impl Metrics {
                 "Rows deleted by retention, by table.",
                 &["table"],
             ),
+            delayed_jobs: int_gauge(
+                &r,
+                "herald_delayed_jobs",
+                "Jobs held by the scheduler (retries, held-back attempts, scheduled \
+                 deliveries), due or not; counted up to a million.",
+            ),
+            delayed_jobs_overdue_oldest: float_gauge(
+                &r,
+                "herald_delayed_jobs_overdue_oldest_seconds",
+                "How long the oldest due job has waited past its time to be released; 0 \
+                 when none is overdue.",
+            ),
+            queue_depth: gauge_vec(
+                &r,
+                "herald_queue_depth_messages",
+                "Messages ready in each of Herald's queues, sampled by the scheduler.",
+                &["queue"],
+            ),
             registry: r,
         };
         metrics
             .build_info
             .with_label_values(&[service, env!("CARGO_PKG_VERSION")])
             .set(1);
+        metrics.precreate_series();
         metrics
+    }
+
+    /// Labelled series with a known, small set of values exist from the start at zero, so
+    /// that rates and alerts see a zero rather than nothing.
+    fn precreate_series(&self) {
+        for status in ["succeeded", "failed", "cancelled"] {
+            self.executions_completed.with_label_values(&[status]);
+        }
+        for state in ["closed", "open", "half_open"] {
+            self.circuits.with_label_values(&[state]);
+            self.circuit_transitions.with_label_values(&[state]);
+        }
+        for result in ["ack", "nack", "returned"] {
+            self.publisher_confirms.with_label_values(&[result]);
+        }
     }
 
     pub fn registry(&self) -> &Registry {

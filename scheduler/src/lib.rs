@@ -4,6 +4,7 @@
 
 mod bulk;
 pub mod clock;
+mod gauges;
 mod intake;
 mod outbox;
 mod periodic;

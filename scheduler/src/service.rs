@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bulk::BulkRetries;
 use crate::clock::{Clock, SystemClock};
+use crate::gauges::Gauges;
 use crate::intake::Intake;
 use crate::outbox::OutboxSweep;
 use crate::periodic::every;
@@ -26,6 +27,8 @@ const OUTBOX_INTERVAL: Duration = Duration::from_secs(5);
 const OUTBOX_STALE_AFTER: Duration = Duration::from_secs(30);
 /// How often waiting bulk retries are looked for.
 const BULK_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the backlog and queue-depth gauges are sampled.
+const GAUGES_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Starts the scheduler on the system clock.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
@@ -124,6 +127,22 @@ pub async fn start_with_clock<C: Clock + Clone>(
         move || {
             let bulk = bulk.clone();
             async move { bulk.run_once().await.map(drop) }
+        },
+    ));
+
+    let gauges = Arc::new(Gauges {
+        store: base.store.clone(),
+        publisher: base.publisher.clone(),
+        metrics: base.metrics.clone(),
+        clock: clock.clone(),
+    });
+    base.tasks.spawn(every(
+        "sampling the backlog and queue depths",
+        GAUGES_INTERVAL,
+        shutdown.clone(),
+        move || {
+            let gauges = gauges.clone();
+            async move { gauges.sample_once().await }
         },
     ));
 

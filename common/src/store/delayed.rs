@@ -79,6 +79,26 @@ impl Store {
 
     /// When the next job falls due (possibly one another release holds right now), so the
     /// release loop can sleep until then.
+    /// The backlog for the operators' gauges: jobs held (counted up to `cap`, so that a huge
+    /// table costs a bounded scan) and how overdue the earliest one is at `now`.
+    pub async fn delayed_backlog(
+        &self,
+        now: DateTime<Utc>,
+        cap: i64,
+    ) -> Result<(i64, f64), sqlx::Error> {
+        let (count, earliest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM delayed_jobs LIMIT $1) held),
+                    (SELECT min(due_at) FROM delayed_jobs)",
+        )
+        .bind(cap)
+        .fetch_one(&self.pool)
+        .await?;
+        let overdue = earliest
+            .map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        Ok((count, overdue))
+    }
+
     pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         sqlx::query_scalar("SELECT min(due_at) FROM delayed_jobs")
             .fetch_one(&self.pool)
