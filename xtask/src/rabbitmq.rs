@@ -76,10 +76,7 @@ impl RabbitSpec {
         )?;
         // Management only: the Prometheus plugin would listen on 0.0.0.0:15692, a fixed port
         // that two stacks on one machine (a test run beside `cargo xtask up`) cannot share.
-        fs::write(
-            self.dir.join("enabled_plugins"),
-            "[rabbitmq_management].\n",
-        )?;
+        fs::write(self.dir.join("enabled_plugins"), "[rabbitmq_management].\n")?;
         fs::write(
             self.dir.join("rabbitmq-env.conf"),
             "SERVER_ADDITIONAL_ERL_ARGS=\"-kernel inet_dist_use_interface {127,0,0,1}\"\n",
