@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::future::join_all;
-use herald_common::trace::TRACEPARENT;
 use herald_common::broker::topology::{EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE};
 use herald_common::broker::{
     BatchHandler, ConsumerOptions, Delivery, dead_letter, header_str, run_consumer,
@@ -19,6 +18,7 @@ use herald_common::config::{Config, ServiceName};
 use herald_common::messages::{JobBatch, Message};
 use herald_common::net::Destinations;
 use herald_common::service::{Base, Running};
+use herald_common::trace::TRACEPARENT;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
