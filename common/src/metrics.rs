@@ -1,6 +1,7 @@
 //! Every metric Herald exports, declared once. Names carry the `herald_` prefix and their unit;
 //! labels are bounded sets (never a tenant, URL or endpoint).
 
+use crate::broker::topology;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -323,6 +324,23 @@ impl Metrics {
         }
         for result in ["ack", "nack", "returned"] {
             self.publisher_confirms.with_label_values(&[result]);
+        }
+        for queue in [
+            topology::MATCHER_QUEUE,
+            topology::EXECUTOR_FIRST_QUEUE,
+            topology::EXECUTOR_RETRY_QUEUE,
+            topology::SCHEDULER_QUEUE,
+        ] {
+            self.redeliveries.with_label_values(&[queue]);
+        }
+        for reason in ["lease_expired", "overdue"] {
+            self.executions_recovered.with_label_values(&[reason]);
+        }
+        for by in ["one", "bulk"] {
+            self.executions_retried.with_label_values(&[by]);
+        }
+        for table in ["attempts", "executions", "events", "actions"] {
+            self.retention_deleted.with_label_values(&[table]);
         }
     }
 

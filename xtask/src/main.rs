@@ -6,6 +6,7 @@
 
 mod api;
 mod bench_executor;
+mod bench_load;
 mod bench_matcher;
 mod bench_matcher_service;
 mod bench_scheduler;
@@ -16,6 +17,8 @@ mod postgres;
 mod rabbitmq;
 mod stack;
 mod test_suite;
+mod tools_kubernetes;
+mod tools_observability;
 mod up;
 
 use std::path::PathBuf;
@@ -62,6 +65,31 @@ enum Task {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// The whole cluster end to end: events over HTTP or the broker at a target rate (or as
+    /// fast as possible) to a local receiver; throughput, latency, CPU and memory, a JSON
+    /// result and an SVG plot under target/bench/load/.
+    Load {
+        /// Events per second; 0 sends as fast as the generator can.
+        #[arg(long, default_value_t = 5000)]
+        rate: u32,
+        /// Length of the measured window.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Seconds of load before the window, not measured.
+        #[arg(long, default_value_t = 5)]
+        warmup: u32,
+        /// Webhook actions (each its own destination) every event matches.
+        #[arg(long, default_value_t = 1)]
+        fanout: usize,
+        #[arg(long, value_enum, default_value_t = bench_load::Via::Http)]
+        via: bench_load::Via,
+        /// Replicas per service: ingest,matcher,executor,scheduler.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 1, 1, 1])]
+        replicas: Vec<usize>,
+        /// Requests in flight (HTTP) or unconfirmed messages (broker) at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+    },
     /// The matching engine on 1k to 1M actions and a skewed workload.
     Matcher,
     /// The matcher service on the real broker and database: queued events to durable
@@ -132,6 +160,37 @@ fn main() -> ExitCode {
         Task::Bench {
             which: Bench::Matcher,
         } => bench_matcher::run(&root),
+        Task::Bench {
+            which:
+                Bench::Load {
+                    rate,
+                    seconds,
+                    warmup,
+                    fanout,
+                    via,
+                    replicas,
+                    concurrency,
+                },
+        } => bench_load::run(
+            &root,
+            bench_load::LoadOptions {
+                rate,
+                seconds,
+                warmup,
+                fanout,
+                via,
+                replicas: [
+                    "herald-ingest",
+                    "herald-matcher",
+                    "herald-executor",
+                    "herald-scheduler",
+                ]
+                .into_iter()
+                .zip(replicas.into_iter().chain(std::iter::repeat(1)))
+                .collect(),
+                concurrency,
+            },
+        ),
         Task::Bench {
             which:
                 Bench::MatcherService {

@@ -60,6 +60,8 @@ pub fn run(root: &Path, options: TestOptions) -> anyhow::Result<ExitCode> {
     }
     packages::ensure_installed()?;
     packages::ensure_python_tools()?;
+    crate::tools_kubernetes::ensure_kubernetes_tools(root)?;
+    crate::tools_observability::ensure_prometheus()?;
     let base: PathBuf = root
         .join("target")
         .join("herald-test")
