@@ -31,6 +31,27 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Installs Debian packages with apt (through sudo when not root), without recommends.
+pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let mut command = Command::new(sudo.first().copied().unwrap_or(args[0]));
+        let rest = if sudo.is_empty() { &args[1..] } else { args };
+        command.args(rest).env("DEBIAN_FRONTEND", "noninteractive");
+        let status = command
+            .status()
+            .with_context(|| format!("running {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("`{}` failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    run(&["apt-get", "update", "-qq"])?;
+    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(packages);
+    run(&install)
+}
+
 /// Installs whatever of the broker and the database is missing.
 pub fn ensure_installed() -> anyhow::Result<()> {
     let mut missing = Vec::new();
@@ -47,23 +68,7 @@ pub fn ensure_installed() -> anyhow::Result<()> {
         "==> installing {} from the OS packages",
         missing.join(" and ")
     );
-    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
-    let run = |args: &[&str]| -> anyhow::Result<()> {
-        let mut command = Command::new(sudo.first().copied().unwrap_or(args[0]));
-        let rest = if sudo.is_empty() { &args[1..] } else { args };
-        command.args(rest).env("DEBIAN_FRONTEND", "noninteractive");
-        let status = command
-            .status()
-            .with_context(|| format!("running {}", args.join(" ")))?;
-        if !status.success() {
-            bail!("`{}` failed ({status})", args.join(" "));
-        }
-        Ok(())
-    };
-    run(&["apt-get", "update", "-qq"])?;
-    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
-    install.extend(&missing);
-    run(&install)?;
+    apt_install(&missing)?;
     // Debian's packages try to start the servers; this stack runs its own, so stop theirs.
     let _ = Command::new("sh")
         .args([

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-use crate::packages::is_root;
+use crate::packages::{apt_install, is_root};
 
 pub const PROMTOOL: &str = "/usr/bin/promtool";
 pub const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -18,31 +18,11 @@ pub fn ensure_prometheus() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!("==> installing prometheus (server and promtool) from the OS packages");
-    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
-    let run = |args: &[&str]| -> anyhow::Result<()> {
-        let mut command = Command::new(sudo.first().copied().unwrap_or(args[0]));
-        let rest = if sudo.is_empty() { &args[1..] } else { args };
-        command.args(rest).env("DEBIAN_FRONTEND", "noninteractive");
-        let status = command
-            .status()
-            .with_context(|| format!("running {}", args.join(" ")))?;
-        if !status.success() {
-            bail!("`{}` failed ({status})", args.join(" "));
-        }
-        Ok(())
-    };
-    run(&["apt-get", "update", "-qq"])?;
-    run(&[
-        "apt-get",
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        "prometheus",
-    ])?;
+    apt_install(&["prometheus"])?;
     // Debian's package starts a server on :9090 (and the node exporter, when recommends came
     // along); the tests run their own Prometheus on a free port, so stop these.
     let stop = "service prometheus stop; service prometheus-node-exporter stop";
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
     let script: Vec<&str> = sudo.iter().copied().chain(["sh", "-c", stop]).collect();
     let _ = Command::new(script[0]).args(&script[1..]).output();
     if !Path::new(PROMTOOL).exists() {

@@ -259,9 +259,24 @@ pub(super) async fn rewrite_action(
          WHERE tenant_id = $1 AND id = $2
          RETURNING {COLUMNS}"
     );
-    let row = sqlx::query(&sql)
-        .bind(tenant_id)
-        .bind(id)
+    let row = bind_spec(sqlx::query(&sql).bind(tenant_id).bind(id), spec)
+        .fetch_one(db)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                ActionWriteError::NameTaken(spec.name.clone())
+            }
+            _ => ActionWriteError::Database(error),
+        })?;
+    Ok(from_row(&row)?)
+}
+
+/// Binds a spec's columns, in the order both writes name them (`$3` to `$15`).
+fn bind_spec<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    spec: &'q ActionSpec,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
         .bind(&spec.name)
         .bind(&spec.description)
         .bind(&spec.event_types)
@@ -275,15 +290,6 @@ pub(super) async fn rewrite_action(
         .bind(spec.rate_limit_per_s.map(|v| v as i32))
         .bind(spec.max_concurrency.map(|v| v as i32))
         .bind(spec.enabled)
-        .fetch_one(db)
-        .await
-        .map_err(|error| match &error {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                ActionWriteError::NameTaken(spec.name.clone())
-            }
-            _ => ActionWriteError::Database(error),
-        })?;
-    Ok(from_row(&row)?)
 }
 
 fn mode_name(mode: ActionMode) -> &'static str {
@@ -308,25 +314,13 @@ pub(super) async fn insert_action(
          ON CONFLICT (tenant_id, name) DO NOTHING
          RETURNING {COLUMNS}"
     );
-    let row = sqlx::query(&sql)
-        .bind(ActionId::new())
-        .bind(tenant_id)
-        .bind(&spec.name)
-        .bind(&spec.description)
-        .bind(&spec.event_types)
-        .bind(&spec.source)
-        .bind(json(&spec.conditions))
-        .bind(spec.priority.0)
-        .bind(mode_name(spec.mode))
-        .bind(spec.handler.kind())
-        .bind(json(&spec.handler))
-        .bind(json(&spec.retry))
-        .bind(spec.rate_limit_per_s.map(|v| v as i32))
-        .bind(spec.max_concurrency.map(|v| v as i32))
-        .bind(spec.enabled)
-        .bind(one_off)
-        .fetch_optional(db)
-        .await?;
+    let row = bind_spec(
+        sqlx::query(&sql).bind(ActionId::new()).bind(tenant_id),
+        spec,
+    )
+    .bind(one_off)
+    .fetch_optional(db)
+    .await?;
     match row {
         Some(row) => Ok(from_row(&row)?),
         None => Err(ActionWriteError::NameTaken(spec.name.clone())),
