@@ -14,6 +14,7 @@ mod delivery;
 mod deploy;
 mod events_in;
 mod failed_executions;
+mod faults;
 mod handlers;
 mod limits;
 mod live_actions;

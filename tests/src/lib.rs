@@ -10,6 +10,7 @@ pub mod eventually;
 pub mod process;
 pub mod receiver;
 pub mod sandbox;
+pub mod servers;
 
 pub use eventually::eventually;
 pub use receiver::{Receiver, Reply};

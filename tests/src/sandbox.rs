@@ -51,6 +51,16 @@ impl Default for SandboxOptions {
     }
 }
 
+/// A broker and a database server other than the suite's shared ones, for tests that stop or
+/// kill them (see `crate::servers`).
+#[derive(Debug, Clone, Default)]
+pub struct Servers {
+    /// An AMQP URL whose vhost the sandbox uses as it is (no vhost is created).
+    pub amqp_url: Option<String>,
+    /// A database server's admin URL, on which the sandbox creates its database.
+    pub database_url: Option<String>,
+}
+
 /// A tenant and its key.
 #[derive(Debug, Clone)]
 pub struct TestTenant {
@@ -205,14 +215,21 @@ impl Sandbox {
     }
 
     pub async fn with(options: SandboxOptions) -> Self {
+        Self::on(options, Servers::default()).await
+    }
+
+    /// Like [`Self::with`], on `servers` where given instead of the suite's shared ones.
+    pub async fn on(options: SandboxOptions, servers: Servers) -> Self {
         init_tracing();
         let name = format!("t{}", uuid::Uuid::new_v4().simple());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("HTTP client");
-        create_vhost(&http, &name).await;
-        let admin_url = env::database_url();
+        if servers.amqp_url.is_none() {
+            create_vhost(&http, &name).await;
+        }
+        let admin_url = servers.database_url.unwrap_or_else(env::database_url);
         ensure_template(&admin_url).await;
         let mut conn = sqlx::PgConnection::connect(&admin_url)
             .await
@@ -222,8 +239,14 @@ impl Sandbox {
             .await
             .expect("create the test database");
         let database_url = with_database(&admin_url, &name);
-        let mut amqp = url::Url::parse(&env::amqp_url()).expect("AMQP URL");
-        amqp.set_path(&format!("/{name}"));
+        let amqp = match servers.amqp_url {
+            Some(url) => url::Url::parse(&url).expect("AMQP URL"),
+            None => {
+                let mut amqp = url::Url::parse(&env::amqp_url()).expect("AMQP URL");
+                amqp.set_path(&format!("/{name}"));
+                amqp
+            }
+        };
         let store = Store::connect(&db_config(&database_url))
             .await
             .expect("connect to the test database");
