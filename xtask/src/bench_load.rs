@@ -107,20 +107,32 @@ async fn receive(
     StatusCode::OK
 }
 
-/// One listener per destination on 127.0.0.1; returns their URLs.
-async fn start_receivers(receiver: &Arc<Receiver>, count: usize) -> anyhow::Result<Vec<String>> {
+/// One listener per destination on 127.0.0.1, served by a runtime of their own on their own
+/// threads: sharing the load generator's runtime, the receiver was starved while thousands of
+/// requests went out, and measured the generator instead of Herald. Returns their URLs.
+fn start_receivers(receiver: &Arc<Receiver>, count: usize) -> anyhow::Result<Vec<String>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("receiver")
+        .enable_all()
+        .build()?;
     let mut urls = Vec::with_capacity(count);
     for _ in 0..count {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let router = Router::new()
             .route("/hook", post(receive))
             .with_state(receiver.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+        runtime.spawn(async move {
+            if let Ok(listener) = tokio::net::TcpListener::from_std(listener) {
+                let _ = axum::serve(listener, router).await;
+            }
         });
         urls.push(format!("http://127.0.0.1:{port}/hook"));
     }
+    // The runtime lives as long as the benchmark process.
+    std::mem::forget(runtime);
     Ok(urls)
 }
 
@@ -465,7 +477,7 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
         seen: Mutex::new(HashSet::new()),
         latencies: Mutex::new(Vec::new()),
     });
-    let urls = start_receivers(&receiver, options.fanout).await?;
+    let urls = start_receivers(&receiver, options.fanout)?;
     let creations = urls.iter().enumerate().map(|(i, url)| {
         api.call(
             "POST",
