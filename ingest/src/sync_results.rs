@@ -18,8 +18,12 @@ use tokio::time::Instant;
 /// Longest pause between two looks at the executions.
 const MAX_POLL: Duration = Duration::from_millis(25);
 
-/// The sync actions `event` matches now, in dispatch order.
+/// The sync actions `event` matches now, in dispatch order. Most tenants have none, and
+/// their events are not matched here at all (the matcher does that once).
 pub fn sync_actions(engine: &Engine, event: &Event) -> Vec<ActionId> {
+    if !engine.has_sync_actions(event.tenant_id) {
+        return Vec::new();
+    }
     let mut matched = Vec::new();
     if engine.matches(&EventRef::of(event), &mut matched).is_err() {
         return Vec::new();

@@ -168,6 +168,8 @@ pub struct Base {
     /// (id, action number), sorted by id: finds an action to change or remove.
     ids: Box<[(ActionId, u32)]>,
     pub costly: usize,
+    /// Actions in sync mode (ingest waits for their results only when a tenant has some).
+    pub sync: usize,
 }
 
 impl Base {
@@ -194,6 +196,10 @@ impl Base {
 
     pub fn costly(&self, action: u32) -> usize {
         usize::from(self.slots[action as usize].costly)
+    }
+
+    pub fn is_sync(&self, action: u32) -> bool {
+        self.slots[action as usize].mode == ActionMode::Sync
     }
 
     pub fn matched(&self, action: u32) -> Matched {
@@ -672,6 +678,7 @@ impl BaseBuilder {
         let mut other: FxHashMap<Arc<str>, Vec<u32>> = FxHashMap::default();
         let mut everything = Vec::new();
         let mut costly = 0;
+        let mut sync = 0;
         for (number, at) in order.iter().enumerate() {
             let entry = &entries[*at as usize];
             let number = number as u32;
@@ -686,6 +693,7 @@ impl BaseBuilder {
                 mode: entry.mode,
             });
             costly += usize::from(entry.costly);
+            sync += usize::from(entry.mode == ActionMode::Sync);
             laid_names.push_str(name_of(entry));
             laid_nodes.extend_from_slice(&nodes[entry.nodes.0 as usize..entry.nodes.1 as usize]);
             ids.push((entry.id, number));
@@ -740,6 +748,7 @@ impl BaseBuilder {
             everything,
             ids: ids.into(),
             costly,
+            sync,
         }
     }
 }

@@ -159,6 +159,15 @@ impl Engine {
             .map_or(0, |t| t.costly)
     }
 
+    /// Whether a tenant has live actions in sync mode: ingest looks for sync matches only then.
+    pub fn has_sync_actions(&self, tenant: TenantId) -> bool {
+        self.shard(tenant)
+            .tenants
+            .load()
+            .get(&tenant)
+            .is_some_and(|t| t.sync > 0)
+    }
+
     /// Puts an action in, replacing its previous version; a disabled or deleted action is
     /// taken out instead.
     pub fn upsert(&self, record: &ActionRecord) {

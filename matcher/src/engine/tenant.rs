@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use herald_common::action::ActionMode;
 use herald_common::ids::ActionId;
 
 use super::action::{CompiledAction, EventValues, Matched, PathTable};
@@ -38,6 +39,8 @@ pub struct TenantIndex {
     pub len: usize,
     /// Wildcard patterns and regex conditions, for the per-tenant budget.
     pub costly: usize,
+    /// Actions in sync mode.
+    pub sync: usize,
     /// Condition leaves numbered so far (the size of an event's memo): the base's, then those
     /// of the actions outside it.
     pub leaf_slots: u32,
@@ -68,6 +71,7 @@ impl TenantIndex {
         Self {
             len: base.len(),
             costly: base.costly,
+            sync: base.sync,
             leaf_slots: base.leaves.len() as u32,
             base: Arc::new(base),
             removed: Arc::from(Vec::new()),
@@ -102,6 +106,7 @@ impl TenantIndex {
             self.outside = outside.into();
             self.len -= 1;
             self.costly -= old.costly_parts();
+            self.sync -= usize::from(old.mode == ActionMode::Sync);
             return true;
         }
         let Some(number) = self.base.find(id) else {
@@ -117,6 +122,7 @@ impl TenantIndex {
         self.removed_count += 1;
         self.len -= 1;
         self.costly -= self.base.costly(number);
+        self.sync -= usize::from(self.base.is_sync(number));
         true
     }
 
@@ -134,6 +140,7 @@ impl TenantIndex {
         next.leaf_slots = leaf_slots;
         next.len += 1;
         next.costly += action.costly_parts();
+        next.sync += usize::from(action.mode == ActionMode::Sync);
         let mut outside = next.outside.to_vec();
         let at = outside.partition_point(|a| a.dispatch_cmp(&action).is_lt());
         outside.insert(at, action);

@@ -620,3 +620,39 @@ fn index_bytes_follow_the_actions_held() {
         "a smaller load holds less"
     );
 }
+
+#[test]
+fn an_engine_knows_which_tenants_have_sync_actions() {
+    let (both, tenant) = engine_with(&[
+        json!({"name": "a", "event_types": ["x"], "mode": "sync"}),
+        json!({"name": "b", "event_types": ["y"]}),
+    ]);
+    let other = TenantId::new();
+    for engine in [&both.loaded, &both.put] {
+        assert!(engine.has_sync_actions(tenant));
+        assert!(!engine.has_sync_actions(other));
+    }
+    // Replacing the sync action by an async one, and taking it out, both count.
+    let (only_async, async_tenant) = engine_with(&[json!({"name": "b", "event_types": ["y"]})]);
+    assert!(!only_async.loaded.has_sync_actions(async_tenant));
+    let id = ActionId::new();
+    both.put.put(
+        other,
+        id,
+        &matching(json!({"name": "s", "event_types": ["x"], "mode": "sync"})),
+    );
+    assert!(both.put.has_sync_actions(other));
+    both.put.put(
+        other,
+        id,
+        &matching(json!({"name": "s", "event_types": ["x"]})),
+    );
+    assert!(!both.put.has_sync_actions(other));
+    both.put.put(
+        other,
+        id,
+        &matching(json!({"name": "s", "event_types": ["x"], "mode": "sync"})),
+    );
+    both.put.remove(other, id);
+    assert!(!both.put.has_sync_actions(other));
+}
