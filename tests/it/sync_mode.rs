@@ -96,15 +96,22 @@ async fn a_sync_event_answers_with_its_sync_results_and_queues_the_rest() {
     })
     .await;
 
-    // The wait is bounded: a slow sync receiver answers with where it stands.
-    let started = std::time::Instant::now();
-    let (status, late) = sandbox
-        .call(
-            Method::POST,
-            "/v1/events",
-            Some(&tenant.key),
-            Some(json!({"type": "order.slow"})),
-        )
+    // The wait is bounded: a slow sync receiver answers with where it stands. (An event the
+    // matcher saw before it loaded the slow action answers at once with no result: retry.)
+    let (started, status, late) =
+        eventually("a bounded sync wait", Duration::from_secs(20), || async {
+            let started = std::time::Instant::now();
+            let (status, late) = sandbox
+                .call(
+                    Method::POST,
+                    "/v1/events",
+                    Some(&tenant.key),
+                    Some(json!({"type": "order.slow"})),
+                )
+                .await;
+            (late["results"].as_array().is_some_and(|r| !r.is_empty()))
+                .then_some((started, status, late))
+        })
         .await;
     assert_eq!(status, 200, "{late}");
     assert_eq!(late["timed_out"], true, "{late}");
