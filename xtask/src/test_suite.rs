@@ -55,7 +55,12 @@ pub fn run(root: &Path, options: TestOptions) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    if !cargo(root, &["build", "--workspace", "--bins", "--quiet"])? {
+    // `--tests` resolves features as the test build does (dev-dependencies included), so the
+    // binaries the suite starts and the test build share one set of artifacts instead of two.
+    if !cargo(
+        root,
+        &["build", "--workspace", "--bins", "--tests", "--quiet"],
+    )? {
         return Ok(ExitCode::FAILURE);
     }
     packages::ensure_installed()?;
