@@ -56,6 +56,13 @@ impl RabbitSpec {
                 format!("{dir}/rabbitmq-env.conf"),
             ),
             ("ERL_EPMD_ADDRESS".into(), "127.0.0.1".into()),
+            // The Erlang schedulers spin while idle by default, which suits a host of its own;
+            // here the broker shares two cores with the database and four services, and the
+            // spinning is CPU they need (RabbitMQ's runtime guide for shared hosts).
+            (
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS".into(),
+                "+sbwt none +sbwtdcpu none +sbwtdio none".into(),
+            ),
             ("HOME".into(), dir),
         ]
     }
