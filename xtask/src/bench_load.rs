@@ -27,7 +27,9 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::api::Api;
-use crate::bench_support::{cpu_seconds, machine, percentile, round_to, unix_nanos};
+use crate::bench_support::{
+    cpu_seconds, machine, machine_busy_seconds, percentile, round_to, unix_nanos,
+};
 use crate::stack::{PreferredPorts, Stack, StackOptions};
 
 const EVENT_TYPE: &str = "bench.load";
@@ -35,7 +37,7 @@ const EVENT_TYPE: &str = "bench.load";
 /// How events reach Herald.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Via {
-    /// `POST /v1/events`, one event per request.
+    /// `POST /v1/events`, one event per request (or `--batch` per `POST /v1/events/batch`).
     Http,
     /// Published to `herald.events` as JSON, one event per message, with confirms.
     Broker,
@@ -54,6 +56,8 @@ pub struct LoadOptions {
     pub replicas: BTreeMap<&'static str, usize>,
     /// Requests in flight at once (HTTP) or unconfirmed messages (broker).
     pub concurrency: usize,
+    /// Events per HTTP request: 1 uses `POST /v1/events`, more `POST /v1/events/batch`.
+    pub batch: usize,
 }
 
 /// What the receiver saw, per second since the load started.
@@ -153,6 +157,8 @@ async fn generate_http(
     let seconds = u64::from(options.warmup + options.seconds);
     let total = u64::from(options.rate) * seconds;
     let deadline = started + Duration::from_secs(seconds);
+    // One event per `POST /v1/events`, or `batch` per `POST /v1/events/batch`.
+    let per_request = options.batch.max(1) as u64;
     let mut n = 0u64;
     while tokio::time::Instant::now() < deadline && (options.rate == 0 || n < total) {
         if options.rate > 0 {
@@ -161,17 +167,19 @@ async fn generate_http(
         }
         let permit = permits.clone().acquire_owned().await?;
         let (api, key, accepted) = (api.clone(), key.clone(), accepted.clone());
+        let (path, body) = if per_request == 1 {
+            ("/v1/events", event_body(n))
+        } else {
+            let events = (n..n + per_request).map(event_body).collect();
+            ("/v1/events/batch", Value::Array(events))
+        };
         tokio::spawn(async move {
-            if api
-                .call("POST", "/v1/events", &key, event_body(n))
-                .await
-                .is_ok()
-            {
-                accepted.fetch_add(1, Ordering::Release);
+            if api.call("POST", path, &key, body).await.is_ok() {
+                accepted.fetch_add(per_request, Ordering::Release);
             }
             drop(permit);
         });
-        n += 1;
+        n += per_request;
     }
     let _ = permits
         .acquire_many(options.concurrency as u32)
@@ -271,7 +279,21 @@ fn processes(stack: &Stack) -> Vec<(String, Vec<u32>)> {
         let pids = pids_named(pattern);
         named.push((name.to_owned(), pids));
     }
+    // The load generator and the receiver share this process: their cost is part of the
+    // machine's budget, and shows how much of it Herald had.
+    named.push(("generator+receiver".to_owned(), vec![std::process::id()]));
+    named.push((MACHINE.to_owned(), Vec::new()));
     named
+}
+
+/// The row for the whole machine (every core) among the processes' CPU.
+const MACHINE: &str = "machine (all cores, max 100 x cores)";
+
+fn busy_seconds(name: &str, pids: &[u32]) -> f64 {
+    if name == MACHINE {
+        return machine_busy_seconds().unwrap_or(0.0);
+    }
+    pids.iter().filter_map(|p| cpu_seconds(*p).ok()).sum()
 }
 
 /// Processes whose command line names `pattern` and this benchmark's data folder, with their
@@ -427,8 +449,9 @@ pub fn run(root: &Path, options: LoadOptions) -> anyhow::Result<ExitCode> {
     let name = format!(
         "{}-{}-fanout{}",
         match options.via {
-            Via::Http => "http",
-            Via::Broker => "broker",
+            Via::Http if options.batch > 1 => format!("http-batch{}", options.batch),
+            Via::Http => "http".to_owned(),
+            Via::Broker => "broker".to_owned(),
         },
         if options.rate == 0 {
             "max".to_owned()
@@ -508,12 +531,7 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
     let watched = processes(stack);
     let cpu_at_start: BTreeMap<String, f64> = watched
         .iter()
-        .map(|(name, pids)| {
-            (
-                name.clone(),
-                pids.iter().filter_map(|p| cpu_seconds(*p).ok()).sum(),
-            )
-        })
+        .map(|(name, pids)| (name.clone(), busy_seconds(name, pids)))
         .collect();
     let started = Instant::now();
     receiver
@@ -546,7 +564,7 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
             ..Sample::default()
         };
         for (name, pids) in &watched {
-            let now: f64 = pids.iter().filter_map(|p| cpu_seconds(*p).ok()).sum();
+            let now = busy_seconds(name, pids);
             let before = last_cpu.insert(name.clone(), now).unwrap_or(now);
             sample
                 .cpu
@@ -642,7 +660,8 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
         "options": {"rate": options.rate, "seconds": options.seconds, "warmup": options.warmup,
                     "fanout": options.fanout,
                     "via": format!("{:?}", options.via).to_lowercase(),
-                    "replicas": options.replicas, "concurrency": options.concurrency},
+                    "replicas": options.replicas, "concurrency": options.concurrency,
+                    "batch": options.batch},
         "accepted": accepted_total,
         "accepted_per_s": round_to(accepted_in_window as f64 / elapsed_load.as_secs_f64(), 0),
         "delivered": delivered_total,

@@ -32,6 +32,29 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
+/// CPU seconds the whole machine has been busy (every core; all but idle and I/O wait), from
+/// `/proc/stat`: processes are not all of it (the kernel's loopback networking and writeback
+/// run outside them).
+pub fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
+        .map(|(_, t)| t)
+        .sum();
+    Ok(busy / 100.0)
+}
+
 /// Waits until `reached` says yes, polling every `poll`, or fails after `limit` with the
 /// text `progress` gives.
 pub fn wait_until(

@@ -89,6 +89,9 @@ enum Bench {
         /// Requests in flight (HTTP) or unconfirmed messages (broker) at once.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
+        /// Events per HTTP request: more than 1 sends them with `POST /v1/events/batch`.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
     /// The matching engine on 1k to 1M actions and a skewed workload.
     Matcher,
@@ -170,6 +173,7 @@ fn main() -> ExitCode {
                     via,
                     replicas,
                     concurrency,
+                    batch,
                 },
         } => bench_load::run(
             &root,
@@ -189,6 +193,7 @@ fn main() -> ExitCode {
                 .zip(replicas.into_iter().chain(std::iter::repeat(1)))
                 .collect(),
                 concurrency,
+                batch,
             },
         ),
         Task::Bench {
