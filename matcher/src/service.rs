@@ -199,17 +199,17 @@ impl BatchHandler for Matcher {
 
 impl Matcher {
     async fn process(&self, decoded: &[Decoded]) -> anyhow::Result<()> {
-        let events: Vec<&Event> = decoded.iter().flat_map(|d| d.events.iter()).collect();
-        let outside: Vec<&Event> = decoded
+        // Each event with whether it still has to be stored (it came straight to the broker).
+        let events: Vec<(&Event, bool)> = decoded
             .iter()
-            .filter(|d| !d.stored)
-            .flat_map(|d| d.events.iter())
+            .flat_map(|d| d.events.iter().map(move |e| (e, !d.stored)))
             .collect();
 
         let mut executions = Vec::new();
+        let mut outside = Vec::new();
         let mut matched_counts = Vec::with_capacity(events.len());
         let mut matched = Vec::new();
-        for event in &events {
+        for &(event, to_store) in &events {
             matched.clear();
             // Accepted events carry validated JSON, so this cannot fail; if it somehow did,
             // the event is recorded as matching nothing rather than blocking the batch.
@@ -217,7 +217,11 @@ impl Matcher {
                 tracing::error!(%error, event = event.id.as_str(), "unreadable event data");
             }
             self.metrics.matches_per_event.observe(matched.len() as f64);
-            matched_counts.push((event.tenant_id, event.id.clone(), matched.len() as i32));
+            if to_store {
+                outside.push((event, matched.len() as i32));
+            } else {
+                matched_counts.push((event.tenant_id, event.id.clone(), matched.len() as i32));
+            }
             for action in &matched {
                 executions.push(NewExecution {
                     id: ExecutionId::new(),
@@ -238,7 +242,7 @@ impl Matcher {
 
         let by_event: HashMap<(TenantId, &str), &Event> = events
             .iter()
-            .map(|e| ((e.tenant_id, e.id.as_str()), *e))
+            .map(|(e, _)| ((e.tenant_id, e.id.as_str()), *e))
             .collect();
         let batches = first_attempt_jobs(&stored, |s| {
             by_event.get(&(s.tenant_id, s.event_id.as_str())).copied()

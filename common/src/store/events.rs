@@ -1,5 +1,6 @@
 //! Events: written once when accepted, then marked when the matcher has recorded their
-//! executions. Unmatched rows double as the outbox.
+//! executions. An event accepted over HTTP also gets a row in `event_outbox` until then: the
+//! outbox sweep publishes again what stays there.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -44,6 +45,8 @@ struct Columns {
     data: Vec<String>,
     metadata: Vec<serde_json::Value>,
     received_at: Vec<DateTime<Utc>>,
+    /// Set for events stored already matched (see `insert_events_tx`).
+    matched_count: Vec<Option<i32>>,
 }
 
 impl Columns {
@@ -70,6 +73,7 @@ impl Columns {
                 .map(|(e, _)| serde_json::to_value(&e.metadata).unwrap_or_default())
                 .collect(),
             received_at: events.iter().map(|(e, _)| e.received_at).collect(),
+            matched_count: vec![None; events.len()],
         }
     }
 }
@@ -87,16 +91,25 @@ impl Columns {
             .bind(&self.data)
             .bind(&self.metadata)
             .bind(&self.received_at)
+            .bind(&self.matched_count)
     }
 }
 
+/// Events that are not stored already matched get an outbox row in the same statement.
 const INSERT_EVENTS: &str = "
-    INSERT INTO events (tenant_id, id, idempotency_key, type, source, time, data, metadata, received_at)
-    SELECT t, i, k, ty, s, tm, d::json, m, r
-    FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                $7::text[], $8::jsonb[], $9::timestamptz[]) AS u(t, i, k, ty, s, tm, d, m, r)
-    ON CONFLICT DO NOTHING
-    RETURNING tenant_id, id";
+    WITH new AS (
+      INSERT INTO events (tenant_id, id, idempotency_key, type, source, time, data, metadata,
+                          received_at, matched_at, matched_count)
+      SELECT t, i, k, ty, s, tm, d::json, m, r, CASE WHEN c IS NULL THEN NULL ELSE now() END, c
+      FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                  $7::text[], $8::jsonb[], $9::timestamptz[], $10::int[])
+           AS u(t, i, k, ty, s, tm, d, m, r, c)
+      ON CONFLICT DO NOTHING
+      RETURNING tenant_id, id, received_at, matched_count),
+    outbox AS (
+      INSERT INTO event_outbox (tenant_id, id, received_at)
+      SELECT tenant_id, id, received_at FROM new WHERE matched_count IS NULL)
+    SELECT tenant_id, id FROM new";
 
 impl Store {
     /// Stores a batch of accepted events in one statement. Each event may carry an idempotency
@@ -146,17 +159,21 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Stores events that arrived straight from the broker, inside the matcher's transaction.
-    /// Returns the events that were new (a redelivered or republished event is not).
+    /// Stores events that arrived straight from the broker, inside the matcher's transaction,
+    /// already marked matched with their counts: an insert and then an update would write every
+    /// row twice, and the update cannot be a HOT one (the outbox's index names `matched_at`),
+    /// so it rewrote every index entry too. Returns the events that were new (a redelivered
+    /// or republished event is not).
     pub async fn insert_events_tx(
         tx: &mut Transaction<'static, Postgres>,
-        events: &[&Event],
+        events: &[(&Event, i32)],
     ) -> Result<Vec<(TenantId, EventId)>, sqlx::Error> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let pairs: Vec<_> = events.iter().map(|e| (*e, None)).collect();
-        let c = Columns::of(&pairs);
+        let pairs: Vec<_> = events.iter().map(|(e, _)| (*e, None)).collect();
+        let mut c = Columns::of(&pairs);
+        c.matched_count = events.iter().map(|(_, count)| Some(*count)).collect();
         let rows = c.insert().fetch_all(&mut **tx).await?;
         rows.iter()
             .map(|row| {
@@ -181,10 +198,15 @@ impl Store {
         let tenants: Vec<Uuid> = matched.iter().map(|(t, _, _)| t.as_uuid()).collect();
         let ids: Vec<&str> = matched.iter().map(|(_, e, _)| e.as_str()).collect();
         let counts: Vec<i32> = matched.iter().map(|(_, _, c)| *c).collect();
+        // Only events still in the outbox are marked: a redelivered batch changes nothing.
         sqlx::query(
-            "UPDATE events e SET matched_at = now(), matched_count = u.c
-             FROM UNNEST($1::uuid[], $2::text[], $3::int[]) AS u(t, i, c)
-             WHERE e.tenant_id = u.t AND e.id = u.i AND e.matched_at IS NULL",
+            "WITH done AS (
+               DELETE FROM event_outbox o
+               USING UNNEST($1::uuid[], $2::text[], $3::int[]) AS u(t, i, c)
+               WHERE o.tenant_id = u.t AND o.id = u.i
+               RETURNING u.t, u.i, u.c)
+             UPDATE events e SET matched_at = now(), matched_count = done.c
+             FROM done WHERE e.tenant_id = done.t AND e.id = done.i",
         )
         .bind(&tenants)
         .bind(&ids)
@@ -205,15 +227,17 @@ impl Store {
     ) -> Result<Vec<Event>, sqlx::Error> {
         let rows = sqlx::query(
             "WITH stale AS (
-               SELECT tenant_id, id FROM events
-               WHERE matched_at IS NULL AND received_at < $1
-                 AND (republished_at IS NULL OR republished_at < $2)
+               SELECT tenant_id, id FROM event_outbox
+               WHERE received_at < $1 AND (republished_at IS NULL OR republished_at < $2)
                ORDER BY received_at LIMIT $3
-               FOR UPDATE SKIP LOCKED)
-             UPDATE events e SET republished_at = now()
-             FROM stale WHERE e.tenant_id = stale.tenant_id AND e.id = stale.id
-             RETURNING e.tenant_id, e.id, e.type, e.source, e.time, e.received_at,
-                       e.data::text AS data, e.metadata",
+               FOR UPDATE SKIP LOCKED),
+             resent AS (
+               UPDATE event_outbox o SET republished_at = now()
+               FROM stale WHERE o.tenant_id = stale.tenant_id AND o.id = stale.id
+               RETURNING o.tenant_id, o.id)
+             SELECT e.tenant_id, e.id, e.type, e.source, e.time, e.received_at,
+                    e.data::text AS data, e.metadata
+             FROM events e JOIN resent r ON e.tenant_id = r.tenant_id AND e.id = r.id",
         )
         .bind(received_before)
         .bind(resent_before)
@@ -315,18 +339,8 @@ pub(super) async fn insert_matched_event(
     key: Option<&str>,
     matched_count: i32,
 ) -> Result<bool, sqlx::Error> {
-    let c = Columns::of(&[(event, key)]);
+    let mut c = Columns::of(&[(event, key)]);
+    c.matched_count = vec![Some(matched_count)];
     let inserted = c.insert().fetch_optional(&mut *db).await?.is_some();
-    if inserted {
-        sqlx::query(
-            "UPDATE events SET matched_at = now(), matched_count = $3
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(event.tenant_id)
-        .bind(event.id.as_str())
-        .bind(matched_count)
-        .execute(&mut *db)
-        .await?;
-    }
     Ok(inserted)
 }
