@@ -6,7 +6,7 @@
 //! process, queue depths and the database's size, and writes a JSON result and an SVG plot of
 //! throughput and latency over time.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +58,8 @@ pub struct LoadOptions {
     pub concurrency: usize,
     /// Events per HTTP request: 1 uses `POST /v1/events`, more `POST /v1/events/batch`.
     pub batch: usize,
+    /// Faults injected during the load.
+    pub faults: Vec<crate::bench_faults::Fault>,
 }
 
 /// What the receiver saw, per second since the load started.
@@ -194,54 +196,124 @@ async fn generate_broker(
     options: &LoadOptions,
     accepted: Arc<AtomicU64>,
 ) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    let seconds = u64::from(options.warmup + options.seconds);
+    let mut plan = Publishing {
+        started,
+        deadline: started + Duration::from_secs(seconds),
+        total: u64::from(options.rate) * seconds,
+        next: 0,
+        resend: Vec::new(),
+    };
+    // A broker fault (see `bench_faults`) breaks the connection: connect again and go on, as a
+    // publisher that wants every event delivered does.
+    loop {
+        match publish(amqp_url, tenant_id, options, &accepted, &mut plan).await {
+            Ok(()) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() < plan.deadline + Duration::from_secs(60) => {
+                eprintln!("load generator: {error:#}; connecting again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Where the broker load generator is.
+struct Publishing {
+    started: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    total: u64,
+    /// The next event number.
+    next: u64,
+    /// Events published but not confirmed when a connection broke: sent again first, with the
+    /// same id (Herald keeps one).
+    resend: Vec<u64>,
+}
+
+async fn publish(
+    amqp_url: &str,
+    tenant_id: &str,
+    options: &LoadOptions,
+    accepted: &AtomicU64,
+    plan: &mut Publishing,
+) -> anyhow::Result<()> {
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let started = tokio::time::Instant::now();
-    let seconds = u64::from(options.warmup + options.seconds);
-    let total = u64::from(options.rate) * seconds;
-    let deadline = started + Duration::from_secs(seconds);
     let mut pending = std::collections::VecDeque::new();
-    let mut n = 0u64;
-    while tokio::time::Instant::now() < deadline && (options.rate == 0 || n < total) {
-        if options.rate > 0 {
-            let due = started + Duration::from_secs_f64(n as f64 / f64::from(options.rate));
-            tokio::time::sleep_until(due).await;
-        }
-        let mut body = event_body(n);
-        body["tenant_id"] = json!(tenant_id);
-        body["id"] = json!(format!("load-{n}"));
-        let properties = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_message_id(format!("load-{n}").into())
-            .with_delivery_mode(2);
-        let confirm = channel
-            .basic_publish(
-                "herald.events".into(),
-                EVENT_TYPE.into(),
-                BasicPublishOptions::default(),
-                body.to_string().as_bytes(),
-                properties,
-            )
-            .await?;
-        pending.push_back(confirm);
-        while pending.len() >= options.concurrency {
-            if let Some(oldest) = pending.pop_front()
-                && oldest.await?.is_ack()
-            {
-                accepted.fetch_add(1, Ordering::Release);
+    let result: anyhow::Result<()> = async {
+        let mut resend = std::mem::take(&mut plan.resend).into_iter();
+        loop {
+            let n = match resend.next() {
+                Some(n) => n,
+                None if tokio::time::Instant::now() < plan.deadline
+                    && (options.rate == 0 || plan.next < plan.total) =>
+                {
+                    if options.rate > 0 {
+                        let due = plan.started
+                            + Duration::from_secs_f64(plan.next as f64 / f64::from(options.rate));
+                        tokio::time::sleep_until(due).await;
+                    }
+                    plan.next += 1;
+                    plan.next - 1
+                }
+                None => break,
+            };
+            let mut body = event_body(n);
+            body["tenant_id"] = json!(tenant_id);
+            body["id"] = json!(format!("load-{n}"));
+            let properties = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_message_id(format!("load-{n}").into())
+                .with_delivery_mode(2);
+            pending.push_back((n, None));
+            let confirm = channel
+                .basic_publish(
+                    "herald.events".into(),
+                    EVENT_TYPE.into(),
+                    BasicPublishOptions::default(),
+                    body.to_string().as_bytes(),
+                    properties,
+                )
+                .await?;
+            if let Some(last) = pending.back_mut() {
+                last.1 = Some(confirm);
+            }
+            while pending.len() >= options.concurrency {
+                settle_oldest(&mut pending, accepted).await?;
             }
         }
-        n += 1;
-    }
-    while let Some(confirm) = pending.pop_front() {
-        if confirm.await?.is_ack() {
-            accepted.fetch_add(1, Ordering::Release);
+        while !pending.is_empty() {
+            settle_oldest(&mut pending, accepted).await?;
         }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        plan.resend.extend(pending.iter().map(|(n, _)| *n));
     }
     let _ = connection.close(200, "done".into()).await;
+    result
+}
+
+/// Waits for the oldest unconfirmed publish; it leaves the queue only once confirmed.
+async fn settle_oldest(
+    pending: &mut std::collections::VecDeque<(u64, Option<lapin::PublisherConfirm>)>,
+    accepted: &AtomicU64,
+) -> anyhow::Result<()> {
+    if let Some((_, confirm)) = pending.front_mut() {
+        if let Some(confirm) = confirm.take() {
+            let confirmation = confirm.await?;
+            if !confirmation.is_ack() {
+                anyhow::bail!("the broker refused a publish");
+            }
+        }
+        pending.pop_front();
+        accepted.fetch_add(1, Ordering::Release);
+    }
     Ok(())
 }
 
@@ -272,8 +344,13 @@ fn rss_mib(pid: u32) -> f64 {
 /// processes' CPU would need a tree walk; its postmaster's children are summed by name).
 fn processes(stack: &Stack) -> Vec<(String, Vec<u32>)> {
     let mut named: Vec<(String, Vec<u32>)> = Vec::new();
-    for (i, service) in stack.services.iter().enumerate() {
-        named.push((format!("{}#{i}", service.binary), vec![service.pid()]));
+    // Named by service and replica number, so that a replica started in place of a killed one
+    // (see `bench_faults`) keeps the name.
+    let mut replicas: BTreeMap<&str, usize> = BTreeMap::new();
+    for service in &stack.services {
+        let n = replicas.entry(service.binary).or_default();
+        *n += 1;
+        named.push((format!("{}#{n}", service.binary), vec![service.pid()]));
     }
     for (name, pattern) in [("rabbitmq", "beam.smp"), ("postgres", "postgres")] {
         let pids = pids_named(pattern);
@@ -289,11 +366,29 @@ fn processes(stack: &Stack) -> Vec<(String, Vec<u32>)> {
 /// The row for the whole machine (every core) among the processes' CPU.
 const MACHINE: &str = "machine (all cores, max 100 x cores)";
 
-fn busy_seconds(name: &str, pids: &[u32]) -> f64 {
-    if name == MACHINE {
-        return machine_busy_seconds().unwrap_or(0.0);
+/// Percent of a core each named group used since the last call (a process seen for the first
+/// time counts from its start), updating `last` (CPU seconds by process id; the machine's
+/// under id 0).
+fn cpu_delta(
+    watched: &[(String, Vec<u32>)],
+    last: &mut HashMap<u32, f64>,
+) -> BTreeMap<String, f64> {
+    let mut percent = BTreeMap::new();
+    for (name, pids) in watched {
+        let readings: Vec<(u32, f64)> = if name == MACHINE {
+            vec![(0, machine_busy_seconds().unwrap_or(0.0))]
+        } else {
+            pids.iter()
+                .filter_map(|p| Some((*p, cpu_seconds(*p).ok()?)))
+                .collect()
+        };
+        let used: f64 = readings
+            .into_iter()
+            .map(|(pid, now)| now - last.insert(pid, now).unwrap_or(0.0))
+            .sum();
+        percent.insert(name.clone(), round_to(used * 100.0, 1));
     }
-    pids.iter().filter_map(|p| cpu_seconds(*p).ok()).sum()
+    percent
 }
 
 /// Processes whose command line names `pattern` and this benchmark's data folder, with their
@@ -440,11 +535,11 @@ pub fn run(root: &Path, options: LoadOptions) -> anyhow::Result<ExitCode> {
             ("HERALD_INGEST__TENANT_RATE_PER_S".into(), "0".into()),
         ],
     };
-    let mut stack = Stack::start(stack_options)?;
+    let stack = Arc::new(Mutex::new(Stack::start(stack_options.clone())?));
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(measure(&stack, &options));
+    let result = runtime.block_on(measure(&stack, &stack_options, &options));
     drop(runtime);
-    stack.stop();
+    locked(&stack).stop();
     let report = result?;
     let name = format!(
         "{}-{}-fanout{}",
@@ -483,16 +578,33 @@ struct Report {
     summary: String,
 }
 
-async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report> {
+fn locked(stack: &Mutex<Stack>) -> std::sync::MutexGuard<'_, Stack> {
+    stack.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn measure(
+    stack: &Arc<Mutex<Stack>>,
+    stack_options: &StackOptions,
+    options: &LoadOptions,
+) -> anyhow::Result<Report> {
+    let (api_url, admin_token, amqp_url, management_url) = {
+        let stack = locked(stack);
+        (
+            stack.api_url.clone(),
+            stack.admin_token.clone(),
+            stack.amqp_url.clone(),
+            stack.management_url.clone(),
+        )
+    };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(options.concurrency)
         .build()?;
     let api = Arc::new(Api {
         http: http.clone(),
-        base: stack.api_url.clone(),
+        base: api_url,
     });
-    let (tenant_id, key) = api.tenant_with_key(&stack.admin_token, "load").await?;
+    let (tenant_id, key) = api.tenant_with_key(&admin_token, "load").await?;
     let receiver = Arc::new(Receiver {
         started_unix_ns: AtomicU64::new(0),
         deliveries: AtomicU64::new(0),
@@ -522,18 +634,25 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let accepted = Arc::new(AtomicU64::new(0));
-    let management = stack
-        .management_url
+    let management = management_url
         .as_deref()
         .and_then(|m| m.split_whitespace().next())
         .map(|m| m.replace("http://", "http://guest:guest@"))
         .unwrap_or_default();
-    let watched = processes(stack);
-    let cpu_at_start: BTreeMap<String, f64> = watched
-        .iter()
-        .map(|(name, pids)| (name.clone(), busy_seconds(name, pids)))
-        .collect();
+    let watched = processes(&locked(stack));
+    // CPU seconds per process id at the last sample: the database opens backends as the pools
+    // grow, so the processes are listed afresh every second.
+    let mut last_cpu: HashMap<u32, f64> = HashMap::new();
+    cpu_delta(&watched, &mut last_cpu);
     let started = Instant::now();
+    // Faults run on a thread of their own: a broker or database restart takes seconds.
+    let faults = (!options.faults.is_empty()).then(|| {
+        let (stack, stack_options, faults) =
+            (stack.clone(), stack_options.clone(), options.faults.clone());
+        std::thread::spawn(move || {
+            crate::bench_faults::inject_all(&stack, &stack_options, &faults, started)
+        })
+    });
     receiver
         .started_unix_ns
         .store(unix_nanos(), Ordering::Relaxed);
@@ -544,7 +663,7 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
             accepted.clone(),
             options.clone(),
         );
-        let (amqp, tenant) = (stack.amqp_url.clone(), tenant_id.clone());
+        let (amqp, tenant) = (amqp_url.clone(), tenant_id.clone());
         tokio::spawn(async move {
             match options.via {
                 Via::Http => generate_http(api, key, &options, accepted).await,
@@ -553,7 +672,6 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
         })
     };
     let mut samples = vec![Sample::default()];
-    let mut last_cpu = cpu_at_start.clone();
     let drain_limit = Duration::from_secs(u64::from(options.warmup + options.seconds) + 120);
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -563,12 +681,9 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
             queue_depth: queue_depth(&http, &management).await,
             ..Sample::default()
         };
-        for (name, pids) in &watched {
-            let now = busy_seconds(name, pids);
-            let before = last_cpu.insert(name.clone(), now).unwrap_or(now);
-            sample
-                .cpu
-                .insert(name.clone(), round_to((now - before) * 100.0, 1));
+        let now_watched = processes(&locked(stack));
+        sample.cpu = cpu_delta(&now_watched, &mut last_cpu);
+        for (name, pids) in &now_watched {
             sample.rss_mib.insert(
                 name.clone(),
                 round_to(pids.iter().map(|p| rss_mib(*p)).sum(), 1),
@@ -653,7 +768,10 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
             (name.clone(), max)
         })
         .collect();
-    let database_mib = database_size_mib(stack).unwrap_or(0.0);
+    let database_mib = database_size_mib(&locked(stack)).unwrap_or(0.0);
+    let faults: Vec<Value> = faults
+        .map(|thread| thread.join().unwrap_or_default())
+        .unwrap_or_default();
     let (cpus, model) = machine();
     let json = json!({
         "machine": {"cpus": cpus, "model": model},
@@ -668,6 +786,7 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
         "deliveries_per_s_in_window": round_to(delivered_in_window as f64 / elapsed_load.as_secs_f64(), 0),
         "lost": (accepted_total * options.fanout as u64).saturating_sub(delivered_total),
         "duplicates": receiver.duplicates.load(Ordering::Acquire),
+        "faults": faults,
         "latency_ms": {"p50": p(0.50), "p99": p(0.99), "p999": p(0.999), "max": p(1.0)},
         "cpu_percent_avg": cpu_avg,
         "rss_mib_max": rss_max,
@@ -680,7 +799,8 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
     let summary = format!(
         "{via:?}, target {rate}, {secs} s, fan-out {fanout}: accepted {acc}/s, delivered \
          {dps}/s in the window, latency p50 {p50} ms / p99 {p99} ms / p99.9 {p999} ms, lost {lost}, \
-         duplicates {dup}, max queue depth {qd}, database {db:.0} MiB\nCPU % (average over the load): {cpu}\nRSS MiB (max): {rss}",
+         duplicates {dup}, all delivered {drained} s after the start, max queue depth {qd}, database \
+         {db:.0} MiB\nCPU % (average over the load): {cpu}\nRSS MiB (max): {rss}",
         via = options.via,
         rate = if options.rate == 0 {
             "max".to_owned()
@@ -696,6 +816,7 @@ async fn measure(stack: &Stack, options: &LoadOptions) -> anyhow::Result<Report>
         p999 = json["latency_ms"]["p999"],
         lost = json["lost"],
         dup = json["duplicates"],
+        drained = json["drained_after_s"],
         qd = json["queue_depth_max"],
         db = database_mib,
         cpu = listed(&cpu_avg),

@@ -6,6 +6,7 @@
 
 mod api;
 mod bench_executor;
+mod bench_faults;
 mod bench_load;
 mod bench_matcher;
 mod bench_matcher_service;
@@ -92,6 +93,11 @@ enum Bench {
         /// Events per HTTP request: more than 1 sends them with `POST /v1/events/batch`.
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// A fault at a second of the load, e.g. `kill-executor@20`; repeatable. One of
+        /// kill-ingest, kill-matcher, kill-executor, kill-scheduler, broker-restart,
+        /// broker-kill, db-restart, db-kill.
+        #[arg(long = "fault")]
+        faults: Vec<bench_faults::Fault>,
     },
     /// The matching engine on 1k to 1M actions and a skewed workload.
     Matcher,
@@ -174,6 +180,7 @@ fn main() -> ExitCode {
                     replicas,
                     concurrency,
                     batch,
+                    faults,
                 },
         } => bench_load::run(
             &root,
@@ -194,6 +201,7 @@ fn main() -> ExitCode {
                 .collect(),
                 concurrency,
                 batch,
+                faults,
             },
         ),
         Task::Bench {

@@ -175,6 +175,22 @@ impl Postgres {
         run(command, "psql")
     }
 
+    /// Restarts the server: `immediate` stops it without a checkpoint, as a crash would (it
+    /// recovers from its WAL at start), otherwise it shuts down cleanly first.
+    pub fn restart(&mut self, immediate: bool) -> anyhow::Result<()> {
+        let mut restart = pg_command(&self.bin, "pg_ctl");
+        restart
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-m", if immediate { "immediate" } else { "fast" }])
+            .args(["-w", "-t", "120", "restart"])
+            .process_group(0);
+        run(restart, "pg_ctl restart")?;
+        Ok(())
+    }
+
     pub fn stop(&mut self) {
         if !self.running {
             return;

@@ -157,6 +157,36 @@ impl Rabbit {
             .is_none_or(|c| c.try_wait().map(|s| s.is_some()).unwrap_or(true))
     }
 
+    /// Kills the node with SIGKILL (the Erlang VM, not only the script that started it), as a
+    /// crash, then starts it again on the same data and waits until it is up.
+    pub fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        let marker = self.spec.dir.display().to_string();
+        for pid in std::fs::read_dir("/proc")?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        {
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline.contains("beam.smp") && cmdline.contains(&marker) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // The listening socket goes when the VM has died.
+        if !ports::wait_until(Duration::from_secs(30), || {
+            !ports::in_use(self.spec.amqp_port)
+        }) {
+            bail!("the killed broker still holds port {}", self.spec.amqp_port);
+        }
+        let spec = self.spec.clone();
+        *self = Self::start(spec)?;
+        Ok(())
+    }
+
     /// Stops the node and the epmd it started (when no other node still uses it).
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {

@@ -207,6 +207,25 @@ impl Stack {
         Ok(self.services.last().expect("just pushed"))
     }
 
+    /// Kills the first replica of `binary` with SIGKILL (no draining, as a crash) and starts a
+    /// new one in its place (without waiting for it to be ready).
+    pub fn kill_and_respawn(
+        &mut self,
+        options: &StackOptions,
+        binary: &'static str,
+    ) -> anyhow::Result<()> {
+        let index = self
+            .services
+            .iter()
+            .position(|s| s.binary == binary)
+            .with_context(|| format!("no {binary} is running"))?;
+        let mut killed = self.services.remove(index);
+        let _ = killed.child.kill();
+        let _ = killed.child.wait();
+        self.spawn_replica(options, binary)?;
+        Ok(())
+    }
+
     /// Stops every replica of `binary` (SIGTERM, then waits for it to drain).
     pub fn stop_service(&mut self, binary: &str) {
         let (stopping, kept): (Vec<_>, Vec<_>) =
