@@ -126,6 +126,10 @@ impl Rabbit {
         let log = fs::File::create(spec.dir.join("log/console.log"))?;
         let child = Command::new(RABBITMQ_SERVER)
             .envs(spec.env())
+            // Crash dumps (erl_crash.dump, MnesiaCore.*) land in the node's folder, not in the
+            // folder the command was run from.
+            .current_dir(&spec.dir)
+            .env("ERL_CRASH_DUMP", spec.dir.join("log/erl_crash.dump"))
             // Its own process group, so a Ctrl-C meant for us does not halt the broker first.
             .process_group(0)
             .stdin(Stdio::null())
