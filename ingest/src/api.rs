@@ -82,6 +82,18 @@ impl Operation {
     }
 }
 
+const EVENT_FILTERS: &[(&str, &str)] = &[
+    (
+        "type",
+        "an exact event type, or a prefix ending in `*` (`invoice.*`)",
+    ),
+    ("source", "only events from this source"),
+    ("since", "received at or after this RFC 3339 time"),
+    ("until", "received before this RFC 3339 time"),
+    ("limit", "page size, 1 to 1000 (default 100)"),
+    ("cursor", "`next_cursor` of the previous page"),
+];
+
 const EXECUTION_FILTERS: &[(&str, &str)] = &[
     (
         "status",
@@ -149,6 +161,19 @@ pub static OPERATIONS: &[Operation] = &[
         success: (202, Some("EventBatchAccepted")),
         errors: &[],
         handler: || post(events::create_batch),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/events",
+        access: Access::Tenant,
+        name: "listEvents",
+        tag: "events",
+        summary: "Events by type, source and time of arrival, newest first, a page at a time.",
+        body: None,
+        query: EVENT_FILTERS,
+        success: (200, Some("EventPage")),
+        errors: &[],
+        handler: || get(events::list),
     },
     Operation {
         method: Method::GET,

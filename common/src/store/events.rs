@@ -160,10 +160,9 @@ impl Store {
     }
 
     /// Stores events that arrived straight from the broker, inside the matcher's transaction,
-    /// already marked matched with their counts: an insert and then an update would write every
-    /// row twice, and the update cannot be a HOT one (the outbox's index names `matched_at`),
-    /// so it rewrote every index entry too. Returns the events that were new (a redelivered
-    /// or republished event is not).
+    /// already marked matched with their counts (an insert and then an update would write
+    /// every row twice), and with no outbox row. Returns the events that were new (a
+    /// redelivered or republished event is not).
     pub async fn insert_events_tx(
         tx: &mut Transaction<'static, Postgres>,
         events: &[(&Event, i32)],
@@ -257,29 +256,37 @@ impl Store {
         tenant_id: TenantId,
         id: &str,
     ) -> Result<Option<StoredEvent>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT id, type, source, time, received_at, data::text AS data, metadata, matched_at,
-                    matched_count
-             FROM events WHERE tenant_id = $1 AND id = $2",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {STORED_EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND id = $2"
+        ))
         .bind(tenant_id)
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let data: String = row.try_get("data")?;
-        Ok(Some(StoredEvent {
-            id: row.try_get("id")?,
-            event_type: row.try_get("type")?,
-            source: row.try_get("source")?,
-            time: row.try_get("time")?,
-            received_at: row.try_get("received_at")?,
-            data: serde_json::from_str(&data).unwrap_or_default(),
-            metadata: row.try_get("metadata")?,
-            matched_at: row.try_get("matched_at")?,
-            matched_count: row.try_get("matched_count")?,
-        }))
+        row.as_ref().map(stored_event_from_row).transpose()
     }
+}
+
+/// The columns [`stored_event_from_row`] reads.
+pub(super) const STORED_EVENT_COLUMNS: &str = "id, type, source, time, received_at, \
+     data::text AS data, metadata, matched_at, matched_count";
+
+/// An event as the API shows it, from a row with [`STORED_EVENT_COLUMNS`].
+pub(super) fn stored_event_from_row(
+    row: &sqlx::postgres::PgRow,
+) -> Result<StoredEvent, sqlx::Error> {
+    let data: String = row.try_get("data")?;
+    Ok(StoredEvent {
+        id: row.try_get("id")?,
+        event_type: row.try_get("type")?,
+        source: row.try_get("source")?,
+        time: row.try_get("time")?,
+        received_at: row.try_get("received_at")?,
+        data: serde_json::from_str(&data).unwrap_or_default(),
+        metadata: row.try_get("metadata")?,
+        matched_at: row.try_get("matched_at")?,
+        matched_count: row.try_get("matched_count")?,
+    })
 }
 
 /// The columns every query that rebuilds an [`Event`] selects.

@@ -8,6 +8,7 @@ mod bulk_retries;
 mod circuits;
 mod delayed;
 mod deliveries;
+mod event_list;
 mod events;
 mod execution_list;
 mod executions;
@@ -32,6 +33,9 @@ pub use bulk_retries::{BulkRetry, BulkRetryStep, FilterView};
 pub use circuits::{CircuitEntry, EndpointOutcomes};
 pub use delayed::DueBatch;
 pub use deliveries::{DeliveryCreated, NewDelivery};
+pub use event_list::{
+    EventCursor, EventFilter, EventPage, decode_event_cursor, encode_event_cursor,
+};
 pub use events::{InsertedEvent, StoredEvent};
 pub use execution_list::{ExecutionPage, decode_cursor, encode_cursor};
 pub use executions::{

@@ -22,6 +22,14 @@ fn page_of(item: &str) -> Value {
             "description": "Pass as `cursor` for the next page; null on the last page."}}})
 }
 
+/// `fields` with `more` added (both JSON objects).
+fn with(mut fields: Value, more: Value) -> Value {
+    if let (Some(fields), Value::Object(more)) = (fields.as_object_mut(), more) {
+        fields.extend(more);
+    }
+    fields
+}
+
 fn list_of(item: &str) -> Value {
     json!({"type": "object", "required": ["data"], "properties": {
         "data": {"type": "array", "items": reference(item)}}})
@@ -73,6 +81,11 @@ pub fn all() -> Map<String, Value> {
             "backoff": {"enum": ["exponential", "linear", "fixed"]},
             "initial_s": {"type": "number"}, "max_s": {"type": "number"},
             "jitter": {"type": "number", "minimum": 0, "maximum": 1}}}]});
+    let stored_event = json!({
+        "id": {"type": "string"}, "type": {"type": "string"},
+        "source": {"type": ["string", "null"]}, "time": nullable_time(),
+        "received_at": time(), "data": {}, "metadata": {"type": "object"},
+        "matched_at": nullable_time(), "matched_count": {"type": ["integer", "null"]}});
     let action_fields = json!({
         "name": {"type": "string", "maxLength": 200},
         "description": {"type": ["string", "null"], "maxLength": 2000},
@@ -208,13 +221,14 @@ pub fn all() -> Map<String, Value> {
         ("SyncResult", sync_result),
         (
             "EventView",
-            json!({"type": "object", "properties": {
-            "id": {"type": "string"}, "type": {"type": "string"},
-            "source": {"type": ["string", "null"]}, "time": nullable_time(),
-            "received_at": time(), "data": {}, "metadata": {"type": "object"},
-            "matched_at": nullable_time(), "matched_count": {"type": ["integer", "null"]},
-            "executions": {"type": "array", "items": reference("Execution")}}}),
+            json!({"type": "object", "properties": with(stored_event.clone(), json!({
+                "executions": {"type": "array", "items": reference("Execution")}}))}),
         ),
+        (
+            "Event",
+            json!({"type": "object", "properties": stored_event}),
+        ),
+        ("EventPage", page_of("Event")),
         ("Condition", condition),
         (
             "ActionIn",

@@ -1,5 +1,5 @@
-//! `POST /v1/events` (Herald's JSON or CloudEvents), `POST /v1/events/batch` and
-//! `GET /v1/events/{id}`. A single event that matches sync actions is answered 200 with their
+//! `POST /v1/events` (Herald's JSON or CloudEvents), `POST /v1/events/batch`, `GET /v1/events`
+//! (by type, source and time, newest first, cursor paging) and `GET /v1/events/{id}`. A single event that matches sync actions is answered 200 with their
 //! results (see `sync_results`); everything else 202 as soon as it is stored.
 
 use std::time::Duration;
@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use herald_common::event::{Event, EventId, IncomingEvent};
 use herald_common::ids::TenantId;
-use herald_common::store::InsertedEvent;
+use herald_common::store::{EventFilter, InsertedEvent, decode_event_cursor, encode_event_cursor};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
@@ -19,6 +20,7 @@ use crate::auth::Tenant;
 use crate::body::read_bytes;
 use crate::cloudevents;
 use crate::error::{ApiError, ApiResult};
+use crate::query::{QueryParams, invalid, time};
 use crate::state::AppState;
 use crate::sync_results::{sync_actions, wait_for_results};
 
@@ -270,6 +272,63 @@ async fn store_batch(
         .map(|(id, o)| result(id, o))
         .collect();
     Ok((StatusCode::ACCEPTED, Json(json!({"data": data}))))
+}
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+/// A listing's query string.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    source: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    QueryParams(params): QueryParams<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| invalid("limit", &format!("a number from 1 to {MAX_LIMIT}")))?,
+    };
+    let before = params
+        .cursor
+        .as_deref()
+        .map(|c| {
+            decode_event_cursor(c).ok_or_else(|| invalid("cursor", "a cursor from a previous page"))
+        })
+        .transpose()?;
+    let filter = EventFilter {
+        event_type: params.event_type.filter(|t| !t.is_empty()),
+        source: params.source.filter(|s| !s.is_empty()),
+        since: time("since", params.since.as_deref())?,
+        until: time("until", params.until.as_deref())?,
+    };
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since >= until
+    {
+        return Err(invalid("until", "later than `since`"));
+    }
+    let page = state
+        .store
+        .list_events(tenant, &filter, before, limit)
+        .await?;
+    Ok(Json(json!({
+        "data": page.events,
+        "next_cursor": page.next.as_ref().map(encode_event_cursor),
+    })))
 }
 
 pub async fn get(
