@@ -30,6 +30,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// Rows per page when a listing's `limit` is not given.
+const DEFAULT_PAGE: i64 = 100;
+/// The largest `limit` a listing takes.
+const MAX_PAGE: i64 = 1000;
+
+/// A listing's `limit`: 1 to 1000, 100 when absent.
+pub fn page_limit(limit: Option<&str>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| invalid("limit", &format!("a number from 1 to {MAX_PAGE}"))),
+    }
+}
+
 /// A query parameter that is not what it must be.
 pub fn invalid(parameter: &str, expected: &str) -> ApiError {
     ApiError::new(

@@ -12,12 +12,10 @@ use serde_json::{Value, json};
 
 use crate::auth::Tenant;
 use crate::error::ApiResult;
-use crate::query::{QueryParams, invalid};
+use crate::query::{QueryParams, invalid, page_limit};
 use crate::routes::actions::view;
 use crate::state::AppState;
 
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
 const MAX_SEARCH_LEN: usize = 200;
 
 /// The query string, as sent.
@@ -67,14 +65,7 @@ impl ListParams {
     }
 
     fn limit(&self) -> ApiResult<i64> {
-        match self.limit.as_deref() {
-            None => Ok(DEFAULT_LIMIT),
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| invalid("limit", &format!("a number from 1 to {MAX_LIMIT}"))),
-        }
+        page_limit(self.limit.as_deref())
     }
 
     /// The name the page starts after (the cursor is that name, base64url-encoded).

@@ -20,7 +20,7 @@ use crate::auth::Tenant;
 use crate::body::read_bytes;
 use crate::cloudevents;
 use crate::error::{ApiError, ApiResult};
-use crate::query::{QueryParams, invalid, time};
+use crate::query::{QueryParams, invalid, page_limit, time};
 use crate::state::AppState;
 use crate::sync_results::{sync_actions, wait_for_results};
 
@@ -274,9 +274,6 @@ async fn store_batch(
     Ok((StatusCode::ACCEPTED, Json(json!({"data": data}))))
 }
 
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
-
 /// A listing's query string.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -295,14 +292,7 @@ pub async fn list(
     Tenant(tenant): Tenant,
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| invalid("limit", &format!("a number from 1 to {MAX_LIMIT}")))?,
-    };
+    let limit = page_limit(params.limit.as_deref())?;
     let before = params
         .cursor
         .as_deref()

@@ -17,11 +17,8 @@ use serde_json::{Value, json};
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::query::{QueryParams, invalid, time};
+use crate::query::{QueryParams, invalid, page_limit, time};
 use crate::state::AppState;
-
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
 
 /// The filters of a listing (query string) or a retry by filter (JSON body), as sent.
 #[derive(Debug, Default, Deserialize)]
@@ -86,14 +83,7 @@ pub async fn list(
     Tenant(tenant): Tenant,
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| invalid("limit", &format!("a number from 1 to {MAX_LIMIT}")))?,
-    };
+    let limit = page_limit(params.limit.as_deref())?;
     let before = params
         .cursor
         .as_deref()
