@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::routes::{
     action_edit, action_list, action_test, actions, bulk_retries, deliveries, endpoints, events,
-    executions, hooks, providers, stats, tenants,
+    execution_export, executions, hooks, overview, providers, stats, tenants,
 };
 use crate::state::AppState;
 
@@ -18,6 +18,8 @@ pub enum Access {
     Tenant,
     /// The admin token from `ingest.admin_token`.
     Admin,
+    /// Either a tenant's key or the admin token.
+    Any,
     /// Anyone holding the provider id, with a body signed by the provider's secret.
     Signed,
     /// Anyone.
@@ -61,6 +63,7 @@ impl Operation {
         match self.access {
             Access::Tenant => statuses.extend([401, 403, 429]),
             Access::Admin => statuses.extend([401, 403]),
+            Access::Any => statuses.push(401),
             Access::Signed => statuses.extend([401, 429]),
             Access::Public => {}
         }
@@ -106,6 +109,9 @@ const EXECUTION_FILTERS: &[(&str, &str)] = &[
     ("limit", "page size, 1 to 1000 (default 100)"),
     ("cursor", "`next_cursor` of the previous page"),
 ];
+
+/// The listing's filters without its paging: what an export or a retry by filter selects.
+const EXECUTION_EXPORT_FILTERS: &[(&str, &str)] = EXECUTION_FILTERS.split_at(5).0;
 
 const STATS_WINDOW: &[(&str, &str)] = &[
     (
@@ -354,6 +360,34 @@ pub static OPERATIONS: &[Operation] = &[
         handler: || get(stats::overall),
     },
     Operation {
+        method: Method::GET,
+        path: "/v1/overview",
+        access: Access::Tenant,
+        name: "getOverview",
+        tag: "audit",
+        summary: "The tenant at a glance: the last hour minute by minute (events, \
+                  executions succeeded and failed), success rate, open circuits and overdue \
+                  retries.",
+        body: None,
+        query: &[],
+        success: (200, Some("Overview")),
+        errors: &[],
+        handler: || get(overview::get),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/live",
+        access: Access::Tenant,
+        name: "streamOverview",
+        tag: "audit",
+        summary: "The overview as server-sent events: at once, then whenever it changes.",
+        body: None,
+        query: &[],
+        success: (200, Some("OverviewStream")),
+        errors: &[],
+        handler: || get(overview::live),
+    },
+    Operation {
         method: Method::POST,
         path: "/v1/deliveries",
         access: Access::Tenant,
@@ -380,6 +414,19 @@ pub static OPERATIONS: &[Operation] = &[
         success: (200, Some("ExecutionPage")),
         errors: &[],
         handler: || get(executions::list),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/executions/export",
+        access: Access::Tenant,
+        name: "exportExecutions",
+        tag: "audit",
+        summary: "The executions a filter selects, as CSV, newest first (at most 100,000).",
+        body: None,
+        query: EXECUTION_EXPORT_FILTERS,
+        success: (200, Some("ExecutionCsv")),
+        errors: &[],
+        handler: || get(execution_export::export),
     },
     Operation {
         method: Method::POST,
@@ -568,6 +615,20 @@ pub static OPERATIONS: &[Operation] = &[
     },
     Operation {
         method: Method::GET,
+        path: "/v1/tenants",
+        access: Access::Admin,
+        name: "listTenants",
+        tag: "tenants",
+        summary: "Tenants by name (at most 1000): the admin token then acts for one with \
+                  `Herald-Tenant: <id>`.",
+        body: None,
+        query: &[],
+        success: (200, Some("TenantList")),
+        errors: &[],
+        handler: || get(tenants::list),
+    },
+    Operation {
+        method: Method::GET,
         path: "/v1/tenants/{id}",
         access: Access::Admin,
         name: "getTenant",
@@ -605,6 +666,19 @@ pub static OPERATIONS: &[Operation] = &[
         success: (204, None),
         errors: &[],
         handler: || delete(tenants::revoke_key),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/whoami",
+        access: Access::Any,
+        name: "whoami",
+        tag: "tenants",
+        summary: "Whom the credential belongs to: the administrator, or which tenant.",
+        body: None,
+        query: &[],
+        success: (200, Some("Whoami")),
+        errors: &[],
+        handler: || get(tenants::whoami),
     },
     Operation {
         method: Method::GET,

@@ -1,4 +1,9 @@
 //! Who is calling: a tenant (by API key) or the administrator (by the configured token).
+//!
+//! The admin token also reaches tenant data, but only for the tenant it names in the
+//! `Herald-Tenant` header: an operator console signed in as the administrator picks a tenant
+//! and then sees exactly what that tenant's key would, no more (every query stays filtered by
+//! one tenant).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -23,8 +28,33 @@ fn is_admin_token(state: &AppState, token: &str) -> bool {
     !expected.is_empty() && constant_time_eq(token.as_bytes(), expected)
 }
 
-/// A request authenticated with a tenant's key, within the tenant's request rate.
+/// The header with which the admin token names the tenant it acts for.
+pub const ACT_FOR_TENANT: &str = "herald-tenant";
+
+/// A request authenticated with a tenant's key (or the admin token naming the tenant in
+/// [`ACT_FOR_TENANT`]), within the tenant's request rate.
 pub struct Tenant(pub TenantId);
+
+/// The tenant the admin token names, which must exist.
+async fn named_tenant(parts: &Parts, state: &AppState) -> Result<TenantId, ApiError> {
+    let named = parts.headers.get(ACT_FOR_TENANT).ok_or_else(|| {
+        ApiError::forbidden(
+            "the admin token reaches tenant data only for the tenant named in the \
+             Herald-Tenant header; or use a tenant key",
+        )
+    })?;
+    let id: TenantId = named
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    state
+        .store
+        .get_tenant(id)
+        .await?
+        .map(|tenant| tenant.id)
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
 
 impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
@@ -34,16 +64,15 @@ impl FromRequestParts<AppState> for Tenant {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        if is_admin_token(state, token) {
-            return Err(ApiError::forbidden(
-                "the admin token manages tenants and keys; tenant data needs a tenant key",
-            ));
-        }
-        let tenant = state
-            .store
-            .authenticate(token)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
+        let tenant = if is_admin_token(state, token) {
+            named_tenant(parts, state).await?
+        } else {
+            state
+                .store
+                .authenticate(token)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?
+        };
         state
             .limiter
             .check(tenant)
@@ -73,5 +102,31 @@ impl FromRequestParts<AppState> for Admin {
             ));
         }
         Err(ApiError::unauthorized())
+    }
+}
+
+/// Whoever holds a valid credential: the administrator or a tenant.
+pub enum Principal {
+    Admin,
+    Tenant(TenantId),
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        if is_admin_token(state, token) {
+            return Ok(Principal::Admin);
+        }
+        state
+            .store
+            .authenticate(token)
+            .await?
+            .map(Principal::Tenant)
+            .ok_or_else(ApiError::unauthorized)
     }
 }

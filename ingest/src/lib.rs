@@ -5,6 +5,7 @@ mod auth;
 mod batcher;
 mod body;
 mod cloudevents;
+mod console;
 pub mod error;
 mod merge_patch;
 pub mod openapi;

@@ -112,8 +112,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         )),
         config: Arc::new(ingest),
         outbound,
+        shutdown: shutdown.clone(),
     };
-    let app = router(state).merge(herald_common::ops::router(base.health()));
+    let app = router(state)
+        .merge(crate::console::router())
+        .merge(herald_common::ops::router(base.health()));
     let listener = TcpListener::bind(base.config.http.listen)
         .await
         .with_context(|| format!("binding the API listener {}", base.config.http.listen))?;

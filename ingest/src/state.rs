@@ -25,6 +25,8 @@ pub struct AppState {
     /// actions and dry runs.
     pub engine: Arc<Engine>,
     pub limiter: Arc<TenantLimiter>,
+    /// Ends long-lived responses (the live overview) when ingest shuts down.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// For test deliveries (`POST /v1/actions/{id}/test` with `send`).
     pub outbound: Outbound,
 }

@@ -18,6 +18,7 @@ mod postgres;
 mod rabbitmq;
 mod stack;
 mod test_suite;
+mod tools_console;
 mod tools_kubernetes;
 mod tools_observability;
 mod up;

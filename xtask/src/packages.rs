@@ -117,3 +117,27 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `npm ci` in `dir` unless its `node_modules` is at least as new as its lock file; `what`
+/// names the packages for the progress line.
+pub fn npm_ci_when_stale(dir: &Path, what: &str) -> anyhow::Result<()> {
+    let installed = dir.join("node_modules/.package-lock.json");
+    let lock = dir.join("package-lock.json");
+    let fresh = match (installed.metadata(), lock.metadata()) {
+        (Ok(installed), Ok(lock)) => installed.modified()? >= lock.modified()?,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    eprintln!("==> installing {what} with npm ci in {}", dir.display());
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .context("running npm (the test suite needs Node.js 20 and npm)")?;
+    if !status.success() {
+        bail!("npm ci in {} failed ({status})", dir.display());
+    }
+    Ok(())
+}

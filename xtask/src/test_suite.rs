@@ -67,6 +67,7 @@ pub fn run(root: &Path, options: TestOptions) -> anyhow::Result<ExitCode> {
     packages::ensure_python_tools()?;
     crate::tools_kubernetes::ensure_kubernetes_tools(root)?;
     crate::tools_observability::ensure_prometheus()?;
+    crate::tools_console::ensure_console_tools(root)?;
     let base: PathBuf = root
         .join("target")
         .join("herald-test")

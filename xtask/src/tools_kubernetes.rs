@@ -22,7 +22,7 @@ const DEPLOY_TESTS: &str = "tests/deploy";
 pub fn ensure_kubernetes_tools(root: &Path) -> anyhow::Result<()> {
     let dir = root.join(DEPLOY_TESTS);
     ensure_python_packages(&dir)?;
-    ensure_node_modules(&dir)
+    crate::packages::npm_ci_when_stale(&dir, "the @kubernetes-models CRD schemas")
 }
 
 fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
@@ -77,27 +77,5 @@ fn ensure_python_packages(dir: &Path) -> anyhow::Result<()> {
             ])
             .args(&pins),
         "pip install of the deployment checks' Python tools",
-    )
-}
-
-fn ensure_node_modules(dir: &Path) -> anyhow::Result<()> {
-    let installed = dir.join("node_modules/.package-lock.json");
-    let lock = dir.join("package-lock.json");
-    let fresh = match (installed.metadata(), lock.metadata()) {
-        (Ok(installed), Ok(lock)) => installed.modified()? >= lock.modified()?,
-        _ => false,
-    };
-    if fresh {
-        return Ok(());
-    }
-    eprintln!(
-        "==> installing the @kubernetes-models CRD schemas with npm ci in {}",
-        dir.display()
-    );
-    run(
-        Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(dir),
-        "npm ci (the deployment checks need Node.js 20 and npm)",
     )
 }

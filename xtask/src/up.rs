@@ -246,6 +246,10 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
 fn print_banner(stack: &Stack, base: &Path) {
     println!("\nHerald is running (Ctrl-C stops it):");
     println!("  API            {}", stack.api_url);
+    println!(
+        "  console        {}/ui/  (sign in with the admin token or the demo key)",
+        stack.api_url
+    );
     println!("  admin token    {}", stack.admin_token);
     println!(
         "  broker         {}",

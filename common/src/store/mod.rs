@@ -13,6 +13,7 @@ mod events;
 mod execution_list;
 mod executions;
 mod limits;
+mod overview;
 mod providers;
 mod requeue;
 mod retention;
@@ -42,6 +43,7 @@ pub use executions::{
     AttemptRecord, AttemptView, Claim, ClaimRequest, ExecutionRecord, NewExecution, Outcome,
     StoredExecution,
 };
+pub use overview::{Minute, OVERDUE_AFTER_S, Overview};
 pub use providers::{ProviderRecord, ProviderWriteError};
 pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};
 pub use retention::Deleted;

@@ -62,6 +62,23 @@ impl Store {
         }))
     }
 
+    /// Tenants by name, at most `limit` of them (for the admin's tenant picker).
+    pub async fn list_tenants(&self, limit: i64) -> Result<Vec<TenantRecord>, sqlx::Error> {
+        let rows: Vec<(Uuid, String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY name, id LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, created_at)| TenantRecord {
+                id: id.into(),
+                name,
+                created_at,
+            })
+            .collect())
+    }
+
     /// Creates a key and returns it with the plaintext, which is never stored nor shown again.
     pub async fn create_api_key(
         &self,

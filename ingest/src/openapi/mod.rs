@@ -57,7 +57,8 @@ fn build() -> Value {
         "components": {
             "securitySchemes": {
                 "tenantKey": {"type": "http", "scheme": "bearer",
-                    "description": "A tenant's API key (`hk_…`), from POST /v1/tenants/{id}/keys."},
+                    "description": "A tenant's API key (`hk_…`), from POST /v1/tenants/{id}/keys; \
+                        or the admin token with the tenant's id in a `Herald-Tenant` header."},
                 "adminToken": {"type": "http", "scheme": "bearer",
                     "description": "The admin token set in `ingest.admin_token`."},
             },
@@ -80,6 +81,18 @@ fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// The media type of a success body, by its schema's name: JSON unless the name says CSV or
+/// a stream of server-sent events.
+fn media_type(schema: &str) -> &'static str {
+    if schema.ends_with("Csv") {
+        "text/csv"
+    } else if schema.ends_with("Stream") {
+        "text/event-stream"
+    } else {
+        "application/json"
+    }
+}
+
 fn describe(operation: &Operation) -> Value {
     let mut parameters: Vec<Value> = operation
         .path_parameters()
@@ -97,7 +110,7 @@ fn describe(operation: &Operation) -> Value {
         status.to_string(),
         match body {
             Some(name) => json!({"description": "Success",
-                "content": {"application/json": {"schema": schema_ref(name)}}}),
+                "content": {media_type(name): {"schema": schema_ref(name)}}}),
             None => json!({"description": "Success"}),
         },
     );
@@ -118,6 +131,7 @@ fn describe(operation: &Operation) -> Value {
     described["security"] = match operation.access {
         Access::Tenant => json!([{"tenantKey": []}]),
         Access::Admin => json!([{"adminToken": []}]),
+        Access::Any => json!([{"tenantKey": []}, {"adminToken": []}]),
         Access::Signed | Access::Public => json!([]),
     };
     if let Some(name) = operation.body {

@@ -278,6 +278,42 @@ pub fn all() -> Map<String, Value> {
         ("ExecutionFilter", filter),
         ("BulkRetry", bulk),
         ("Stats", stats),
+        (
+            "Overview",
+            json!({"type": "object", "properties": {
+            "last_hour": reference("Stats"),
+            "events_last_hour": {"type": "integer"},
+            "minutes": {"type": "array", "description": "The last hour, oldest minute first",
+                "items": {"type": "object", "properties": {"at": time(),
+                "events": {"type": "integer"}, "succeeded": {"type": "integer"},
+                "failed": {"type": "integer"}}}},
+            "open_circuits": {"type": "integer"},
+            "overdue_retries": {"type": "integer",
+                "description": "Retries more than 30 s past their time"},
+            "latest_event_at": nullable_time(), "circuits_changed_at": nullable_time(),
+            "actions_changed_at": nullable_time()}}),
+        ),
+        (
+            "OverviewStream",
+            json!({"type": "string", "description": "Server-sent events: `overview` with an \
+            Overview as its data, first at once and then whenever it changes (looked at every \
+            2 s or more); `unavailable` while the database does not answer."}),
+        ),
+        (
+            "ExecutionCsv",
+            json!({"type": "string", "description": "RFC 4180 CSV with a header row: id, \
+            event_id, action_id, status, attempts, max_attempts, created_at, updated_at, \
+            finished_at, next_attempt_at, last_error. At most 100,000 rows, newest first; \
+            `Herald-Truncated: true` when there were more."}),
+        ),
+        ("TenantList", list_of("Tenant")),
+        (
+            "Whoami",
+            json!({"type": "object", "required": ["role"], "properties": {
+            "role": {"enum": ["admin", "tenant"]},
+            "tenant": {"description": "With a tenant key: the tenant",
+                "oneOf": [reference("Tenant")]}}}),
+        ),
         ("Endpoint", endpoint),
         ("EndpointList", list_of("Endpoint")),
         ("DeliveryIn", delivery_in),

@@ -45,7 +45,7 @@ pub struct ListParams {
 }
 
 impl FilterParams {
-    fn parse(self) -> ApiResult<ExecutionFilter> {
+    pub fn parse(self) -> ApiResult<ExecutionFilter> {
         let statuses = ExecutionStatus::ALL
             .iter()
             .map(|s| s.as_str())

@@ -7,7 +7,7 @@ use herald_common::ids::{ApiKeyId, TenantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::Admin;
+use crate::auth::{Admin, Principal};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -47,6 +47,30 @@ pub async fn create(
         StatusCode::CREATED,
         Json(serde_json::to_value(tenant).unwrap_or_default()),
     ))
+}
+
+/// Who a credential belongs to: `{"role": "admin"}`, or `{"role": "tenant", "tenant": ...}`.
+/// A console signs in with it, and a script can check its key without side effects.
+pub async fn whoami(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    Ok(Json(match principal {
+        Principal::Admin => json!({"role": "admin"}),
+        Principal::Tenant(id) => {
+            let tenant = state
+                .store
+                .get_tenant(id)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?;
+            json!({"role": "tenant", "tenant": tenant})
+        }
+    }))
+}
+
+/// The most tenants one listing shows.
+const MAX_LISTED: i64 = 1000;
+
+pub async fn list(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Value>> {
+    let tenants = state.store.list_tenants(MAX_LISTED).await?;
+    Ok(Json(json!({ "data": tenants })))
 }
 
 pub async fn get(

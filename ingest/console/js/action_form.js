@@ -1,0 +1,142 @@
+// Creating and editing an action: the settings operators change most as plain fields, the
+// structured ones (conditions, headers, retry policy) as JSON. A new action is created with
+// POST /v1/actions; an edit is a JSON merge patch of what changed, sent with the revision it
+// was based on (If-Match), so that two people editing at once cannot overwrite each other.
+
+import { api } from "./api.js";
+import { field, fill, h, heading, notify, run, select } from "./dom.js";
+
+const PRIORITIES = [["critical", "critical"], ["high", "high"], ["normal", "normal"], ["low", "low"]];
+
+function parseJson(label, text, fallback) {
+  if (!text.trim()) return fallback;
+  try { return JSON.parse(text); } catch (error) { throw new Error(`${label} is not JSON: ${error.message}`); }
+}
+
+function numberOrNull(text) {
+  return text.trim() === "" ? null : Number(text);
+}
+
+/** The action the form describes, in the API's shape (no secrets: those are kept). */
+function read(form) {
+  const value = (name) => form.elements[name].value;
+  const handlerType = value("handler_type");
+  const handler = { type: handlerType };
+  if (handlerType === "webhook") {
+    handler.url = value("url").trim();
+    handler.method = value("method");
+    handler.timeout_ms = Number(value("timeout_ms")) || undefined;
+    handler.headers = parseJson("Headers", value("headers"), {});
+  } else if (handlerType === "publish") {
+    handler.event_type = value("publish_type").trim();
+  } else {
+    handler.level = value("level");
+  }
+  const priorityText = value("priority").trim();
+  return {
+    name: value("name").trim(),
+    description: value("description").trim() || null,
+    event_types: value("event_types").split(",").map((t) => t.trim()).filter(Boolean),
+    source: value("source").trim() || null,
+    conditions: parseJson("Conditions", value("conditions"), []),
+    priority: /^-?\d+$/.test(priorityText) ? Number(priorityText) : priorityText || "normal",
+    mode: value("mode"),
+    handler,
+    retry: parseJson("Retry policy", value("retry"), { max_attempts: 5 }),
+    rate_limit_per_s: numberOrNull(value("rate_limit_per_s")),
+    max_concurrency: numberOrNull(value("max_concurrency")),
+    enabled: form.elements.enabled.checked,
+  };
+}
+
+/** A JSON merge patch (RFC 7396) turning `before` into `after`, for the keys `after` has. */
+function mergePatch(before, after) {
+  const patch = {};
+  for (const [key, value] of Object.entries(after)) {
+    const old = before?.[key];
+    if (value && typeof value === "object" && !Array.isArray(value) && old && typeof old === "object" && !Array.isArray(old)) {
+      const inner = mergePatch(old, value);
+      for (const gone of Object.keys(old)) {
+        if (!(gone in value) && key === "headers") inner[gone] = null;
+      }
+      if (Object.keys(inner).length) patch[key] = inner;
+    } else if (JSON.stringify(old) !== JSON.stringify(value) && value !== undefined) {
+      patch[key] = value;
+    }
+  }
+  return patch;
+}
+
+/** The form, filled from `action` (or blank); `done` runs after a successful save. */
+export function actionForm(action, done) {
+  const a = action || {
+    name: "", description: "", event_types: [], source: null, conditions: [], priority: "normal", mode: "async",
+    handler: { type: "webhook", url: "", method: "POST", headers: {} }, retry: { max_attempts: 5 },
+    rate_limit_per_s: null, max_concurrency: null, enabled: true,
+  };
+  const handler = a.handler;
+  const input = (name, value, attrs = {}) => h("input", { name, value: value ?? "", ...attrs });
+  const area = (name, value, rows = 4) => h("textarea", { name, rows }, value);
+  const form = h("form", { class: "panel", id: "action-form", "aria-labelledby": "form-title" },
+    h("h2", { id: "form-title" }, action ? `Edit ${action.name}` : "New action"),
+    h("div", { class: "grid2" },
+      field("Name", input("name", a.name, { required: true, maxlength: 200 })),
+      field("Event types (comma-separated; * one segment, # any)", input("event_types", a.event_types.join(", "),
+        { required: true, placeholder: "order.created, invoice.*" })),
+      field("Source (optional)", input("source", a.source)),
+      field("Priority (number or critical/high/normal/low)", input("priority", a.priority, { list: "priorities" })),
+      field("Mode", select("mode", [["async", "async"], ["sync", "sync"]], a.mode)),
+      field("Handler", select("handler_type", [["webhook", "webhook"], ["publish", "publish"], ["log", "log"]], handler.type)),
+      field("Webhook URL", input("url", handler.url, { type: "url", placeholder: "https://example.com/hook" })),
+      field("Method", select("method", [["POST", "POST"], ["PUT", "PUT"], ["PATCH", "PATCH"]], handler.method || "POST")),
+      field("Timeout (ms)", input("timeout_ms", handler.timeout_ms, { type: "number", min: 1 })),
+      field("Publish: chained event type", input("publish_type", handler.event_type)),
+      field("Log: level", select("level", [["info", "info"], ["warn", "warn"], ["debug", "debug"]], handler.level || "info")),
+      field("Rate limit per second (empty: none)", input("rate_limit_per_s", a.rate_limit_per_s, { type: "number", min: 1 })),
+      field("Max concurrency (empty: none)", input("max_concurrency", a.max_concurrency, { type: "number", min: 1 })),
+      field("Description", input("description", a.description))),
+    h("datalist", { id: "priorities" }, PRIORITIES.map(([v]) => h("option", { value: v }))),
+    field("Conditions (JSON array, e.g. [{\"path\": \"data.amount\", \"op\": \"gt\", \"value\": 100}])",
+      area("conditions", JSON.stringify(a.conditions, null, 2))),
+    field("Webhook headers (JSON object)", area("headers", JSON.stringify(handler.headers || {}, null, 2), 2)),
+    field("Retry policy (JSON: {\"max_attempts\": 5, \"delays_s\": [30, 60]} or {\"backoff\": \"exponential\", …})",
+      area("retry", JSON.stringify(a.retry), 2)),
+    h("label", { class: "inline" }, h("input", { type: "checkbox", name: "enabled", checked: a.enabled }), "Enabled"),
+    h("div", { class: "toolbar" },
+      h("button", { type: "submit", class: "primary" }, action ? "Save changes" : "Create action"),
+      action ? h("button", { type: "button", onclick: () => form.remove() }, "Cancel") : null),
+    h("div", { id: "form-result" }));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(form.querySelector("button[type=submit]"), async () => {
+      const wanted = read(form);
+      if (!action) {
+        const created = await api("POST", "/v1/actions", wanted);
+        await done(created);
+        return;
+      }
+      const patch = mergePatch(action, wanted);
+      if (!Object.keys(patch).length) {
+        notify("Nothing changed.");
+        return;
+      }
+      await api("PATCH", `/v1/actions/${action.id}`, patch, { "If-Match": `"${action.revision}"` });
+      notify("Saved.");
+      await done();
+    });
+  });
+  return form;
+}
+
+export async function newActionPage(main) {
+  const result = h("div", {});
+  fill(main, heading("New action"), actionForm(null, async (created) => {
+    const secret = created.handler?.secrets?.[0] || created.handler?.secret;
+    fill(main, heading(`Created ${created.name}`),
+      secret ? h("div", { class: "secret", role: "status" },
+        h("p", {}, h("strong", {}, "Signing secret, shown this once: "), h("code", { id: "new-secret" }, secret)),
+        h("p", {}, "Give it to the receiver to verify webhook signatures.")) : null,
+      h("p", {}, h("a", { href: `#/actions/${created.id}`, id: "created-action" }, "Open the action")));
+    document.getElementById("page-title").focus();
+  }), result);
+}
