@@ -384,7 +384,7 @@ pub static OPERATIONS: &[Operation] = &[
         body: None,
         query: &[],
         success: (200, Some("OverviewStream")),
-        errors: &[],
+        errors: &[429],
         handler: || get(overview::live),
     },
     Operation {

@@ -63,15 +63,9 @@ impl FromRequestParts<AppState> for Tenant {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let tenant = if is_admin_token(state, token) {
-            named_tenant(parts, state).await?
-        } else {
-            state
-                .store
-                .authenticate(token)
-                .await?
-                .ok_or_else(ApiError::unauthorized)?
+        let tenant = match Principal::from_request_parts(parts, state).await? {
+            Principal::Admin => named_tenant(parts, state).await?,
+            Principal::Tenant(tenant) => tenant,
         };
         state
             .limiter
@@ -91,17 +85,13 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        if is_admin_token(state, token) {
-            return Ok(Admin);
-        }
-        // A tenant's key is a real credential, just not for this: say so.
-        if state.store.authenticate(token).await?.is_some() {
-            return Err(ApiError::forbidden(
+        match Principal::from_request_parts(parts, state).await? {
+            Principal::Admin => Ok(Admin),
+            // A tenant's key is a real credential, just not for this: say so.
+            Principal::Tenant(_) => Err(ApiError::forbidden(
                 "tenants and keys are managed with the admin token, not a tenant key",
-            ));
+            )),
         }
-        Err(ApiError::unauthorized())
     }
 }
 

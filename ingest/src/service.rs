@@ -113,6 +113,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config: Arc::new(ingest),
         outbound,
         shutdown: shutdown.clone(),
+        live_streams: Default::default(),
     };
     let app = router(state)
         .merge(crate::console::router())

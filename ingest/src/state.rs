@@ -27,6 +27,8 @@ pub struct AppState {
     pub limiter: Arc<TenantLimiter>,
     /// Ends long-lived responses (the live overview) when ingest shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Open live streams per tenant, bounded.
+    pub live_streams: crate::live_streams::LiveStreams,
     /// For test deliveries (`POST /v1/actions/{id}/test` with `send`).
     pub outbound: Outbound,
 }

@@ -3,7 +3,8 @@
 //
 // An operator signs in, creates an action, tests its condition, sees an event delivered, sees
 // an endpoint fail and its circuit open, resets the circuit with the keyboard, retries the
-// failed executions from the console and sees them succeed, and exports them as CSV. The
+// failed executions from the console and sees them succeed, exports them as CSV, and takes
+// the action through disable, enable, delete and restore. The
 // webhook receiver is this script's own (the remote party is the one thing the suite fakes).
 // Every page is checked with axe-core for accessibility problems, the browser console must
 // stay free of errors, and a screenshot of each page is written to $SCREENSHOTS.
@@ -243,6 +244,15 @@ async function main() {
     await nav(page, "Actions");
     await page.getByRole("link", { name: "orders-to-crm" }).waitFor({ timeout: WAIT });
     await screenshot(page, "actions");
+
+    step("disable, enable, delete and restore the action");
+    await page.getByRole("link", { name: "orders-to-crm" }).click();
+    await page.getByRole("heading", { level: 1, name: "orders-to-crm" }).waitFor({ timeout: WAIT });
+    for (const [button, then] of [["Disable", "Enable"], ["Enable", "Disable"], ["Delete", "Restore"],
+      ["Restore", "Disable"]]) {
+      await page.getByRole("button", { name: button, exact: true }).click();
+      await page.getByRole("button", { name: then, exact: true }).waitFor({ timeout: WAIT });
+    }
 
     if (problems.length) throw new Error(`the browser reported:\n  ${problems.join("\n  ")}`);
     console.log("console end to end: passed");

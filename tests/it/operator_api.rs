@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use herald_tests::sandbox::TestTenant;
 use herald_tests::{Receiver, Reply, Sandbox};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -70,6 +71,24 @@ async fn the_admin_token_acts_only_for_a_tenant_it_names_and_that_exists() {
     sandbox.stop().await;
 }
 
+/// A tenant with one webhook action on `order.paid` that makes a single attempt, so that
+/// every delivery ends as the receiver answers.
+async fn one_attempt_hook(sandbox: &Sandbox, receiver: &Receiver) -> TestTenant {
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            webhook_action(
+                "hook",
+                "order.paid",
+                &receiver.url("/"),
+                json!({"max_attempts": 1}),
+            ),
+        )
+        .await;
+    tenant
+}
+
 /// Reads server-sent events from `response` until one named `overview` arrives.
 async fn next_overview(response: &mut reqwest::Response, buffer: &mut String) -> Value {
     loop {
@@ -98,18 +117,7 @@ async fn the_overview_counts_the_last_hour_and_the_live_stream_follows_it() {
     let sandbox = Sandbox::start().await;
     let receiver = Receiver::start().await;
     receiver.script([Reply::status(200), Reply::status(400)]);
-    let tenant = sandbox.tenant().await;
-    sandbox
-        .action(
-            &tenant,
-            webhook_action(
-                "hook",
-                "order.paid",
-                &receiver.url("/"),
-                json!({"max_attempts": 1}),
-            ),
-        )
-        .await;
+    let tenant = one_attempt_hook(&sandbox, &receiver).await;
 
     let mut live = sandbox
         .http_request(Method::GET, "/v1/live", &tenant.key)
@@ -172,18 +180,7 @@ async fn executions_export_as_csv_by_filter() {
     let sandbox = Sandbox::start().await;
     let receiver = Receiver::start().await;
     receiver.script([Reply::status(200), Reply::status(400), Reply::status(200)]);
-    let tenant = sandbox.tenant().await;
-    sandbox
-        .action(
-            &tenant,
-            webhook_action(
-                "hook",
-                "order.paid",
-                &receiver.url("/"),
-                json!({"max_attempts": 1}),
-            ),
-        )
-        .await;
+    let tenant = one_attempt_hook(&sandbox, &receiver).await;
     // Ids a spreadsheet would run as formulas, and one with a comma and a quote in it.
     for id in ["=cmd|'/C'!A0", "plain", "with,\"quotes\""] {
         let event = sandbox

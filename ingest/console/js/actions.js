@@ -3,7 +3,7 @@
 
 import { api, query } from "./api.js";
 import { actionForm } from "./action_form.js";
-import { badge, field, shortId, fill, h, hashParams, heading, json, ms, notify, percent, run, select,
+import { badge, field, pager, shortId, fill, h, hashParams, heading, json, ms, notify, percent, run, select,
   setHashParams, table, time } from "./dom.js";
 import { refreshOnChange } from "./live.js";
 
@@ -50,10 +50,7 @@ export async function actionsPage(main) {
         ["State", lifecycle],
         ["Updated", (a) => time(a.updated_at)],
       ], page.data, "No actions match."),
-      h("div", { class: "toolbar" },
-        cursors.length > 1 ? h("button", { type: "button", onclick: () => { cursors.pop(); load(); } }, "Previous page") : null,
-        page.next_cursor ? h("button", { type: "button", onclick: () => { cursors.push(page.next_cursor); load(); } },
-          "Next page") : null));
+      pager(cursors, page.next_cursor, load));
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -131,3 +131,11 @@ export function setHashParams(path, params) {
   const text = search.toString();
   history.replaceState(null, "", `#${path}${text ? `?${text}` : ""}`);
 }
+
+/** Cursor paging for a listing: `cursors` is the stack of cursors of the pages opened so far
+ *  (null for the first); the buttons move along it and call `load`. */
+export function pager(cursors, nextCursor, load, [back, forward] = ["Previous page", "Next page"]) {
+  return h("div", { class: "toolbar" },
+    cursors.length > 1 ? h("button", { type: "button", onclick: () => { cursors.pop(); load(); } }, back) : null,
+    nextCursor ? h("button", { type: "button", onclick: () => { cursors.push(nextCursor); load(); } }, forward) : null);
+}

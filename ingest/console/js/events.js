@@ -4,7 +4,7 @@
 import { api, query } from "./api.js";
 import { executionRows } from "./actions.js";
 import { attemptList } from "./executions.js";
-import { field, fill, h, hashParams, heading, json, rfc3339, run, setHashParams, table, time } from "./dom.js";
+import { field, fill, pager, h, hashParams, heading, json, rfc3339, run, setHashParams, table, time } from "./dom.js";
 import { refreshOnChange } from "./live.js";
 
 /** An RFC 3339 time as a datetime-local input's value (local time, to the minute). */
@@ -41,10 +41,7 @@ export async function eventsPage(main) {
         ["Id", (e) => h("span", { class: "mono" }, e.id)],
         ["Matched", (e) => (e.matched_count ?? "…"), { num: true }],
       ], page.data, "No events match."),
-      h("div", { class: "toolbar" },
-        cursors.length > 1 ? h("button", { type: "button", onclick: () => { cursors.pop(); load(); } }, "Newer") : null,
-        page.next_cursor ? h("button", { type: "button", onclick: () => { cursors.push(page.next_cursor); load(); } },
-          "Older") : null));
+      pager(cursors, page.next_cursor, load, ["Newer", "Older"]));
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -3,7 +3,7 @@
 // execution with its attempts.
 
 import { api, download, query } from "./api.js";
-import { badge, field, shortId, fill, h, hashParams, heading, json, notify, rfc3339, run, select, setHashParams,
+import { badge, field, pager, shortId, fill, h, hashParams, heading, json, notify, rfc3339, run, select, setHashParams,
   time } from "./dom.js";
 import { refreshOnChange } from "./live.js";
 
@@ -85,9 +85,7 @@ export async function executionsPage(main) {
             h("th", { scope: "col", class: t === "Attempts" ? "num" : null }, t)))),
         h("tbody", {}, shown.map(row)))
         : h("p", { class: "muted" }, "No executions match."),
-      h("div", { class: "toolbar" },
-        cursors.length > 1 ? h("button", { type: "button", onclick: () => { cursors.pop(); load(); } }, "Newer") : null,
-        page.next_cursor ? h("button", { type: "button", onclick: () => { cursors.push(page.next_cursor); load(); } }, "Older") : null));
+      pager(cursors, page.next_cursor, load, ["Newer", "Older"]));
   };
 
   const eachSelected = async (verb, allowed, button) => run(button, async () => {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -17,7 +18,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tenant;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
+use crate::live_streams::{MAX_PER_TENANT, StreamSlot};
 use crate::state::AppState;
 
 /// The quickest a live stream looks again.
@@ -34,14 +36,24 @@ pub async fn get(
     Ok(Json(state.store.overview(tenant, Utc::now()).await?))
 }
 
-pub async fn live(State(state): State<AppState>, Tenant(tenant): Tenant) -> Response {
-    let stream = overview_changes(state.store.clone(), tenant, state.shutdown.clone());
+pub async fn live(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Response> {
+    let slot = state.live_streams.open(tenant).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "at most {MAX_PER_TENANT} live streams per tenant on one ingest replica; \
+                 close one"
+            ),
+        )
+    })?;
+    let stream = overview_changes(state.store.clone(), tenant, state.shutdown.clone(), slot);
     // Proxies that buffer (nginx) would hold the events back.
-    (
+    Ok((
         [("x-accel-buffering", "no")],
         Sse::new(stream).keep_alive(KeepAlive::default()),
     )
-        .into_response()
+        .into_response())
 }
 
 /// What must differ for the overview to count as changed: its counts and change times, not
@@ -67,6 +79,8 @@ struct Watch {
     last: Option<String>,
     interval: Duration,
     first: bool,
+    /// Held while the stream is open.
+    _slot: StreamSlot,
 }
 
 /// The overview at once, then again whenever it changed; ends when ingest shuts down (so that
@@ -75,6 +89,7 @@ fn overview_changes(
     store: Store,
     tenant: TenantId,
     shutdown: CancellationToken,
+    slot: StreamSlot,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let watch = Watch {
         store,
@@ -83,6 +98,7 @@ fn overview_changes(
         last: None,
         interval: MIN_INTERVAL,
         first: true,
+        _slot: slot,
     };
     futures_util::stream::unfold(watch, |mut watch| async move {
         loop {
