@@ -242,3 +242,55 @@ async fn executions_export_as_csv_by_filter() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn executions_of_every_status_page_newest_first_without_gaps() {
+    let sandbox = Sandbox::start().await;
+    let receiver = Receiver::start().await;
+    receiver.script([
+        Reply::status(200),
+        Reply::status(400),
+        Reply::status(200),
+        Reply::status(400),
+        Reply::status(200),
+    ]);
+    let tenant = one_attempt_hook(&sandbox, &receiver).await;
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let event = sandbox
+            .event(
+                &tenant,
+                json!({"id": format!("e{n}"), "type": "order.paid"}),
+            )
+            .await;
+        let executions = sandbox
+            .terminal_executions(&tenant, &event, 1, Duration::from_secs(30))
+            .await;
+        created.push(executions[0]["id"].as_str().expect("id").to_owned());
+    }
+    // Statuses alternate, so every page mixes them: the listing merges one branch per status.
+    let mut seen = Vec::new();
+    let mut statuses = std::collections::BTreeSet::new();
+    let mut path = "/v1/executions?limit=2".to_owned();
+    loop {
+        let (status, page) = sandbox
+            .call(Method::GET, &path, Some(&tenant.key), None)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for execution in page["data"].as_array().expect("data") {
+            seen.push(execution["id"].as_str().expect("id").to_owned());
+            statuses.insert(execution["status"].as_str().expect("status").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/executions?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    created.reverse();
+    assert_eq!(seen, created, "newest first, each once");
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        ["failed", "succeeded"]
+    );
+    sandbox.stop().await;
+}

@@ -247,7 +247,7 @@ fn print_banner(stack: &Stack, base: &Path) {
     println!("\nHerald is running (Ctrl-C stops it):");
     println!("  API            {}", stack.api_url);
     println!(
-        "  console        {}/ui/  (sign in with the admin token or the demo key)",
+        "  console        {}/ui/  (sign in with the admin token, or a tenant key)",
         stack.api_url
     );
     println!("  admin token    {}", stack.admin_token);

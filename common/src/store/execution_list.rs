@@ -9,6 +9,7 @@ use super::Store;
 use super::executions::{ExecutionRecord, SELECT_EXECUTION, execution_from_row};
 use super::requeue::{Cursor, ExecutionFilter};
 use crate::ids::{ExecutionId, TenantId};
+use crate::status::ExecutionStatus;
 
 /// One page of a listing.
 #[derive(Debug, Clone)]
@@ -28,37 +29,30 @@ impl Store {
         limit: i64,
     ) -> Result<ExecutionPage, sqlx::Error> {
         // Only the filters given go into the statement, so that each combination gets a plan
-        // of its own that uses its index (with `status`, `executions_tenant_status`).
-        let mut query = QueryBuilder::<Postgres>::new(SELECT_EXECUTION);
-        query.push(" WHERE tenant_id = ").push_bind(tenant_id);
-        if let Some(status) = filter.status {
-            query.push(" AND status = ").push_bind(status.as_str());
+        // of its own that uses its index: an action's or an event's executions theirs, and
+        // otherwise `executions_tenant_status`, one branch per status. Without the branches a
+        // listing of every status would sort all of the tenant's executions for each page
+        // (a fifth of a second a page at a million); with them, each branch reads at most a
+        // page from the index, newest first, and the pages are merged.
+        let statuses: Vec<&str> = match filter.status {
+            Some(status) => vec![status.as_str()],
+            None if filter.action_id.is_none() && filter.event_id.is_none() => {
+                ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect()
+            }
+            None => Vec::new(),
+        };
+        let mut query = QueryBuilder::<Postgres>::new("SELECT * FROM (");
+        if statuses.is_empty() {
+            push_branch(&mut query, tenant_id, None, filter, before, limit);
         }
-        if let Some(action_id) = filter.action_id {
-            query.push(" AND action_id = ").push_bind(action_id);
-        }
-        if let Some(event_id) = &filter.event_id {
-            query.push(" AND event_id = ").push_bind(event_id.as_str());
-        }
-        if let Some(since) = filter.since {
-            query.push(" AND created_at >= ").push_bind(since);
-        }
-        if let Some(until) = filter.until {
-            query.push(" AND created_at < ").push_bind(until);
-        }
-        if let Some((at, id)) = before {
-            // The first condition alone is what an index on `created_at` can seek by.
-            query
-                .push(" AND created_at <= ")
-                .push_bind(at)
-                .push(" AND (created_at, id) < (")
-                .push_bind(at)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
+        for (n, status) in statuses.iter().enumerate() {
+            if n > 0 {
+                query.push(" UNION ALL ");
+            }
+            push_branch(&mut query, tenant_id, Some(status), filter, before, limit);
         }
         query
-            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push(") AS page ORDER BY created_at DESC, id DESC LIMIT ")
             .push_bind(limit + 1);
         let rows = query.build().fetch_all(&self.pool).await?;
         let mut executions = rows
@@ -73,6 +67,52 @@ impl Store {
         };
         Ok(ExecutionPage { executions, next })
     }
+}
+
+/// `(SELECT ... LIMIT limit + 1)`: one status's page (or, with `None`, every status's).
+fn push_branch(
+    query: &mut QueryBuilder<'_, Postgres>,
+    tenant_id: TenantId,
+    status: Option<&str>,
+    filter: &ExecutionFilter,
+    before: Option<Cursor>,
+    limit: i64,
+) {
+    query
+        .push("(")
+        .push(SELECT_EXECUTION)
+        .push(" WHERE tenant_id = ")
+        .push_bind(tenant_id);
+    if let Some(status) = status {
+        query.push(" AND status = ").push_bind(status.to_owned());
+    }
+    if let Some(action_id) = filter.action_id {
+        query.push(" AND action_id = ").push_bind(action_id);
+    }
+    if let Some(event_id) = &filter.event_id {
+        query.push(" AND event_id = ").push_bind(event_id.clone());
+    }
+    if let Some(since) = filter.since {
+        query.push(" AND created_at >= ").push_bind(since);
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND created_at < ").push_bind(until);
+    }
+    if let Some((at, id)) = before {
+        // The first condition alone is what an index on `created_at` can seek by.
+        query
+            .push(" AND created_at <= ")
+            .push_bind(at)
+            .push(" AND (created_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(limit + 1)
+        .push(")");
 }
 
 /// A cursor as the API hands it out: `<microseconds since the epoch>.<execution id>`.

@@ -77,8 +77,14 @@ export function actionForm(action, done) {
   const handler = a.handler;
   const input = (name, value, attrs = {}) => h("input", { name, value: value ?? "", ...attrs });
   const area = (name, value, rows = 4) => h("textarea", { name, rows }, value);
+  // Fields of one handler type, shown only while that type is chosen.
+  const only = (type, node) => {
+    node.dataset.handler = type;
+    node.hidden = handler.type !== type;
+    return node;
+  };
   const form = h("form", { class: "panel", id: "action-form", "aria-labelledby": "form-title" },
-    h("h2", { id: "form-title" }, action ? `Edit ${action.name}` : "New action"),
+    h("h2", { id: "form-title" }, action ? `Edit ${action.name}` : "Settings"),
     h("div", { class: "grid2" },
       field("Name", input("name", a.name, { required: true, maxlength: 200 })),
       field("Event types (comma-separated; * one segment, # any)", input("event_types", a.event_types.join(", "),
@@ -87,18 +93,18 @@ export function actionForm(action, done) {
       field("Priority (number or critical/high/normal/low)", input("priority", a.priority, { list: "priorities" })),
       field("Mode", select("mode", [["async", "async"], ["sync", "sync"]], a.mode)),
       field("Handler", select("handler_type", [["webhook", "webhook"], ["publish", "publish"], ["log", "log"]], handler.type)),
-      field("Webhook URL", input("url", handler.url, { type: "url", placeholder: "https://example.com/hook" })),
-      field("Method", select("method", [["POST", "POST"], ["PUT", "PUT"], ["PATCH", "PATCH"]], handler.method || "POST")),
-      field("Timeout (ms)", input("timeout_ms", handler.timeout_ms, { type: "number", min: 1 })),
-      field("Publish: chained event type", input("publish_type", handler.event_type)),
-      field("Log: level", select("level", [["info", "info"], ["warn", "warn"], ["debug", "debug"]], handler.level || "info")),
+      only("webhook", field("Webhook URL", input("url", handler.url, { type: "url", placeholder: "https://example.com/hook" }))),
+      only("webhook", field("Method", select("method", [["POST", "POST"], ["PUT", "PUT"], ["PATCH", "PATCH"]], handler.method || "POST"))),
+      only("webhook", field("Timeout (ms)", input("timeout_ms", handler.timeout_ms, { type: "number", min: 1 }))),
+      only("publish", field("Chained event type", input("publish_type", handler.event_type))),
+      only("log", field("Log level", select("level", [["info", "info"], ["warn", "warn"], ["debug", "debug"]], handler.level || "info"))),
       field("Rate limit per second (empty: none)", input("rate_limit_per_s", a.rate_limit_per_s, { type: "number", min: 1 })),
       field("Max concurrency (empty: none)", input("max_concurrency", a.max_concurrency, { type: "number", min: 1 })),
       field("Description", input("description", a.description))),
     h("datalist", { id: "priorities" }, PRIORITIES.map(([v]) => h("option", { value: v }))),
     field("Conditions (JSON array, e.g. [{\"path\": \"data.amount\", \"op\": \"gt\", \"value\": 100}])",
       area("conditions", JSON.stringify(a.conditions, null, 2))),
-    field("Webhook headers (JSON object)", area("headers", JSON.stringify(handler.headers || {}, null, 2), 2)),
+    only("webhook", field("Webhook headers (JSON object)", area("headers", JSON.stringify(handler.headers || {}, null, 2), 2))),
     field("Retry policy (JSON: {\"max_attempts\": 5, \"delays_s\": [30, 60]} or {\"backoff\": \"exponential\", …})",
       area("retry", JSON.stringify(a.retry), 2)),
     h("label", { class: "inline" }, h("input", { type: "checkbox", name: "enabled", checked: a.enabled }), "Enabled"),
@@ -106,6 +112,11 @@ export function actionForm(action, done) {
       h("button", { type: "submit", class: "primary" }, action ? "Save changes" : "Create action"),
       action ? h("button", { type: "button", onclick: () => form.remove() }, "Cancel") : null),
     h("div", { id: "form-result" }));
+  form.elements.handler_type.addEventListener("change", () => {
+    for (const node of form.querySelectorAll("[data-handler]")) {
+      node.hidden = node.dataset.handler !== form.elements.handler_type.value;
+    }
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     run(form.querySelector("button[type=submit]"), async () => {
