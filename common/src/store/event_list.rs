@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, QueryBuilder};
 
-use super::Store;
 use super::events::{STORED_EVENT_COLUMNS, StoredEvent, stored_event_from_row};
+use super::{Store, push_older_than};
 use crate::ids::TenantId;
 
 /// Which events to list; `None` means any.
@@ -66,15 +66,7 @@ impl Store {
             query.push(" AND received_at < ").push_bind(until);
         }
         if let Some((at, id)) = before {
-            // The first condition alone is what the index can seek by.
-            query
-                .push(" AND received_at <= ")
-                .push_bind(at)
-                .push(" AND (received_at, id) < (")
-                .push_bind(at)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
+            push_older_than(&mut query, "received_at", at, id);
         }
         query
             .push(" ORDER BY received_at DESC, id DESC LIMIT ")

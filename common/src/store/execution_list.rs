@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, QueryBuilder};
 
-use super::Store;
 use super::executions::{ExecutionRecord, SELECT_EXECUTION, execution_from_row};
 use super::requeue::{Cursor, ExecutionFilter};
+use super::{Store, push_older_than};
 use crate::ids::{ExecutionId, TenantId};
 use crate::status::ExecutionStatus;
 
@@ -99,15 +99,7 @@ fn push_branch(
         query.push(" AND created_at < ").push_bind(until);
     }
     if let Some((at, id)) = before {
-        // The first condition alone is what an index on `created_at` can seek by.
-        query
-            .push(" AND created_at <= ")
-            .push_bind(at)
-            .push(" AND (created_at, id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
+        push_older_than(query, "created_at", at, id);
     }
     query
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")

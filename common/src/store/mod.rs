@@ -50,6 +50,26 @@ pub use retention::Deleted;
 pub use stats::{Percentiles, Stats};
 pub use tenants::{ApiKeyRecord, TenantRecord};
 
+/// Keyset paging, newest first: `AND <column> <= at AND (<column>, id) < (at, id)`. The first
+/// condition alone is what an index on the time can seek by; the second breaks ties by id.
+fn push_older_than<'q, Id>(
+    query: &mut sqlx::QueryBuilder<'q, sqlx::Postgres>,
+    column: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    id: Id,
+) where
+    Id: 'q + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    query
+        .push(format!(" AND {column} <= "))
+        .push_bind(at)
+        .push(format!(" AND ({column}, id) < ("))
+        .push_bind(at)
+        .push(", ")
+        .push_bind(id)
+        .push(")");
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A handle on the database, cheap to clone.
