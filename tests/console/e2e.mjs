@@ -165,6 +165,7 @@ async function main() {
     await page.getByLabel(/^Conditions/).fill('[{"path": "data.amount", "op": "gt", "value": 100}]');
     await page.getByRole("button", { name: "Save changes" }).click();
     await page.getByText("Saved.").waitFor({ timeout: WAIT });
+    await page.getByRole("heading", { name: "Conditions" }).waitFor({ timeout: WAIT });
     const testEvent = page.getByLabel("Event (JSON)");
     await testEvent.fill('{"type": "order.created", "data": {"amount": 50}}');
     await page.getByRole("button", { name: "Run test" }).click();
@@ -239,6 +240,12 @@ async function main() {
       || !csv.slice(1).every((line) => line.includes(",succeeded,"))) {
       throw new Error(`the export:\n${csv.join("\n")}`);
     }
+
+    step("one execution with its attempts");
+    await page.locator('tr[data-status="succeeded"] a[href^="#/executions/"]').first().click();
+    await page.getByRole("heading", { level: 1, name: /^Execution exe_/ }).waitFor({ timeout: WAIT });
+    await page.getByText("HTTP 200").first().waitFor({ timeout: WAIT });
+    await checkAccessibility(page, "execution");
 
     step("the actions list");
     await nav(page, "Actions");

@@ -132,8 +132,9 @@ export function actionForm(action, done) {
         return;
       }
       await api("PATCH", `/v1/actions/${action.id}`, patch, { "If-Match": `"${action.revision}"` });
-      notify("Saved.");
+      // Reopened first, so that "Saved." means the page shows the saved action.
       await done();
+      notify("Saved.");
     });
   });
   return form;

@@ -167,8 +167,8 @@ export async function actionPage(main, id) {
   const reopen = () => actionPage(main, id).then(() => document.getElementById("page-title")?.focus());
   const lifecycleCall = (path, message) => async (event) => run(event.currentTarget, async () => {
     await api("POST", `/v1/actions/${id}/${path}`);
-    notify(message);
     await reopen();
+    notify(message);
   });
   const buttons = action.deleted_at
     ? [h("button", { type: "button", onclick: lifecycleCall("restore", "Restored.") }, "Restore")]
@@ -180,8 +180,8 @@ export async function actionPage(main, id) {
       h("button", { type: "button", class: "danger", onclick: (event) => run(event.currentTarget, async () => {
         if (!window.confirm(`Delete ${action.name}? It can be restored.`)) return;
         await api("DELETE", `/v1/actions/${id}`);
-        notify("Deleted (restorable).");
         await reopen();
+        notify("Deleted (restorable).");
       }) }, "Delete"),
     ];
   const editor = h("div", {});
