@@ -146,7 +146,9 @@ function startLiveOnce() {
 
 window.addEventListener("hashchange", route);
 window.addEventListener("herald:signed-out", () => {
-  notify("The key was not accepted: sign in again.", true);
+  // While signing in, the sign-in form reports the refusal itself.
+  if (!who) return;
+  notify("The key is no longer accepted (revoked?): sign in again.", true);
   signOut();
 });
 

@@ -89,6 +89,14 @@ export function select(name, options, value) {
     h("option", { value: optionValue, selected: optionValue === value }, text)));
 }
 
+/** An RFC 3339 time as a datetime-local input's value (local time, to the minute). */
+export function localTime(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  const offset = date.getTimezoneOffset() * 60000;
+  return new Date(date.getTime() - offset).toISOString().slice(0, 16);
+}
+
 /** The value of a datetime-local input as RFC 3339, or undefined. */
 export function rfc3339(localValue) {
   return localValue ? new Date(localValue).toISOString() : undefined;

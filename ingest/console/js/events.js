@@ -4,16 +4,9 @@
 import { api, query } from "./api.js";
 import { executionRows } from "./actions.js";
 import { attemptList } from "./executions.js";
-import { field, fill, pager, h, hashParams, heading, json, rfc3339, run, setHashParams, table, time } from "./dom.js";
+import { field, fill, pager, h, hashParams, heading, json, localTime, rfc3339, run, setHashParams, table, time }
+  from "./dom.js";
 import { refreshOnChange } from "./live.js";
-
-/** An RFC 3339 time as a datetime-local input's value (local time, to the minute). */
-function localValue(iso) {
-  if (!iso) return "";
-  const date = new Date(iso);
-  const offset = date.getTimezoneOffset() * 60000;
-  return new Date(date.getTime() - offset).toISOString().slice(0, 16);
-}
 
 export async function eventsPage(main) {
   const params = hashParams();
@@ -21,8 +14,8 @@ export async function eventsPage(main) {
     field("Type (exact, or a prefix ending in *)", h("input", { name: "type", value: params.get("type") || "",
       placeholder: "invoice.*" })),
     field("Source", h("input", { name: "source", value: params.get("source") || "" })),
-    field("Received from", h("input", { type: "datetime-local", name: "since", value: localValue(params.get("since")) })),
-    field("Received before", h("input", { type: "datetime-local", name: "until", value: localValue(params.get("until")) })),
+    field("Received from", h("input", { type: "datetime-local", name: "since", value: localTime(params.get("since")) })),
+    field("Received before", h("input", { type: "datetime-local", name: "until", value: localTime(params.get("until")) })),
     h("button", { type: "submit" }, "Search"));
   const results = h("div", {});
   fill(main, heading("Events"), form, results);

@@ -3,7 +3,7 @@
 // execution with its attempts.
 
 import { api, download, query } from "./api.js";
-import { badge, field, pager, shortId, fill, h, hashParams, heading, json, notify, rfc3339, run, select, setHashParams,
+import { badge, field, pager, shortId, fill, h, hashParams, heading, json, localTime, notify, rfc3339, run, select, setHashParams,
   time } from "./dom.js";
 import { refreshOnChange } from "./live.js";
 
@@ -32,8 +32,8 @@ export async function executionsPage(main) {
     field("Action", select("action_id", [["", "any"], ...actions.map((a) => [a.id, a.name])],
       params.get("action_id") || "")),
     field("Event id", h("input", { name: "event_id", value: params.get("event_id") || "" })),
-    field("Created from", h("input", { type: "datetime-local", name: "since" })),
-    field("Created before", h("input", { type: "datetime-local", name: "until" })),
+    field("Created from", h("input", { type: "datetime-local", name: "since", value: localTime(params.get("since")) })),
+    field("Created before", h("input", { type: "datetime-local", name: "until", value: localTime(params.get("until")) })),
     h("button", { type: "submit" }, "Filter"));
   const selected = new Set();
   const results = h("div", { id: "execution-results" });
