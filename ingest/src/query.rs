@@ -65,3 +65,28 @@ pub fn time(parameter: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>
     })
     .transpose()
 }
+
+/// A listing's `cursor` (`next_cursor` of the previous page), if given.
+pub fn cursor<Id: std::str::FromStr>(
+    text: Option<&str>,
+) -> Result<Option<(DateTime<Utc>, Id)>, ApiError> {
+    text.map(|c| {
+        herald_common::store::decode_cursor(c)
+            .ok_or_else(|| invalid("cursor", "a cursor from a previous page"))
+    })
+    .transpose()
+}
+
+/// An optional start and end of a time filter.
+pub type TimeFilter = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Optional `since` and `until` (RFC 3339), `since` before `until` when both are given.
+pub fn time_window(since: Option<&str>, until: Option<&str>) -> Result<TimeFilter, ApiError> {
+    let (since, until) = (time("since", since)?, time("until", until)?);
+    if let (Some(since), Some(until)) = (since, until)
+        && since >= until
+    {
+        return Err(invalid("until", "later than `since`"));
+    }
+    Ok((since, until))
+}

@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, QueryBuilder};
 
+use super::Store;
+use super::cursor::push_older_than;
 use super::events::{STORED_EVENT_COLUMNS, StoredEvent, stored_event_from_row};
-use super::{Store, push_older_than};
 use crate::ids::TenantId;
 
 /// Which events to list; `None` means any.
@@ -98,37 +99,9 @@ fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// A cursor as the API hands it out: `<microseconds since the epoch>.<event id>` (the first dot
-/// ends the time; event ids may hold dots of their own).
-pub fn encode_event_cursor((at, id): &EventCursor) -> String {
-    format!("{}.{id}", at.timestamp_micros())
-}
-
-/// Reads a cursor made by [`encode_event_cursor`].
-pub fn decode_event_cursor(text: &str) -> Option<EventCursor> {
-    let (micros, id) = text.split_once('.')?;
-    let at = DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?;
-    (!id.is_empty()).then(|| (at, id.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_cursor_reads_back_as_written_even_with_dots_in_the_id() {
-        let at = DateTime::<Utc>::from_timestamp_micros(1_764_000_000_123_456).expect("valid");
-        for id in ["evt_1", "order.2026.1"] {
-            let cursor = (at, id.to_owned());
-            assert_eq!(
-                decode_event_cursor(&encode_event_cursor(&cursor)),
-                Some(cursor)
-            );
-        }
-        for bad in ["", "123", "x.evt", "123."] {
-            assert_eq!(decode_event_cursor(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn a_trailing_star_is_a_prefix_and_like_characters_are_literal() {

@@ -2,13 +2,13 @@
 //! creation time and id, so a page costs the same however deep it is). With `status=failed`
 //! this is the dead-letter view.
 
-use chrono::{DateTime, Utc};
 use sqlx::{Postgres, QueryBuilder};
 
+use super::Store;
+use super::cursor::push_older_than;
 use super::executions::{ExecutionRecord, SELECT_EXECUTION, execution_from_row};
 use super::requeue::{Cursor, ExecutionFilter};
-use super::{Store, push_older_than};
-use crate::ids::{ExecutionId, TenantId};
+use crate::ids::TenantId;
 use crate::status::ExecutionStatus;
 
 /// One page of a listing.
@@ -105,44 +105,4 @@ fn push_branch(
         .push(" ORDER BY created_at DESC, id DESC LIMIT ")
         .push_bind(limit + 1)
         .push(")");
-}
-
-/// A cursor as the API hands it out: `<microseconds since the epoch>.<execution id>`.
-pub fn encode_cursor((at, id): Cursor) -> String {
-    format!("{}.{id}", at.timestamp_micros())
-}
-
-/// Reads a cursor made by [`encode_cursor`].
-pub fn decode_cursor(text: &str) -> Option<Cursor> {
-    let (micros, id) = text.split_once('.')?;
-    let at = DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?;
-    let id: ExecutionId = id.parse().ok()?;
-    Some((at, id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cursor_reads_back_as_written() {
-        let cursor = (
-            DateTime::<Utc>::from_timestamp_micros(1_764_000_000_123_456).expect("valid time"),
-            ExecutionId::new(),
-        );
-        assert_eq!(decode_cursor(&encode_cursor(cursor)), Some(cursor));
-    }
-
-    #[test]
-    fn malformed_cursors_are_refused() {
-        for text in [
-            "",
-            "123",
-            "x.exe_0",
-            "123.act_01jd0000000000000000000000",
-            "12.3.4",
-        ] {
-            assert_eq!(decode_cursor(text), None, "{text:?}");
-        }
-    }
 }

@@ -6,6 +6,7 @@ mod action_set;
 mod actions;
 mod bulk_retries;
 mod circuits;
+mod cursor;
 mod delayed;
 mod deliveries;
 mod event_list;
@@ -32,13 +33,12 @@ pub use action_set::{DesiredAction, MAX_ACTION_SET, SetReport};
 pub use actions::{ActionRecord, ActionWriteError, Lifecycle, NewAction};
 pub use bulk_retries::{BulkRetry, BulkRetryStep, FilterView};
 pub use circuits::{CircuitEntry, EndpointOutcomes};
+pub use cursor::{decode_cursor, encode_cursor};
 pub use delayed::DueBatch;
 pub use deliveries::{DeliveryCreated, NewDelivery};
-pub use event_list::{
-    EventCursor, EventFilter, EventPage, decode_event_cursor, encode_event_cursor,
-};
+pub use event_list::{EventCursor, EventFilter, EventPage};
 pub use events::{InsertedEvent, StoredEvent};
-pub use execution_list::{ExecutionPage, decode_cursor, encode_cursor};
+pub use execution_list::ExecutionPage;
 pub use executions::{
     AttemptRecord, AttemptView, Claim, ClaimRequest, ExecutionRecord, NewExecution, Outcome,
     StoredExecution,
@@ -49,26 +49,6 @@ pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stu
 pub use retention::Deleted;
 pub use stats::{Percentiles, Stats};
 pub use tenants::{ApiKeyRecord, TenantRecord};
-
-/// Keyset paging, newest first: `AND <column> <= at AND (<column>, id) < (at, id)`. The first
-/// condition alone is what an index on the time can seek by; the second breaks ties by id.
-fn push_older_than<'q, Id>(
-    query: &mut sqlx::QueryBuilder<'q, sqlx::Postgres>,
-    column: &str,
-    at: chrono::DateTime<chrono::Utc>,
-    id: Id,
-) where
-    Id: 'q + sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
-{
-    query
-        .push(format!(" AND {column} <= "))
-        .push_bind(at)
-        .push(format!(" AND ({column}, id) < ("))
-        .push_bind(at)
-        .push(", ")
-        .push_bind(id)
-        .push(")");
-}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

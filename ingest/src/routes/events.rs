@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use herald_common::event::{Event, EventId, IncomingEvent};
 use herald_common::ids::TenantId;
-use herald_common::store::{EventFilter, InsertedEvent, decode_event_cursor, encode_event_cursor};
+use herald_common::store::{EventFilter, InsertedEvent, encode_cursor};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -20,7 +20,7 @@ use crate::auth::Tenant;
 use crate::body::read_bytes;
 use crate::cloudevents;
 use crate::error::{ApiError, ApiResult};
-use crate::query::{QueryParams, invalid, page_limit, time};
+use crate::query::{QueryParams, cursor, page_limit, time_window};
 use crate::state::AppState;
 use crate::sync_results::{sync_actions, wait_for_results};
 
@@ -293,31 +293,21 @@ pub async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let limit = page_limit(params.limit.as_deref())?;
-    let before = params
-        .cursor
-        .as_deref()
-        .map(|c| {
-            decode_event_cursor(c).ok_or_else(|| invalid("cursor", "a cursor from a previous page"))
-        })
-        .transpose()?;
+    let before = cursor(params.cursor.as_deref())?;
+    let (since, until) = time_window(params.since.as_deref(), params.until.as_deref())?;
     let filter = EventFilter {
         event_type: params.event_type.filter(|t| !t.is_empty()),
         source: params.source.filter(|s| !s.is_empty()),
-        since: time("since", params.since.as_deref())?,
-        until: time("until", params.until.as_deref())?,
+        since,
+        until,
     };
-    if let (Some(since), Some(until)) = (filter.since, filter.until)
-        && since >= until
-    {
-        return Err(invalid("until", "later than `since`"));
-    }
     let page = state
         .store
         .list_events(tenant, &filter, before, limit)
         .await?;
     Ok(Json(json!({
         "data": page.events,
-        "next_cursor": page.next.as_ref().map(encode_event_cursor),
+        "next_cursor": page.next.as_ref().map(|(at, id)| encode_cursor(*at, id)),
     })))
 }
 

@@ -10,14 +10,14 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use herald_common::ids::{ActionId, ExecutionId};
 use herald_common::status::ExecutionStatus;
-use herald_common::store::{CancelOne, ExecutionFilter, RetryOne, decode_cursor, encode_cursor};
+use herald_common::store::{CancelOne, ExecutionFilter, RetryOne, encode_cursor};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
-use crate::query::{QueryParams, invalid, page_limit, time};
+use crate::query::{QueryParams, cursor, invalid, page_limit, time_window};
 use crate::state::AppState;
 
 /// The filters of a listing (query string) or a retry by filter (JSON body), as sent.
@@ -51,6 +51,7 @@ impl FilterParams {
             .map(|s| s.as_str())
             .collect::<Vec<_>>()
             .join(", ");
+        let (since, until) = time_window(self.since.as_deref(), self.until.as_deref())?;
         let filter = ExecutionFilter {
             status: self
                 .status
@@ -66,14 +67,9 @@ impl FilterParams {
                 })
                 .transpose()?,
             event_id: self.event_id.filter(|e| !e.is_empty()),
-            since: time("since", self.since.as_deref())?,
-            until: time("until", self.until.as_deref())?,
+            since,
+            until,
         };
-        if let (Some(since), Some(until)) = (filter.since, filter.until)
-            && since >= until
-        {
-            return Err(invalid("until", "later than `since`"));
-        }
         Ok(filter)
     }
 }
@@ -84,11 +80,7 @@ pub async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let limit = page_limit(params.limit.as_deref())?;
-    let before = params
-        .cursor
-        .as_deref()
-        .map(|c| decode_cursor(c).ok_or_else(|| invalid("cursor", "a cursor from a previous page")))
-        .transpose()?;
+    let before = cursor(params.cursor.as_deref())?;
     let filter = FilterParams {
         status: params.status,
         action_id: params.action_id,
@@ -103,7 +95,7 @@ pub async fn list(
         .await?;
     Ok(Json(json!({
         "data": page.executions,
-        "next_cursor": page.next.map(encode_cursor),
+        "next_cursor": page.next.map(|(at, id)| encode_cursor(at, &id)),
     })))
 }
 
