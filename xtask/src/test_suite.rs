@@ -34,6 +34,20 @@ fn has_nextest(root: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The suite runs under cargo-nextest: one process per test, which the trace tests' global
+/// exporter and the per-test sandboxes rely on. It is on machines of this kind; where it is
+/// not, it is installed from crates.io rather than falling back to `cargo test` quietly.
+fn ensure_nextest(root: &Path) -> anyhow::Result<()> {
+    if has_nextest(root) {
+        return Ok(());
+    }
+    eprintln!("==> installing cargo-nextest from crates.io");
+    if !cargo(root, &["install", "cargo-nextest", "--locked"])? || !has_nextest(root) {
+        anyhow::bail!("cargo-nextest is needed to run the suite and could not be installed");
+    }
+    Ok(())
+}
+
 pub fn run(root: &Path, options: TestOptions) -> anyhow::Result<ExitCode> {
     if !options.skip_lint {
         if !cargo(root, &["fmt", "--all", "--", "--check"])? {
@@ -63,6 +77,7 @@ pub fn run(root: &Path, options: TestOptions) -> anyhow::Result<ExitCode> {
     )? {
         return Ok(ExitCode::FAILURE);
     }
+    ensure_nextest(root)?;
     packages::ensure_installed()?;
     packages::ensure_python_tools()?;
     crate::tools_kubernetes::ensure_kubernetes_tools(root)?;
@@ -109,11 +124,7 @@ pub fn run(root: &Path, options: TestOptions) -> anyhow::Result<ExitCode> {
     command
         .current_dir(root)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    if has_nextest(root) {
-        command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-    } else {
-        command.args(["test", "--workspace", "--no-fail-fast"]);
-    }
+    command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     command.args(&options.runner_args);
     eprintln!("==> running the test suite");
     let status = command.status()?;
