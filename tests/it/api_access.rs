@@ -1,18 +1,27 @@
 //! Who may call what: every operation of the API (walked from the same table that builds the
-//! router) with no key, a wrong key, the admin token alone, the admin token acting for the
-//! owner (`Herald-Tenant`), another tenant's key and the right key; and the published OpenAPI document, served as committed and valid by an independent
-//! validator.
+//! router), each sent a request that succeeds for its owner, with no key, a wrong key, the
+//! admin token alone, the admin token acting for the owner (`Herald-Tenant`), another
+//! tenant's key (alone, and naming the owner in `Herald-Tenant`) and the right key; and the
+//! published OpenAPI document, served as committed and valid by an independent validator.
+//! Beside them: the routes outside the API, and the walls between tenants.
 
-use std::collections::HashMap;
+mod fixtures;
+mod outside_the_api;
+mod requests;
+mod tenant_walls;
+
 use std::time::Duration;
 
 use herald_ingest::api::{Access, OPERATIONS, Operation};
-use herald_tests::sandbox::TestTenant;
-use herald_tests::{Receiver, Reply, Sandbox, eventually};
+use herald_tests::{Receiver, Sandbox};
+use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
+use sha2::Sha256;
 
-use crate::support::{run_python, webhook_action};
+use self::fixtures::{Owned, PROVIDER_SECRET, owned};
+use self::requests::valid_request;
+use crate::support::run_python;
 
 /// The credentials of one column of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,52 +31,122 @@ enum Caller {
     Admin,
     AdminForOwner,
     OtherTenant,
+    /// Another tenant's key with the owner's id in `Herald-Tenant`, which only the admin
+    /// token may use.
+    OtherTenantNamingOwner,
     Owner,
 }
 
-/// Ids of everything tenant A owns, by the operation that names them.
-struct Owned {
-    tenant: TestTenant,
-    stranger: TestTenant,
-    ids: HashMap<&'static str, String>,
-}
+impl Caller {
+    const ALL: [Caller; 7] = [
+        Caller::Nobody,
+        Caller::WrongKey,
+        Caller::Admin,
+        Caller::AdminForOwner,
+        Caller::OtherTenant,
+        Caller::OtherTenantNamingOwner,
+        Caller::Owner,
+    ];
 
-impl Owned {
-    /// The path of `operation` with A's ids in it.
-    fn path(&self, operation: &Operation) -> String {
-        let resource = operation.path.split('/').nth(2).unwrap_or_default();
-        let mut path = operation.path.to_owned();
-        for parameter in operation.path_parameters() {
-            let key = match (resource, parameter, operation.name) {
-                (_, "key_id", _) => "key",
-                ("providers", _, "deleteProvider") => "spare_provider",
-                ("hooks", _, _) => "provider",
-                (other, _, _) => match other {
-                    "events" => "event",
-                    "actions" => "action",
-                    "executions" => "execution",
-                    "bulk-retries" => "bulk_retry",
-                    "endpoints" => "endpoint",
-                    "providers" => "provider",
-                    "tenants" => "tenant",
-                    unknown => panic!("no id for {unknown} in {}", operation.path),
-                },
-            };
-            let value = &self.ids[key];
-            path = path.replace(&format!("{{{parameter}}}"), value);
-        }
-        path
+    fn is_other_tenant(self) -> bool {
+        matches!(self, Caller::OtherTenant | Caller::OtherTenantNamingOwner)
     }
 
-    fn token(&self, caller: Caller, admin: &str) -> Option<String> {
-        match caller {
+    fn token(self, owned: &Owned, admin: &str) -> Option<String> {
+        match self {
             Caller::Nobody => None,
             Caller::WrongKey => Some("hk_0000000000000000000000000000000000000000".into()),
             Caller::Admin | Caller::AdminForOwner => Some(admin.into()),
-            Caller::OtherTenant => Some(self.stranger.key.clone()),
-            Caller::Owner => Some(self.tenant.key.clone()),
+            Caller::OtherTenant | Caller::OtherTenantNamingOwner => {
+                Some(owned.stranger.key.clone())
+            }
+            Caller::Owner => Some(owned.tenant.key.clone()),
         }
     }
+
+    fn acting_for(self, owned: &Owned) -> Option<&str> {
+        matches!(self, Caller::AdminForOwner | Caller::OtherTenantNamingOwner)
+            .then_some(owned.tenant.id.as_str())
+    }
+
+    /// For a provider's hook the credential is the signature: the owner's column signs with
+    /// the provider's secret, the wrong and the other tenant's with another one, the rest not
+    /// at all (a bearer token means nothing there).
+    fn signing_secret(self) -> Option<&'static str> {
+        match self {
+            Caller::Owner => Some(PROVIDER_SECRET),
+            Caller::WrongKey | Caller::OtherTenant | Caller::OtherTenantNamingOwner => {
+                Some("not-the-providers-secret")
+            }
+            Caller::Nobody | Caller::Admin | Caller::AdminForOwner => None,
+        }
+    }
+}
+
+/// The status `caller` must get from `operation`'s valid request.
+fn expected(operation: &Operation, caller: Caller) -> u16 {
+    let success = operation.success.0;
+    let names_an_id = operation.path.contains('{');
+    match (operation.access, caller) {
+        (Access::Public, _) => success,
+        (Access::Signed, Caller::Owner) => success,
+        (Access::Signed, _) => 401,
+        (_, Caller::Nobody | Caller::WrongKey) => 401,
+        (Access::Any, _) => success,
+        // The admin token alone names no tenant.
+        (Access::Tenant, Caller::Admin) => 403,
+        (Access::Tenant, Caller::AdminForOwner | Caller::Owner) => success,
+        (Access::Admin, Caller::Admin | Caller::AdminForOwner) => success,
+        (Access::Admin, _) => 403,
+        // Another tenant's key acts for its own tenant whatever it names: the owner's ids are
+        // unknown there, and the rest succeeds in its own tenant.
+        (Access::Tenant, _) if names_an_id => 404,
+        (Access::Tenant, _) => success,
+    }
+}
+
+/// The operations the matrix has no valid request for, or whose request leaves out the body
+/// the operation documents, or sends a query parameter it does not document.
+fn operations_without_a_valid_request() -> Vec<&'static str> {
+    OPERATIONS
+        .iter()
+        .filter(|operation| match valid_request(operation.name) {
+            None => true,
+            Some(request) => {
+                let undocumented = request
+                    .query
+                    .split('&')
+                    .filter(|pair| !pair.is_empty())
+                    .filter_map(|pair| pair.split('=').next())
+                    .any(|name| !operation.query.iter().any(|(known, _)| *known == name));
+                (operation.body.is_some() && request.body.is_none()) || undocumented
+            }
+        })
+        .map(|operation| operation.name)
+        .collect()
+}
+
+#[test]
+fn every_operation_has_a_valid_request() {
+    let missing = operations_without_a_valid_request();
+    assert!(
+        missing.is_empty(),
+        "give these operations a valid request in tests/it/api_access/requests.rs: {missing:?}"
+    );
+}
+
+/// HMAC-SHA256 of `body` in the `X-Hub-Signature-256` form, computed here rather than by
+/// Herald's code.
+fn github_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
 }
 
 /// Sends one request of the matrix; a stream of server-sent events is read up to its first
@@ -76,19 +155,17 @@ async fn send(
     sandbox: &Sandbox,
     method: Method,
     path: &str,
-    token: Option<&str>,
-    acting_for: Option<&str>,
-    body: Option<Value>,
+    headers: &[(&str, String)],
+    body: Option<Vec<u8>>,
 ) -> (u16, Value) {
     let mut request = reqwest::Client::new().request(method, sandbox.api_url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(tenant) = acting_for {
-        request = request.header("herald-tenant", tenant);
+    for (name, value) in headers {
+        request = request.header(*name, value);
     }
     if let Some(body) = body {
-        request = request.json(&body);
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
     }
     let mut response = request.send().await.expect("ingest reachable");
     let status = response.status().as_u16();
@@ -118,161 +195,73 @@ async fn send(
     )
 }
 
-async fn owned(sandbox: &Sandbox, receiver: &Receiver) -> Owned {
-    let tenant = sandbox.tenant().await;
-    let stranger = sandbox.tenant().await;
-    let key = |tenant: &TestTenant| Some(tenant.key.clone());
-    let mut ids = HashMap::new();
-    let action = sandbox
-        .action(
-            &tenant,
-            webhook_action(
-                "owned",
-                "thing.happened",
-                &receiver.url("/"),
-                json!({"max_attempts": 1}),
-            ),
-        )
-        .await;
-    ids.insert("action", action["id"].as_str().expect("id").to_owned());
-    // A failure gives the destination an endpoint record (a circuit with a failure in it).
-    receiver.script([Reply::status(500)]);
-    let event = sandbox
-        .event(
-            &tenant,
-            json!({"id": "owned-event", "type": "thing.happened"}),
-        )
-        .await;
-    let executions = sandbox
-        .terminal_executions(&tenant, &event, 1, Duration::from_secs(30))
-        .await;
-    ids.insert("event", event);
-    ids.insert(
-        "execution",
-        executions[0]["id"].as_str().expect("id").to_owned(),
-    );
-    let endpoint = eventually("the endpoint's record", Duration::from_secs(20), || async {
-        let (_, list) = sandbox
-            .call(Method::GET, "/v1/endpoints", key(&tenant).as_deref(), None)
-            .await;
-        list["data"][0]["id"].as_str().map(str::to_owned)
-    })
-    .await;
-    ids.insert("endpoint", endpoint);
-    let (status, bulk) = sandbox
-        .call(
-            Method::POST,
-            "/v1/executions/retry",
-            key(&tenant).as_deref(),
-            Some(json!({"status": "cancelled"})),
-        )
-        .await;
-    assert_eq!(status, 202, "{bulk}");
-    ids.insert("bulk_retry", bulk["id"].as_str().expect("id").to_owned());
-    for (name, slot) in [("provider-a", "provider"), ("provider-b", "spare_provider")] {
-        let (status, provider) = sandbox
-            .call(
-                Method::POST,
-                "/v1/providers",
-                key(&tenant).as_deref(),
-                Some(
-                    json!({"name": name, "scheme": "github", "secret": "s3cret-s3cret-s3cret",
-                            "event_type": {"header": "x-github-event"}}),
-                ),
-            )
-            .await;
-        assert_eq!(status, 201, "{provider}");
-        ids.insert(slot, provider["id"].as_str().expect("id").to_owned());
+/// Sends `operation`'s valid request as `caller`, on `owned`'s objects; returns the status, the
+/// answer and a description for failures.
+async fn call(
+    sandbox: &Sandbox,
+    owned: &Owned,
+    operation: &Operation,
+    caller: Caller,
+) -> (u16, Value, String) {
+    let request = valid_request(operation.name).expect("every operation has a request");
+    let fresh = match request.fresh {
+        Some(what) => Some(owned.fresh(sandbox, what).await),
+        None => None,
+    };
+    let mut path = owned.path(operation, fresh.as_deref());
+    if !request.query.is_empty() {
+        path = format!("{path}?{}", request.query);
     }
-    let (status, spare_key) = sandbox
-        .call(
-            Method::POST,
-            &format!("/v1/tenants/{}/keys", tenant.id),
-            Some(sandbox.admin_token()),
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{spare_key}");
-    ids.insert("key", spare_key["id"].as_str().expect("id").to_owned());
-    ids.insert("tenant", tenant.id.clone());
-    Owned {
-        tenant,
-        stranger,
-        ids,
+    let body = request
+        .body
+        .map(|body| serde_json::to_vec(&body).expect("JSON"));
+    let mut headers: Vec<(&str, String)> = request
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, (*value).to_owned()))
+        .collect();
+    if let Some(token) = caller.token(owned, sandbox.admin_token()) {
+        headers.push(("authorization", format!("Bearer {token}")));
     }
-}
-
-/// What `caller` must get from `operation`: an exact status, or "let in" (anything but
-/// 401, 403, 404 and 405).
-fn expected(operation: &Operation, caller: Caller) -> Option<u16> {
-    let names_an_id = operation.path.contains('{');
-    match (operation.access, caller) {
-        (Access::Public, _) => Some(200),
-        // A bearer key means nothing to a provider's hook: only the signature counts, and
-        // these requests carry none.
-        (Access::Signed, _) => Some(401),
-        (_, Caller::Nobody | Caller::WrongKey) => Some(401),
-        (Access::Any, _) => Some(200),
-        // The admin token alone names no tenant.
-        (Access::Tenant, Caller::Admin) => Some(403),
-        (Access::Tenant, Caller::AdminForOwner) => None,
-        (Access::Admin, Caller::OtherTenant | Caller::Owner) => Some(403),
-        (Access::Admin, Caller::Admin | Caller::AdminForOwner) => None,
-        (Access::Tenant, Caller::OtherTenant) if names_an_id => Some(404),
-        (Access::Tenant, Caller::OtherTenant | Caller::Owner) => None,
+    if let Some(tenant) = caller.acting_for(owned) {
+        headers.push(("herald-tenant", tenant.to_owned()));
     }
+    if operation.access == Access::Signed
+        && let Some(secret) = caller.signing_secret()
+    {
+        let signed = body.as_deref().unwrap_or_default();
+        headers.push(("x-hub-signature-256", github_signature(secret, signed)));
+    }
+    let (status, answer) = send(sandbox, operation.method.clone(), &path, &headers, body).await;
+    let what = format!("{caller:?} {} {path}: {status} {answer}", operation.method);
+    (status, answer, what)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_lets_in_exactly_who_it_should() {
+    let missing = operations_without_a_valid_request();
+    assert!(missing.is_empty(), "no valid request for {missing:?}");
     let sandbox = Sandbox::start().await;
     let receiver = Receiver::start().await;
     let owned_by_key = owned(&sandbox, &receiver).await;
     // The admin token acting for a tenant changes what it touches too: it gets a tenant and
     // things of its own.
     let owned_for_admin = owned(&sandbox, &receiver).await;
-    // The owner's column goes last: some of its calls change what they touch.
-    let columns = [
-        Caller::Nobody,
-        Caller::WrongKey,
-        Caller::Admin,
-        Caller::AdminForOwner,
-        Caller::OtherTenant,
-        Caller::Owner,
-    ];
     let mut checked = 0;
-    for caller in columns {
-        let (owned, acting_for) = match caller {
-            Caller::AdminForOwner => (&owned_for_admin, Some(owned_for_admin.tenant.id.as_str())),
-            _ => (&owned_by_key, None),
+    for caller in Caller::ALL {
+        let owned = match caller {
+            Caller::AdminForOwner => &owned_for_admin,
+            _ => &owned_by_key,
         };
         for operation in OPERATIONS {
-            let path = owned.path(operation);
-            let token = owned.token(caller, sandbox.admin_token());
-            let body = operation.body.map(|_| match operation.name {
-                // A body that reads, so that what is checked is the id, not the body.
-                "testAction" => json!({"event": {"type": "thing.happened"}}),
-                _ => json!({}),
-            });
-            let (status, answer) = send(
-                &sandbox,
-                operation.method.clone(),
-                &path,
-                token.as_deref(),
-                acting_for,
-                body,
-            )
-            .await;
-            let what = format!("{caller:?} {} {path}: {status} {answer}", operation.method);
-            match expected(operation, caller) {
-                Some(want) => assert_eq!(status, want, "{what}"),
-                None => assert!(![401, 403, 404, 405].contains(&status), "{what}"),
-            }
+            let (status, answer, what) = call(&sandbox, owned, operation, caller).await;
+            assert!(status < 500, "a server error: {what}");
+            assert_eq!(status, expected(operation, caller), "{what}");
             if status >= 400 {
                 assert!(answer["error"]["code"].is_string(), "error shape: {what}");
             }
-            // Another tenant's listings never show A's ids.
-            if caller == Caller::OtherTenant && operation.method == Method::GET {
+            // Another tenant's answers never show A's ids.
+            if caller.is_other_tenant() && operation.method == Method::GET {
                 let text = answer.to_string();
                 for id in owned.ids.values().filter(|id| id.len() > 12) {
                     assert!(!text.contains(id.as_str()), "{what} shows {id}");
@@ -281,7 +270,7 @@ async fn every_route_lets_in_exactly_who_it_should() {
             checked += 1;
         }
     }
-    assert_eq!(checked, OPERATIONS.len() * columns.len());
+    assert_eq!(checked, OPERATIONS.len() * Caller::ALL.len());
     sandbox.stop().await;
 }
 
