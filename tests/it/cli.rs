@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use herald_tests::process::ServiceProcess;
-use herald_tests::{Sandbox, SandboxOptions, eventually};
+use herald_tests::{Receiver, Reply, Sandbox, SandboxOptions, eventually};
+use serde_json::json;
+
+use crate::support::webhook_action;
 
 /// A port nobody listens on now (the service binds it a moment later).
 fn free_port() -> u16 {
@@ -70,16 +73,15 @@ async fn migrate_applies_the_schema_and_config_hides_secrets() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_drains_and_exits_zero() {
-    let sandbox = Sandbox::with(SandboxOptions::none()).await;
+/// Starts `binary` as a child on its own ops port and waits until it reports ready.
+async fn spawn_ready(sandbox: &Sandbox, binary: &str) -> ServiceProcess {
     let ops_port = free_port();
     let mut env = sandbox.env();
     env.push(("HERALD_OPS__LISTEN".into(), format!("127.0.0.1:{ops_port}")));
-    let mut matcher = ServiceProcess::spawn("herald-matcher", &env);
+    let service = ServiceProcess::spawn(binary, &env);
     let ready = format!("http://127.0.0.1:{ops_port}/readyz");
     eventually(
-        "the matcher to be ready",
+        &format!("{binary} to be ready"),
         Duration::from_secs(30),
         || async {
             let response = sandbox.http.get(&ready).send().await.ok()?;
@@ -87,8 +89,68 @@ async fn sigterm_drains_and_exits_zero() {
         },
     )
     .await;
-    let status = tokio::time::timeout(Duration::from_secs(20), matcher.terminate())
+    service
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_service_exits_zero_on_sigterm() {
+    let sandbox = Sandbox::with(SandboxOptions::none()).await;
+    for binary in [
+        "herald-ingest",
+        "herald-matcher",
+        "herald-executor",
+        "herald-scheduler",
+    ] {
+        let mut service = spawn_ready(&sandbox, binary).await;
+        let status = tokio::time::timeout(Duration::from_secs(20), service.terminate())
+            .await
+            .unwrap_or_else(|_| panic!("{binary} exits in time"));
+        assert!(status.success(), "{binary}: {status}");
+    }
+    sandbox.stop().await;
+}
+
+/// SIGTERM while a webhook is on its way: the executor stops taking jobs, lets the attempt
+/// finish within its grace period, records it, and exits 0; the broker has nothing to
+/// redeliver, so the receiver sees the webhook once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_delivery_finishes_the_delivery_and_exits_zero() {
+    let sandbox = Sandbox::with(SandboxOptions {
+        executor: false,
+        ..Default::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(200).after(Duration::from_secs(2))]);
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            webhook_action("slow", "order.shipped", &receiver.url("/"), json!({})),
+        )
+        .await;
+    let mut executor = spawn_ready(&sandbox, "herald-executor").await;
+    let event_id = sandbox
+        .event(&tenant, json!({"type": "order.shipped"}))
+        .await;
+    eventually("the delivery to start", Duration::from_secs(30), || async {
+        (receiver.count() == 1).then_some(())
+    })
+    .await;
+
+    let status = tokio::time::timeout(Duration::from_secs(20), executor.terminate())
         .await
         .expect("exits in time");
     assert!(status.success(), "{status}");
+
+    let executions = sandbox
+        .terminal_executions(&tenant, &event_id, 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(executions[0]["status"], "succeeded");
+    let execution = sandbox
+        .execution(&tenant, executions[0]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(execution["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(receiver.count(), 1, "nothing left to redeliver");
+    sandbox.stop().await;
 }
