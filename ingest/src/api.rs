@@ -46,7 +46,32 @@ pub struct Operation {
     /// Statuses particular to this operation, beyond those implied by its access, body and
     /// path (see [`Operation::error_statuses`]).
     pub errors: &'static [u16],
+    /// What the table's other fields do not say; [`Extra::NONE`] for most operations.
+    pub extra: Extra,
     pub handler: fn() -> MethodRouter<AppState>,
+}
+
+/// The less common parts of an operation, kept apart so that the usual one stays short.
+#[derive(Debug)]
+pub struct Extra {
+    /// Request headers the operation reads: name and meaning (`Herald-Tenant` is implied by
+    /// [`Access::Tenant`]).
+    pub headers: &'static [(&'static str, &'static str)],
+    /// Media types the body may have besides `application/json`, with their schemas.
+    pub body_types: &'static [(&'static str, &'static str)],
+    /// The body may be left out.
+    pub body_optional: bool,
+    /// Other success statuses: status, body schema, when.
+    pub also: &'static [(u16, &'static str, &'static str)],
+}
+
+impl Extra {
+    pub const NONE: Extra = Extra {
+        headers: &[],
+        body_types: &[],
+        body_optional: false,
+        also: &[],
+    };
 }
 
 impl Operation {
@@ -137,6 +162,31 @@ const ACTION_FILTERS: &[(&str, &str)] = &[
     ("cursor", "`next_cursor` of the previous page"),
 ];
 
+const IDEMPOTENCY_KEY: (&str, &str) = (
+    "Idempotency-Key",
+    "Up to 255 visible ASCII characters naming this one request: a repeat within the tenant \
+     answers with the first event's id and `duplicate: true`, and starts nothing",
+);
+
+/// One event in: Herald's JSON, or a CloudEvent in binary mode (the `ce-*` headers).
+const EVENT_HEADERS: &[(&str, &str)] = &[
+    IDEMPOTENCY_KEY,
+    (
+        "ce-specversion",
+        "CloudEvents binary mode: `1.0`. The attributes are then `ce-*` headers (`ce-id`, \
+         `ce-type` and `ce-source` required, `ce-time`; any other `ce-<name>` goes into \
+         `metadata`), their values percent-encoded UTF-8, and the body is the data (JSON, or \
+         text/* stored as a string)",
+    ),
+    ("ce-id", "CloudEvents binary mode: the event id"),
+    ("ce-type", "CloudEvents binary mode: the event type"),
+    ("ce-source", "CloudEvents binary mode: the event source"),
+    ("ce-time", "CloudEvents binary mode: RFC 3339 time"),
+];
+
+const CLOUDEVENT: (&str, &str) = ("application/cloudevents+json", "CloudEvent");
+const CLOUDEVENT_BATCH: (&str, &str) = ("application/cloudevents-batch+json", "CloudEventBatch");
+
 /// The whole API.
 pub static OPERATIONS: &[Operation] = &[
     Operation {
@@ -152,6 +202,17 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (202, Some("EventAccepted")),
         errors: &[],
+        extra: Extra {
+            headers: EVENT_HEADERS,
+            body_types: &[CLOUDEVENT, CLOUDEVENT_BATCH],
+            also: &[(
+                200,
+                "EventAccepted",
+                "Stored, and it matched sync actions: their results (`timed_out` when the \
+                 bound passed first)",
+            )],
+            ..Extra::NONE
+        },
         handler: || post(events::create),
     },
     Operation {
@@ -161,11 +222,16 @@ pub static OPERATIONS: &[Operation] = &[
         name: "sendEventBatch",
         tag: "events",
         summary: "Send a JSON array of events (or a CloudEvents batch), stored together or \
-                  not at all.",
+                  not at all. Each event is deduplicated by its own `id`; an \
+                  `Idempotency-Key` header is refused (422 `idempotency_key_not_allowed`).",
         body: Some("EventBatch"),
         query: &[],
         success: (202, Some("EventBatchAccepted")),
         errors: &[],
+        extra: Extra {
+            body_types: &[CLOUDEVENT_BATCH, CLOUDEVENT],
+            ..Extra::NONE
+        },
         handler: || post(events::create_batch),
     },
     Operation {
@@ -179,6 +245,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: EVENT_FILTERS,
         success: (200, Some("EventPage")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(events::list),
     },
     Operation {
@@ -192,6 +259,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("EventView")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(events::get),
     },
     Operation {
@@ -205,6 +273,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: ACTION_FILTERS,
         success: (200, Some("ActionPage")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(action_list::list),
     },
     Operation {
@@ -219,6 +288,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (201, Some("Action")),
         errors: &[409],
+        extra: Extra::NONE,
         handler: || post(actions::create),
     },
     Operation {
@@ -234,6 +304,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("ActionSetReport")),
         errors: &[409],
+        extra: Extra::NONE,
         handler: || put(action_edit::apply_set),
     },
     Operation {
@@ -247,6 +318,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Action")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(actions::get),
     },
     Operation {
@@ -262,6 +334,14 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Action")),
         errors: &[409, 412],
+        extra: Extra {
+            headers: &[(
+                "If-Match",
+                "The action's `ETag` (its revision, `\"3\"`): the change is made only if the \
+                 action is still at it, else 412 `revision_mismatch`",
+            )],
+            ..Extra::NONE
+        },
         handler: || patch(action_edit::update),
     },
     Operation {
@@ -275,6 +355,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Action")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || delete(actions::delete),
     },
     Operation {
@@ -288,6 +369,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Action")),
         errors: &[422],
+        extra: Extra::NONE,
         handler: || post(actions::restore),
     },
     Operation {
@@ -301,6 +383,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Action")),
         errors: &[422],
+        extra: Extra::NONE,
         handler: || post(actions::enable),
     },
     Operation {
@@ -314,6 +397,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Action")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || post(actions::disable),
     },
     Operation {
@@ -329,6 +413,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("ActionTestReport")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || post(action_test::test),
     },
     Operation {
@@ -343,6 +428,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: STATS_WINDOW,
         success: (200, Some("Stats")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(stats::of_action),
     },
     Operation {
@@ -357,6 +443,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: STATS_WINDOW,
         success: (200, Some("Stats")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(stats::overall),
     },
     Operation {
@@ -372,6 +459,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Overview")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(overview::get),
     },
     Operation {
@@ -385,6 +473,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("OverviewStream")),
         errors: &[429],
+        extra: Extra::NONE,
         handler: || get(overview::live),
     },
     Operation {
@@ -399,6 +488,14 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (202, Some("DeliveryAccepted")),
         errors: &[],
+        extra: Extra {
+            headers: &[(
+                "Idempotency-Key",
+                "As the body's `idempotency_key` (the header wins): a repeat answers with the \
+                 first delivery",
+            )],
+            ..Extra::NONE
+        },
         handler: || post(deliveries::create),
     },
     Operation {
@@ -413,6 +510,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: EXECUTION_FILTERS,
         success: (200, Some("ExecutionPage")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(executions::list),
     },
     Operation {
@@ -426,6 +524,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: EXECUTION_EXPORT_FILTERS,
         success: (200, Some("ExecutionCsv")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(execution_export::export),
     },
     Operation {
@@ -440,6 +539,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (202, Some("BulkRetry")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || post(executions::retry_by_filter),
     },
     Operation {
@@ -453,6 +553,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("ExecutionView")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(executions::get),
     },
     Operation {
@@ -466,6 +567,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (202, Some("Execution")),
         errors: &[409],
+        extra: Extra::NONE,
         handler: || post(executions::retry),
     },
     Operation {
@@ -479,6 +581,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Execution")),
         errors: &[409],
+        extra: Extra::NONE,
         handler: || post(executions::cancel),
     },
     Operation {
@@ -492,6 +595,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("BulkRetry")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(bulk_retries::get),
     },
     Operation {
@@ -505,6 +609,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("BulkRetry")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || post(bulk_retries::cancel),
     },
     Operation {
@@ -518,6 +623,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("EndpointList")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(endpoints::list),
     },
     Operation {
@@ -531,6 +637,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Endpoint")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || post(endpoints::reset),
     },
     Operation {
@@ -544,6 +651,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("ProviderList")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(providers::list),
     },
     Operation {
@@ -558,6 +666,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (201, Some("Provider")),
         errors: &[409],
+        extra: Extra::NONE,
         handler: || post(providers::create),
     },
     Operation {
@@ -571,6 +680,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Provider")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(providers::get),
     },
     Operation {
@@ -584,6 +694,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Provider")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || delete(providers::delete),
     },
     Operation {
@@ -598,6 +709,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (202, Some("EventAccepted")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || post(hooks::receive),
     },
     Operation {
@@ -611,6 +723,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (201, Some("Tenant")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || post(tenants::create),
     },
     Operation {
@@ -625,6 +738,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("TenantList")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(tenants::list),
     },
     Operation {
@@ -633,11 +747,13 @@ pub static OPERATIONS: &[Operation] = &[
         access: Access::Admin,
         name: "getTenant",
         tag: "tenants",
-        summary: "One tenant with its keys (never the keys themselves).",
+        summary: "One tenant with its keys, revoked ones included (id, name, first \
+                  characters, times; never the keys themselves).",
         body: None,
         query: &[],
-        success: (200, Some("Tenant")),
+        success: (200, Some("TenantWithKeys")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(tenants::get),
     },
     Operation {
@@ -647,11 +763,15 @@ pub static OPERATIONS: &[Operation] = &[
         name: "createApiKey",
         tag: "tenants",
         summary: "A new API key for the tenant, shown once in this answer and stored hashed. \
-                  Optional body: `{\"name\": \"...\"}`.",
-        body: None,
+                  The body may be left out (an unnamed key).",
+        body: Some("ApiKeyIn"),
         query: &[],
         success: (201, Some("ApiKeyCreated")),
         errors: &[],
+        extra: Extra {
+            body_optional: true,
+            ..Extra::NONE
+        },
         handler: || post(tenants::create_key),
     },
     Operation {
@@ -665,6 +785,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (204, None),
         errors: &[],
+        extra: Extra::NONE,
         handler: || delete(tenants::revoke_key),
     },
     Operation {
@@ -678,6 +799,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, Some("Whoami")),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(tenants::whoami),
     },
     Operation {
@@ -691,6 +813,7 @@ pub static OPERATIONS: &[Operation] = &[
         query: &[],
         success: (200, None),
         errors: &[],
+        extra: Extra::NONE,
         handler: || get(crate::openapi::serve),
     },
 ];

@@ -15,25 +15,52 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_ascii_lowercase());
-        if let Some(content_type) = content_type
-            && content_type != "application/json"
-            && !content_type.ends_with("+json")
-        {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("content type {content_type:?} is not accepted; send application/json"),
-            ));
-        }
+        check_json_content_type(&request)?;
         let bytes = read_bytes(request, state).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(ApiError::invalid_json)
+    }
+}
+
+/// Like [`JsonBody`], for routes whose body may be left out: an empty body is `T::default()`.
+/// Anything sent is held to the same rules (size, content type, JSON).
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        check_json_content_type(&request)?;
+        let bytes = read_bytes(request, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJsonBody)
+            .map_err(ApiError::invalid_json)
+    }
+}
+
+/// A body without a content type is read as JSON (curl's habit); any other type but JSON is
+/// refused before the body is read.
+fn check_json_content_type(request: &Request) -> Result<(), ApiError> {
+    let content_type = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_ascii_lowercase());
+    match content_type {
+        Some(content_type)
+            if content_type != "application/json" && !content_type.ends_with("+json") =>
+        {
+            Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("content type {content_type:?} is not accepted; send application/json"),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -5,6 +5,10 @@
 //! Mapping: `id`, `type`, `source` and `time` are the event's own; `data` (or `data_base64`,
 //! decoded) is its data; every other attribute (`subject`, `dataschema`, extensions) goes into
 //! `metadata` as a string. `datacontenttype` only says how to read the data.
+//!
+//! In binary mode every `ce-*` value is percent-decoded, then read as UTF-8, as the HTTP
+//! binding (3.1.3.2) requires: senders escape spaces, quotes, `%` and anything outside
+//! printable ASCII that way.
 
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
@@ -155,16 +159,52 @@ pub fn batch(value: Value) -> Result<Vec<IncomingEvent>, ApiError> {
         .collect()
 }
 
+/// `%XX` sequences decoded, the result read as UTF-8. `None` for a `%` not followed by two
+/// hex digits, or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            // `from_str_radix` alone would take a sign (`%+1`).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            decoded.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// A `ce-*` header's value as the attribute's text.
+fn header_value(name: &str, value: &axum::http::HeaderValue) -> Result<String, ApiError> {
+    let text = value
+        .to_str()
+        .map_err(|_| invalid(format!("header {name} must be visible ASCII")))?;
+    // Two hex digits must follow a `%` (HEXDIG allows either case) and the decoded bytes be UTF-8.
+    percent_decode(text).ok_or_else(|| {
+        invalid(format!(
+            "header {name} is not valid percent-encoded UTF-8 (a `%` is sent as %25)"
+        ))
+    })
+}
+
 /// A binary-mode event: attributes in `ce-*` headers, the body is the data.
 pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<IncomingEvent, ApiError> {
     let header = |name: &str| -> Result<Option<String>, ApiError> {
+        let name = format!("ce-{name}");
         headers
-            .get(format!("ce-{name}"))
-            .map(|v| {
-                v.to_str()
-                    .map(str::to_owned)
-                    .map_err(|_| invalid(format!("header ce-{name} must be visible ASCII")))
-            })
+            .get(&name)
+            .map(|v| header_value(&name, v))
             .transpose()
     };
     check_specversion(header("specversion")?)?;
@@ -179,10 +219,8 @@ pub fn binary(headers: &HeaderMap, body: &[u8]) -> Result<IncomingEvent, ApiErro
         if OWN_ATTRIBUTES.contains(&attribute) {
             continue;
         }
-        let text = value
-            .to_str()
-            .map_err(|_| invalid(format!("header {name} must be visible ASCII")))?;
-        metadata.insert(attribute.to_owned(), Value::String(text.to_owned()));
+        let text = header_value(name.as_str(), value)?;
+        metadata.insert(attribute.to_owned(), Value::String(text));
     }
     Ok(IncomingEvent {
         id: Some(required(header("id")?, "id")?),
@@ -312,6 +350,34 @@ mod tests {
                 .status,
             415
         );
+    }
+
+    #[test]
+    fn binary_mode_percent_decodes_header_values() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "b%201"),
+            ("ce-type", "user.created"),
+            ("ce-source", "urn:crm%2Feu"),
+            ("ce-subject", "Caf%C3%A9%20%22Z%22%25"),
+            ("ce-plain", "no-escapes"),
+        ] {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+        let incoming = binary(&headers, b"").expect("valid");
+        assert_eq!(incoming.id.as_deref(), Some("b 1"));
+        assert_eq!(incoming.source.as_deref(), Some("urn:crm/eu"));
+        assert_eq!(
+            incoming.metadata,
+            Some(json!({"subject": "Café \"Z\"%", "plain": "no-escapes"}))
+        );
+        for bad in ["100%", "%zz", "%+1", "%C3", "%e"] {
+            headers.insert("ce-subject", bad.parse().expect("header value"));
+            let error = binary(&headers, b"").expect_err(bad);
+            assert_eq!(error.code, "invalid_cloudevent", "{bad}");
+            assert!(error.message.contains("ce-subject"), "{}", error.message);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod action_api;
 mod action_lifecycle;
 mod api_access;
+mod api_contract;
 mod api_input;
 mod circuits;
 mod cli;

@@ -62,6 +62,30 @@ impl Store {
         }))
     }
 
+    /// A tenant's keys, oldest first, revoked ones included (so an operator can see when a
+    /// key stopped working). Only the stored prefix is read: never the hash.
+    pub async fn api_keys_of(&self, tenant_id: TenantId) -> Result<Vec<ApiKeyRecord>, sqlx::Error> {
+        type Row = (Uuid, String, String, DateTime<Utc>, Option<DateTime<Utc>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, name, key_prefix, created_at, revoked_at FROM api_keys
+             WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, prefix, created_at, revoked_at)| ApiKeyRecord {
+                id: id.into(),
+                tenant_id,
+                name,
+                prefix,
+                created_at,
+                revoked_at,
+            })
+            .collect())
+    }
+
     /// Tenants by name, at most `limit` of them (for the admin's tenant picker).
     pub async fn list_tenants(&self, limit: i64) -> Result<Vec<TenantRecord>, sqlx::Error> {
         let rows: Vec<(Uuid, String, DateTime<Utc>)> =

@@ -104,16 +104,20 @@ fn describe(operation: &Operation) -> Value {
         json!({"name": name, "in": "query", "required": false, "description": meaning,
                "schema": {"type": "string"}})
     }));
+    let mut headers: Vec<(&str, &str)> = operation.extra.headers.to_vec();
+    if operation.access == Access::Tenant {
+        headers.push(ACT_FOR_TENANT);
+    }
+    parameters.extend(headers.iter().map(|(name, meaning)| {
+        json!({"name": name, "in": "header", "required": false, "description": meaning,
+               "schema": {"type": "string"}})
+    }));
     let mut responses = Map::new();
     let (status, body) = operation.success;
-    responses.insert(
-        status.to_string(),
-        match body {
-            Some(name) => json!({"description": "Success",
-                "content": {media_type(name): {"schema": schema_ref(name)}}}),
-            None => json!({"description": "Success"}),
-        },
-    );
+    responses.insert(status.to_string(), success(status, body, "Success"));
+    for &(status, body, meaning) in operation.extra.also {
+        responses.insert(status.to_string(), success(status, Some(body), meaning));
+    }
     for status in operation.error_statuses() {
         responses.insert(
             status.to_string(),
@@ -135,10 +139,53 @@ fn describe(operation: &Operation) -> Value {
         Access::Signed | Access::Public => json!([]),
     };
     if let Some(name) = operation.body {
-        described["requestBody"] = json!({"required": true,
-            "content": {"application/json": {"schema": schema_ref(name)}}});
+        let mut content = Map::new();
+        content.insert(
+            "application/json".into(),
+            json!({"schema": schema_ref(name)}),
+        );
+        for (media, schema) in operation.extra.body_types {
+            content.insert((*media).into(), json!({"schema": schema_ref(schema)}));
+        }
+        described["requestBody"] = json!({"required": !operation.extra.body_optional,
+            "content": content});
     }
     described
+}
+
+/// What the admin token sends to act for a tenant, on every tenant route.
+const ACT_FOR_TENANT: (&str, &str) = (
+    "Herald-Tenant",
+    "With the admin token only: the id of the tenant to act for (the answer is what that \
+     tenant's key would get)",
+);
+
+/// A success answer, with the headers it carries: `Location` for what it created (a 201, or
+/// a delivery followed as its execution), `ETag` on an action (what `If-Match` takes).
+fn success(status: u16, body: Option<&str>, meaning: &str) -> Value {
+    let mut answer = json!({"description": meaning});
+    if let Some(name) = body {
+        answer["content"] = json!({media_type(name): {"schema": schema_ref(name)}});
+    }
+    let mut headers = Map::new();
+    if status == 201 || body == Some("DeliveryAccepted") {
+        headers.insert(
+            "Location".into(),
+            json!({"description": "The path of what was created",
+                "schema": {"type": "string"}}),
+        );
+    }
+    if body == Some("Action") {
+        headers.insert(
+            "ETag".into(),
+            json!({"description": "The action's revision, quoted: send it back in If-Match",
+                "schema": {"type": "string"}}),
+        );
+    }
+    if !headers.is_empty() {
+        answer["headers"] = Value::Object(headers);
+    }
+    answer
 }
 
 fn error_meaning(status: u16) -> &'static str {

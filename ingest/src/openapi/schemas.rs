@@ -201,6 +201,23 @@ pub fn all() -> Map<String, Value> {
         provider["properties"][key] = value;
     }
     let string_list = json!({"type": "array", "items": {"type": "string"}});
+    let api_key = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "tenant_id": {"type": "string"},
+        "name": {"type": "string"},
+        "prefix": {"type": "string", "description": "The key's first characters, to tell it \
+            apart; never enough to use"},
+        "created_at": time(), "revoked_at": nullable_time()}});
+    let mut api_key_created = api_key.clone();
+    api_key_created["properties"]["key"] =
+        json!({"type": "string", "description": "Shown only here"});
+    let cloudevent = json!({"type": "object",
+        "required": ["specversion", "id", "type", "source"], "properties": {
+        "specversion": {"const": "1.0"}, "id": {"type": "string"}, "type": event_type.clone(),
+        "source": {"type": "string"}, "time": time(),
+        "datacontenttype": {"type": "string"}, "data": {},
+        "data_base64": {"type": "string", "description": "JSON or text, base64-encoded"}},
+        "additionalProperties": {"type": ["string", "number", "boolean"],
+            "description": "Other attributes and extensions go into `metadata` as strings"}});
     let entries = [
         (
             "Error",
@@ -210,6 +227,11 @@ pub fn all() -> Map<String, Value> {
                 "message": {"type": "string"}}}}}),
         ),
         ("EventIn", event_in.clone()),
+        ("CloudEvent", cloudevent),
+        (
+            "CloudEventBatch",
+            json!({"type": "array", "items": reference("CloudEvent")}),
+        ),
         ("EventBatch", json!({"type": "array", "items": event_in})),
         ("EventAccepted", accepted),
         (
@@ -344,13 +366,19 @@ pub fn all() -> Map<String, Value> {
             "id": {"type": "string"}, "name": {"type": "string"}, "created_at": time()}}),
         ),
         (
-            "ApiKeyCreated",
+            "TenantWithKeys",
             json!({"type": "object", "properties": {
-            "id": {"type": "string"}, "tenant_id": {"type": "string"},
-            "name": {"type": "string"}, "prefix": {"type": "string"},
-            "key": {"type": "string", "description": "Shown only here"},
-            "created_at": time(), "revoked_at": nullable_time()}}),
+            "id": {"type": "string"}, "name": {"type": "string"}, "created_at": time(),
+            "keys": {"type": "array", "items": reference("ApiKey"),
+                "description": "Oldest first, revoked ones included"}}}),
         ),
+        (
+            "ApiKeyIn",
+            json!({"type": "object", "additionalProperties": false, "properties": {
+            "name": {"type": "string", "description": "To tell keys apart; default empty"}}}),
+        ),
+        ("ApiKey", api_key.clone()),
+        ("ApiKeyCreated", api_key_created),
     ];
     entries
         .into_iter()

@@ -14,7 +14,7 @@ use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 use crate::merge_patch::patch_action;
-use crate::routes::actions::{check_budget, find, view};
+use crate::routes::actions::{Shown, check_budget, find, shown};
 use crate::state::AppState;
 
 /// The revision an update is based on, from `If-Match` (`"3"` or `3`).
@@ -54,7 +54,7 @@ pub async fn update(
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(patch): JsonBody<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Shown> {
     if !patch.is_object() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -77,7 +77,7 @@ pub async fn update(
         .update_action(tenant, current.id, &spec, expected)
         .await?
         .ok_or_else(|| ApiError::not_found("action"))?;
-    Ok(Json(view(&record, false)))
+    Ok(shown(&record))
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::{ETAG, LOCATION};
+use axum::http::{HeaderName, StatusCode};
 use herald_common::action::ActionSpec;
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::store::{ActionRecord, Lifecycle};
@@ -28,17 +29,38 @@ pub fn view(record: &ActionRecord, reveal_secrets: bool) -> Value {
     value
 }
 
+/// An action in an answer, with its `ETag`.
+pub type Shown = ([(HeaderName, String); 1], Json<Value>);
+
+/// The `ETag` of an action: its revision, the very token `If-Match` takes on an update, so a
+/// client can hand back what it was given.
+pub(crate) fn etag(record: &ActionRecord) -> (HeaderName, String) {
+    (ETAG, format!("\"{}\"", record.revision))
+}
+
+/// An action as answered by the routes that show one (secrets masked), with its `ETag`.
+pub(crate) fn shown(record: &ActionRecord) -> Shown {
+    ([etag(record)], Json(view(record, false)))
+}
+
 pub async fn create(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     JsonBody(body): JsonBody<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, [(HeaderName, String); 2], Json<Value>)> {
     let spec = ActionSpec::parse(&body)?;
     if spec.enabled {
         check_budget(&state, tenant, spec.costly_parts())?;
     }
     let record = state.store.create_action(tenant, &spec).await?;
-    Ok((StatusCode::CREATED, Json(view(&record, true))))
+    Ok((
+        StatusCode::CREATED,
+        [
+            (LOCATION, format!("/v1/actions/{}", record.id)),
+            etag(&record),
+        ],
+        Json(view(&record, true)),
+    ))
 }
 
 /// Wildcard patterns and regex conditions cost every event a scan: a tenant may hold only so
@@ -67,9 +89,9 @@ pub async fn get(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Shown> {
     let record = find(&state, tenant, &id).await?;
-    Ok(Json(view(&record, false)))
+    Ok(shown(&record))
 }
 
 fn action_id(id: &str) -> ApiResult<ActionId> {
@@ -93,7 +115,7 @@ async fn change(
     tenant: TenantId,
     id: &str,
     lifecycle: Lifecycle,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Shown> {
     let current = find(state, tenant, id).await?;
     if matches!(lifecycle, Lifecycle::Enable | Lifecycle::Restore) {
         // Coming back into the engine costs the tenant's wildcard budget again.
@@ -106,14 +128,14 @@ async fn change(
         .change_action(tenant, current.id, lifecycle)
         .await?
         .ok_or_else(|| ApiError::not_found("action"))?;
-    Ok(Json(view(&record, false)))
+    Ok(shown(&record))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Shown> {
     change(&state, tenant, &id, Lifecycle::Delete).await
 }
 
@@ -121,7 +143,7 @@ pub async fn restore(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Shown> {
     change(&state, tenant, &id, Lifecycle::Restore).await
 }
 
@@ -129,7 +151,7 @@ pub async fn enable(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Shown> {
     change(&state, tenant, &id, Lifecycle::Enable).await
 }
 
@@ -137,6 +159,6 @@ pub async fn disable(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Shown> {
     change(&state, tenant, &id, Lifecycle::Disable).await
 }

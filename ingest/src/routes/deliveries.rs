@@ -4,7 +4,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
 use herald_common::action::{ActionError, ActionSpec};
 use herald_common::event::IncomingEvent;
@@ -106,7 +107,7 @@ pub async fn create(
     Tenant(tenant): Tenant,
     headers: HeaderMap,
     JsonBody(request): JsonBody<DeliveryRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
     let now = Utc::now();
     let action = action_of(&request)?;
     let due_at = due_at(request.scheduled_at.as_deref(), now)?;
@@ -150,6 +151,17 @@ pub async fn create(
                 ApiError::unavailable()
             }
         })?;
+    // A delivery is followed as its execution (a duplicate points at the first one's).
+    let execution = match &created {
+        DeliveryCreated::New { execution_id, .. } => Some(*execution_id),
+        DeliveryCreated::Duplicate { execution_id, .. } => *execution_id,
+    };
+    let mut answer_headers = HeaderMap::new();
+    if let Some(location) =
+        execution.and_then(|id| HeaderValue::from_str(&format!("/v1/executions/{id}")).ok())
+    {
+        answer_headers.insert(LOCATION, location);
+    }
     let body = match created {
         DeliveryCreated::New { execution_id, .. } => {
             let mut body = json!({
@@ -172,5 +184,5 @@ pub async fn create(
             execution_id,
         } => json!({"id": execution_id, "event_id": event_id, "duplicate": true}),
     };
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    Ok((StatusCode::ACCEPTED, answer_headers, Json(body)))
 }

@@ -27,9 +27,11 @@ use crate::sync_results::{sync_actions, wait_for_results};
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// The `Idempotency-Key` header, checked.
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get("idempotency-key") else {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     let text = value
@@ -231,6 +233,15 @@ async fn store_batch(
     headers: &HeaderMap,
     batch: Vec<IncomingEvent>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    // One key cannot name many events, and ignoring it would let a client believe its retry
+    // is safe: batch items are deduplicated by their own `id` instead.
+    if headers.contains_key(IDEMPOTENCY_KEY) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_not_allowed",
+            "Idempotency-Key names one event; a batch's events are deduplicated by their own `id`",
+        ));
+    }
     let max = state.config.max_batch_events;
     if batch.is_empty() {
         return Err(ApiError::new(

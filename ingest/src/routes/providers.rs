@@ -4,7 +4,8 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderName, StatusCode};
 use herald_common::ids::ProviderId;
 use herald_common::provider::ProviderSpec;
 use herald_common::store::{ProviderRecord, ProviderWriteError};
@@ -65,10 +66,14 @@ pub async fn create(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     JsonBody(body): JsonBody<Value>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, [(HeaderName, String); 1], Json<Value>)> {
     let spec = ProviderSpec::parse(&body)?;
     match state.store.create_provider(tenant, &spec).await {
-        Ok(record) => Ok((StatusCode::CREATED, Json(view(&record, true)))),
+        Ok(record) => Ok((
+            StatusCode::CREATED,
+            [(LOCATION, format!("/v1/providers/{}", record.id))],
+            Json(view(&record, true)),
+        )),
         Err(ProviderWriteError::NameTaken(name)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "name_taken",

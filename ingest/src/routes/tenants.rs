@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderName, StatusCode};
 use herald_common::ids::{ApiKeyId, TenantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Admin, Principal};
-use crate::body::JsonBody;
+use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -29,11 +30,14 @@ fn tenant_id(text: &str) -> ApiResult<TenantId> {
     text.parse().map_err(|_| ApiError::not_found("tenant"))
 }
 
+/// A 201 answer: where the new resource lives, and what it is.
+type Created = (StatusCode, [(HeaderName, String); 1], Json<Value>);
+
 pub async fn create(
     State(state): State<AppState>,
     _: Admin,
     JsonBody(body): JsonBody<NewTenant>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Created> {
     let name = body.name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::new(
@@ -45,6 +49,7 @@ pub async fn create(
     let tenant = state.store.create_tenant(name).await?;
     Ok((
         StatusCode::CREATED,
+        [(LOCATION, format!("/v1/tenants/{}", tenant.id))],
         Json(serde_json::to_value(tenant).unwrap_or_default()),
     ))
 }
@@ -73,32 +78,33 @@ pub async fn list(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Val
     Ok(Json(json!({ "data": tenants })))
 }
 
+/// The tenant with its keys, revoked ones included, so that an operator can find the id to
+/// revoke. A key shows its id, name and first characters; never the key nor its hash.
 pub async fn get(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    let id = tenant_id(&id)?;
     let tenant = state
         .store
-        .get_tenant(tenant_id(&id)?)
+        .get_tenant(id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
-    Ok(Json(serde_json::to_value(tenant).unwrap_or_default()))
+    let keys = state.store.api_keys_of(id).await?;
+    let mut body = serde_json::to_value(tenant).unwrap_or_default();
+    body["keys"] = serde_json::to_value(keys).unwrap_or_default();
+    Ok(Json(body))
 }
 
 pub async fn create_key(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let tenant = tenant_id(&id)?;
     // The body is optional: an empty one means an unnamed key.
-    let request: NewKey = if body.is_empty() {
-        NewKey::default()
-    } else {
-        serde_json::from_slice(&body).map_err(ApiError::invalid_json)?
-    };
+    OptionalJsonBody(request): OptionalJsonBody<NewKey>,
+) -> ApiResult<Created> {
+    let tenant = tenant_id(&id)?;
     state
         .store
         .get_tenant(tenant)
@@ -106,10 +112,12 @@ pub async fn create_key(
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     let name = request.name;
     let (record, key) = state.store.create_api_key(tenant, &name).await?;
+    // Where it is revoked (keys are listed with their tenant).
+    let location = format!("/v1/tenants/{tenant}/keys/{}", record.id);
     let mut value = serde_json::to_value(record).unwrap_or_default();
     // The only time the key is ever shown.
     value["key"] = json!(key);
-    Ok((StatusCode::CREATED, Json(value)))
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(value)))
 }
 
 pub async fn revoke_key(
