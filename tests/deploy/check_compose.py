@@ -4,6 +4,8 @@
   it mounts or builds from exists in the repository; every named volume is declared;
 - the Herald services run the right binary (the migration `herald-ingest migrate`) from the
   one image the migrate service builds;
+- the broker and database images are the versions the test suite runs against (the
+  RabbitMQ and PostgreSQL installed here, which `cargo xtask test` takes from the OS packages);
 - Prometheus loads alerts.yml from where compose mounts it and scrapes each Herald service at
   the port of its HERALD_OPS__LISTEN; Grafana's provisioning points at that Prometheus and at
   the folder compose mounts the dashboards into.
@@ -27,7 +29,37 @@ HERALD = {"ingest": "herald-ingest", "matcher": "herald-matcher", "executor": "h
           "scheduler": "herald-scheduler", "migrate": "herald-ingest"}
 EXPECTED = set(HERALD) | {"rabbitmq", "postgres", "prometheus", "grafana"}
 
+# Where the tested servers are installed (as xtask/src/packages.rs finds them).
+RABBITMQ_LIB = Path("/usr/lib/rabbitmq/lib")
+POSTGRES_LIB = Path("/usr/lib/postgresql")
+
 problems = []
+
+
+def tested_versions():
+    """{"rabbitmq": "3.10", "postgres": "15"}: the servers the test suite runs here, as
+    image tags of the same series."""
+    rabbitmq = [p.name.split("-", 1)[1] for p in RABBITMQ_LIB.glob("rabbitmq_server-*")]
+    postgres = [p.name for p in POSTGRES_LIB.glob("*") if (p / "bin" / "postgres").exists()]
+    if not rabbitmq or not postgres:
+        raise SystemExit(f"no RabbitMQ under {RABBITMQ_LIB} or PostgreSQL under {POSTGRES_LIB}: "
+                         "the suite's servers are missing (`cargo xtask test` installs them)")
+
+    def newest(found):
+        return max(found, key=lambda v: [int(x) for x in v.split(".") if x.isdigit()])
+
+    return {"rabbitmq": ".".join(newest(rabbitmq).split(".")[:2]), "postgres": newest(postgres)}
+
+
+def check_image_versions(services):
+    """The broker and the database run the series the tests ran against."""
+    for name, version in tested_versions().items():
+        image = services.get(name, {}).get("image", "")
+        tag = image.split(":", 1)[1] if ":" in image else "latest"
+        series = tag.split("-", 1)[0]
+        if series != version:
+            problems.append(f"{name}: image {image!r}, but the test suite runs {name} {version} "
+                            f"(pin {name}:{version}...)")
 
 
 def interpolate(value, where):
@@ -83,6 +115,7 @@ def main():
     if set(services) != EXPECTED:
         problems.append(f"services are {sorted(services)}, expected {sorted(EXPECTED)}")
     mounts = {name: host_mounts(service, name, volumes) for name, service in services.items()}
+    check_image_versions(services)
 
     builds = [(name, s["build"]) for name, s in services.items() if "build" in s]
     image = None

@@ -1,5 +1,5 @@
-"""Scans the chart's rendered manifests (default and full values) and the Dockerfile with
-checkov, offline (--skip-download).
+"""Scans the chart's rendered manifests (every helm/herald/ci/*-values.yaml) and the
+Dockerfile with checkov, offline (--skip-download).
 
 Offline, checkov reports no severities, so every failed check fails this script unless it
 is listed in SKIPPED below with the reason; a HIGH or CRITICAL finding fails it even then,
@@ -16,30 +16,55 @@ from pathlib import Path
 
 import yaml
 
-from chart_cases import ROOT, cases, render
+from chart_cases import ROOT, cases, merged, render
 
-# The renders scanned: the defaults, and everything on. (ci/minimal-values.yaml drops the
-# resource settings and budgets on purpose.)
-SCANNED = ("default", "full")
+# The renders scanned: every CI values case, so a setting only one of them turns on is
+# scanned too.
+SCANNED = tuple(name for name, _ in cases())
 
-# (check, render or None for every one, why it does not apply). Keep this short.
+
+def resources_unset(values, resource):
+    """Whether the values remove the resource settings of the finding's Deployment or Job
+    (`resources: null`; the defaults set requests and limits)."""
+    name = resource.rsplit(".", 1)[-1]
+    component = name.rsplit("-", 1)[-1]
+    section = values["migrations"] if component == "migrate" else values.get(component, {})
+    return not section.get("resources")
+
+
+# (check, where it does not apply, why). Where: None for everywhere, "Dockerfile", or a test
+# of a render's merged values and the finding's resource, so that a skip follows the
+# setting that explains it rather than the name of a values file. Keep this short.
 SKIPPED = [
     ("CKV_K8S_35", None,
      "Herald reads its secrets only from HERALD_* environment variables (no *_FILE form), "
      "so the chart maps the existing Secret's keys to them with secretKeyRef"),
-    ("CKV_K8S_43", "default",
+    ("CKV_K8S_43", lambda values, _: not values["image"]["digest"],
      "the default image is a release tag; image.digest pins a digest (the full render does, "
      "and passes)"),
-    ("CKV_K8S_15", "default",
+    ("CKV_K8S_15", lambda values, _: values["image"]["pullPolicy"] != "Always",
      "IfNotPresent suits immutable release tags; image.pullPolicy: Always is a value away (the "
      "full render sets it, and passes)"),
-    ("CKV2_K8S_6", "default",
+    ("CKV2_K8S_6", lambda values, _: not values["networkPolicy"]["enabled"],
      "NetworkPolicies are opt-in (networkPolicy.enabled), as they depend on the cluster's CNI "
      "and on how traffic reaches the API; the full render covers every pod"),
+] + [
+    (check, resources_unset,
+     "`resources: null` removes the default requests and limits, which a user may do (the "
+     "minimal render shows the chart still works); every render that keeps them passes")
+    for check in ("CKV_K8S_10", "CKV_K8S_11", "CKV_K8S_12", "CKV_K8S_13")
+] + [
     ("CKV_DOCKER_2", "Dockerfile",
      "the distroless image has no shell or HTTP client for a HEALTHCHECK; Kubernetes probes "
      "/healthz and /readyz, and compose orders start-up with depends_on"),
 ]
+
+
+def applies(skip, place, resource, values):
+    where = skip[1]
+    if where is None or isinstance(where, str):
+        return where in (None, place)
+    return place in values and where(values[place], resource)
 
 
 def checkov_reports(tmp, wanted):
@@ -79,8 +104,10 @@ def checkov_reports(tmp, wanted):
 
 
 def main():
+    wanted = dict(cases())
     with tempfile.TemporaryDirectory(prefix="herald-checkov-") as tmp:
-        reports = checkov_reports(Path(tmp), dict(cases()))
+        reports = checkov_reports(Path(tmp), wanted)
+    values = {name: merged(given) for name, given in wanted.items()}
     problems = []
     scanned = sorted((r.get("check_type"), r["place"]) for r in reports)
     expected = sorted([("kubernetes", name) for name in SCANNED] + [("dockerfile", "Dockerfile")])
@@ -97,7 +124,7 @@ def main():
             check, place = result["check_id"], report["place"]
             severity = (result.get("severity") or "").upper()
             finding = f"{check} ({severity or 'no severity offline'}) {place}: {result['resource']}: {result['check_name']}"
-            skip = next((s for s in SKIPPED if s[0] == check and s[1] in (None, place)), None)
+            skip = next((s for s in SKIPPED if s[0] == check and applies(s, place, result["resource"], values)), None)
             if severity in ("HIGH", "CRITICAL"):
                 problems.append(finding)
             elif skip is None:
@@ -107,7 +134,8 @@ def main():
                 skipped.append((check, place))
     for skip in SKIPPED:
         if skip not in used:
-            problems.append(f"SKIPPED entry {skip[0]} for {skip[1] or 'every render'} matches nothing now: remove it")
+            where = skip[1] if isinstance(skip[1], str) else ("every render" if skip[1] is None else "the renders it names")
+            problems.append(f"SKIPPED entry {skip[0]} for {where} matches nothing now: remove it")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         sys.exit(1)

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod monitoring;
+
 use herald_common::broker::topology;
 use herald_common::config::{Config, ServiceName};
 use serde_json::Value;
@@ -223,12 +225,13 @@ fn the_chart_lints_renders_and_passes_the_kubernetes_and_crd_schemas() {
     assert_eq!(
         kinds,
         BTreeSet::from([
+            "PodMonitor",
             "PrometheusRule",
             "ScaledObject",
             "ServiceMonitor",
             "TriggerAuthentication"
         ]),
-        "the full values should render every custom resource the chart has"
+        "the ci values files together should render every custom resource the chart has"
     );
     let input = serde_json::to_string(&custom).expect("json");
     let (report, _) = run(Path::new("node"), &["validate_crds.js"], &input);
@@ -336,7 +339,7 @@ fn the_chart_renders_configuration_herald_accepts_and_wires_it_up() {
             assert_full_settings_arrive(&case, &scratch);
         }
         assert_migration(&case);
-        assert_monitoring(&case);
+        monitoring::assert_monitoring(&case);
     }
 }
 
@@ -546,90 +549,6 @@ fn assert_migration(case: &Case) {
     assert_restricted(pod, &what);
     let env = container_env(container, &what);
     load(ServiceName::Ingest, None, &env);
-}
-
-/// ServiceMonitor, PrometheusRule and dashboards as the values ask, with their extra labels.
-fn assert_monitoring(case: &Case) {
-    let labels_include = |object: &Value, wanted: &Value, what: &str| {
-        for (key, value) in wanted.as_object().expect("labels") {
-            assert_eq!(
-                &object["metadata"]["labels"][key], value,
-                "{}: {what} label {key}",
-                case.name
-            );
-        }
-    };
-    let metrics = &case.values["metrics"];
-    let monitors = case.all("ServiceMonitor");
-    assert_eq!(
-        monitors.len(),
-        usize::from(metrics["serviceMonitor"]["enabled"] == true),
-        "{}: ServiceMonitor",
-        case.name
-    );
-    for monitor in monitors {
-        labels_include(
-            monitor,
-            &metrics["serviceMonitor"]["labels"],
-            "ServiceMonitor",
-        );
-        assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
-        // It selects the four Services, each of which has a metrics port.
-        let selector = monitor["spec"]["selector"]["matchLabels"]
-            .as_object()
-            .expect("matchLabels");
-        let selected = case
-            .all("Service")
-            .into_iter()
-            .filter(|s| {
-                selector
-                    .iter()
-                    .all(|(k, v)| &s["metadata"]["labels"][k] == v)
-            })
-            .count();
-        assert_eq!(
-            selected, 4,
-            "{}: Services the ServiceMonitor selects",
-            case.name
-        );
-    }
-    let rules = case.all("PrometheusRule");
-    assert_eq!(
-        rules.len(),
-        usize::from(metrics["prometheusRule"]["enabled"] == true),
-        "{}: PrometheusRule",
-        case.name
-    );
-    for rule in rules {
-        labels_include(rule, &metrics["prometheusRule"]["labels"], "PrometheusRule");
-    }
-    let dashboards: Vec<&Value> = case
-        .all("ConfigMap")
-        .into_iter()
-        .filter(|c| c["metadata"]["name"] != format!("{FULLNAME}-config").as_str())
-        .collect();
-    let files = json_files(&root().join("helm/herald/files/dashboards"));
-    let enabled = case.values["dashboards"]["enabled"] == true;
-    assert_eq!(
-        dashboards.len(),
-        if enabled { files.len() } else { 0 },
-        "{}: a dashboard ConfigMap per files/dashboards/*.json",
-        case.name
-    );
-    for dashboard in dashboards {
-        labels_include(dashboard, &case.values["dashboards"]["labels"], "dashboard");
-        let data = dashboard["data"].as_object().expect("data");
-        assert_eq!(data.len(), 1);
-        let (file, json) = data.iter().next().expect("one file");
-        let expected =
-            std::fs::read_to_string(root().join("helm/herald/files/dashboards").join(file))
-                .unwrap_or_else(|e| panic!("{}: {file}: {e}", case.name));
-        let parsed: Value = serde_json::from_str(json.as_str().expect("text")).expect("JSON");
-        assert_eq!(
-            parsed,
-            serde_json::from_str::<Value>(&expected).expect("JSON")
-        );
-    }
 }
 
 fn json_files(dir: &Path) -> BTreeSet<String> {
