@@ -270,12 +270,13 @@ impl IncomingEvent {
             Some(text) => EventId::parse(text)?,
             None => fallback_id.unwrap_or_else(EventId::generate),
         };
+        // PostgreSQL's text cannot hold U+0000; stored, it would fail its whole batch.
         if let Some(source) = &self.source
-            && (source.is_empty() || source.len() > MAX_NAME_LEN)
+            && (source.is_empty() || source.len() > MAX_NAME_LEN || source.contains('\0'))
         {
             return Err(EventError::new(
                 "invalid_source",
-                format!("`source` must be 1 to {MAX_NAME_LEN} bytes"),
+                format!("`source` must be 1 to {MAX_NAME_LEN} bytes without U+0000"),
             ));
         }
         let time = match self.time.as_deref() {
@@ -332,6 +333,12 @@ fn parse_metadata(
         let serde_json::Value::String(text) = value else {
             return Err(invalid(format!("`metadata.{key}` must be a string")));
         };
+        // PostgreSQL's jsonb cannot hold U+0000; stored, it would fail its whole batch.
+        if key.contains('\0') || text.contains('\0') {
+            return Err(invalid(
+                "`metadata` keys and values must not contain U+0000".into(),
+            ));
+        }
         size += key.len() + text.len();
         out.insert(key, text);
     }
@@ -412,6 +419,17 @@ mod tests {
             (r#"{"type":"a","metadata":{"n":1}}"#, "invalid_metadata"),
             (r#"{"type":"a","metadata":[1]}"#, "invalid_metadata"),
             (r#"{"type":"a","source":""}"#, "invalid_source"),
+            // PostgreSQL's text and jsonb cannot hold U+0000: stored, it would fail the whole
+            // batch of events written with it.
+            (r#"{"type":"a","source":"a\u0000"}"#, "invalid_source"),
+            (
+                r#"{"type":"a","metadata":{"k":"\u0000"}}"#,
+                "invalid_metadata",
+            ),
+            (
+                r#"{"type":"a","metadata":{"\u0000":"v"}}"#,
+                "invalid_metadata",
+            ),
         ];
         for (json, code) in cases {
             assert_eq!(validate(json).unwrap_err().code, code, "{json}");

@@ -8,6 +8,7 @@ use herald_tests::{Receiver, Sandbox, SandboxOptions, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::api_input::count;
 use crate::support::{run_python, webhook_action};
 
 /// Sends CloudEvents of `event_type` with the CloudEvents Python SDK; one result per request.
@@ -140,6 +141,10 @@ async fn a_batch_is_stored_whole_or_not_at_all() {
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["data"][1], json!({"id": "b-2", "duplicate": true}));
 
+    // Refused batches store nothing: the two events above stay the only ones (no action
+    // exists here, so no execution could follow from a stored one).
+    let stored = count(&sandbox, "events").await;
+    assert_eq!(stored, 2);
     for (batch, status, code) in [
         (json!([]), 422, "empty_batch"),
         (
@@ -159,6 +164,11 @@ async fn a_batch_is_stored_whole_or_not_at_all() {
             (got, body["error"]["code"].as_str()),
             (status, Some(code)),
             "{batch}: {body}"
+        );
+        assert_eq!(
+            count(&sandbox, "events").await,
+            stored,
+            "{batch}: nothing stored"
         );
     }
     sandbox.stop().await;

@@ -14,6 +14,7 @@ mod dead_letters;
 mod deliveries;
 mod delivery;
 mod deploy;
+mod event_input;
 mod events_in;
 mod failed_executions;
 mod faults;
