@@ -6,5 +6,6 @@ mod dispatch;
 pub mod engine;
 pub mod feed;
 mod service;
+pub mod tenants;
 
 pub use service::start;

@@ -1,7 +1,9 @@
 //! The actions API beyond one action's life: updates by merge patch, listing by filter with
 //! cursor paging, a whole set applied by name (actions as code), and the test route (dry-run
-//! explanation, and one real delivery with `send`).
+//! explanation, and one real delivery with `send`); and the audit listing of the executions
+//! actions leave, by each of its filters.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use herald_tests::sandbox::TestTenant;
@@ -501,5 +503,135 @@ async fn a_test_explains_the_match_and_can_send_one_real_delivery() {
             "{body}: {answer}"
         );
     }
+    sandbox.stop().await;
+}
+
+/// Ids of the executions a listing answers, all pages of it.
+async fn listed(sandbox: &Sandbox, tenant: &TestTenant, query: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut path = format!("/v1/executions?limit=2&{query}");
+    loop {
+        let (status, page) = call(sandbox, tenant, Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        for execution in page["data"].as_array().expect("data") {
+            ids.insert(execution["id"].as_str().expect("id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                let cursor = urlencoding::encode(cursor);
+                path = format!("/v1/executions?limit=2&{query}&cursor={cursor}");
+            }
+            None => return ids,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_executions_listing_returns_exactly_what_each_filter_selects() {
+    let sandbox = Sandbox::start().await;
+    let (ok, refusing) = (Receiver::start().await, Receiver::start().await);
+    refusing.fallback(herald_tests::receiver::Reply::status(400));
+    let tenant = sandbox.tenant().await;
+    let alpha = sandbox
+        .action(
+            &tenant,
+            webhook_action("alpha", "order.paid", &ok.url("/"), json!({})),
+        )
+        .await;
+    let beta = sandbox
+        .action(
+            &tenant,
+            webhook_action("beta", "order.paid", &refusing.url("/"), json!({})),
+        )
+        .await;
+    let (alpha, beta) = (
+        alpha["id"].as_str().expect("id").to_owned(),
+        beta["id"].as_str().expect("id").to_owned(),
+    );
+
+    // Three events, each matched by both actions: alpha's executions succeed, beta's fail. The
+    // window splits them: two events before `middle`, one after.
+    let mut all = Vec::new();
+    let mut middle = None;
+    for n in 0..3 {
+        if n == 2 {
+            middle = Some(chrono::Utc::now());
+        }
+        let event = sandbox
+            .event(&tenant, json!({"type": "order.paid", "data": {"n": n}}))
+            .await;
+        for execution in sandbox
+            .terminal_executions(&tenant, &event, 2, Duration::from_secs(30))
+            .await
+        {
+            all.push((event.clone(), execution));
+        }
+    }
+    let middle = middle
+        .expect("a middle")
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let events: Vec<String> = all.iter().step_by(2).map(|(e, _)| e.clone()).collect();
+    let expected = |keep: &dyn Fn(&str, &Value) -> bool| -> BTreeSet<String> {
+        all.iter()
+            .filter(|(event, execution)| keep(event, execution))
+            .map(|(_, execution)| execution["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let of_action = |a: &str, e: &Value| e["action_id"] == a;
+    let late = |event: &str| event == events[2];
+
+    let cases: Vec<(String, BTreeSet<String>)> = vec![
+        (
+            format!("action_id={alpha}"),
+            expected(&|_, e| of_action(&alpha, e)),
+        ),
+        (
+            format!("action_id={beta}"),
+            expected(&|_, e| of_action(&beta, e)),
+        ),
+        (
+            format!("event_id={}", events[1]),
+            expected(&|ev, _| ev == events[1]),
+        ),
+        (
+            format!("event_id={}&action_id={beta}", events[1]),
+            expected(&|ev, e| ev == events[1] && of_action(&beta, e)),
+        ),
+        (format!("since={middle}"), expected(&|ev, _| late(ev))),
+        (format!("until={middle}"), expected(&|ev, _| !late(ev))),
+        (
+            format!("since=2020-01-01T00:00:00Z&until={middle}"),
+            expected(&|ev, _| !late(ev)),
+        ),
+        (
+            "status=failed".into(),
+            expected(&|_, e| of_action(&beta, e)),
+        ),
+        (
+            format!("status=succeeded&action_id={alpha}"),
+            expected(&|_, e| of_action(&alpha, e)),
+        ),
+        (format!("status=failed&action_id={alpha}"), BTreeSet::new()),
+        (
+            format!("status=failed&since={middle}"),
+            expected(&|ev, e| late(ev) && of_action(&beta, e)),
+        ),
+        (
+            format!("status=succeeded&event_id={}", events[0]),
+            expected(&|ev, e| ev == events[0] && of_action(&alpha, e)),
+        ),
+        (
+            format!("status=succeeded&action_id={alpha}&until={middle}"),
+            expected(&|ev, e| !late(ev) && of_action(&alpha, e)),
+        ),
+        ("event_id=no-such-event".into(), BTreeSet::new()),
+    ];
+    assert_eq!(all.len(), 6);
+    for (query, want) in &cases {
+        let got = listed(&sandbox, &tenant, query).await;
+        assert_eq!(&got, want, "{query}");
+    }
+    // Every case above selects something else: a filter that were ignored would show.
+    assert!(cases.iter().all(|(_, want)| want.len() < all.len()));
     sandbox.stop().await;
 }

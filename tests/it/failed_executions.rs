@@ -384,3 +384,86 @@ async fn a_bulk_retry_of_10k_failed_executions_completes_page_by_page_in_bounded
     drop(scheduler);
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_retry_by_action_reopens_only_that_actions_failed_executions() {
+    let sandbox = Sandbox::start().await;
+    let (first, second) = (Receiver::start().await, Receiver::start().await);
+    first.fallback(Reply::status(400));
+    second.fallback(Reply::status(400));
+    let tenant = sandbox.tenant().await;
+    let retried_action = sandbox
+        .action(
+            &tenant,
+            webhook_action("first", "order.paid", &first.url("/"), json!({})),
+        )
+        .await;
+    let other_action = sandbox
+        .action(
+            &tenant,
+            webhook_action("second", "order.paid", &second.url("/"), json!({})),
+        )
+        .await;
+    let mut executions = Vec::new();
+    for n in 0..2 {
+        let event_id = sandbox
+            .event(&tenant, json!({"type": "order.paid", "data": {"n": n}}))
+            .await;
+        executions.extend(
+            sandbox
+                .terminal_executions(&tenant, &event_id, 2, Duration::from_secs(30))
+                .await,
+        );
+    }
+    assert!(executions.iter().all(|e| e["status"] == "failed"));
+    let (retried, others): (Vec<Value>, Vec<Value>) = executions
+        .into_iter()
+        .partition(|e| e["action_id"] == retried_action["id"]);
+    assert_eq!((retried.len(), others.len()), (2, 2));
+    assert!(others.iter().all(|e| e["action_id"] == other_action["id"]));
+
+    // Both endpoints are mended; only the first action's executions are retried.
+    first.fallback(Reply::status(200));
+    second.fallback(Reply::status(200));
+    let (status, bulk) = call(
+        &sandbox,
+        &tenant,
+        Method::POST,
+        "/v1/executions/retry",
+        Some(json!({"action_id": retried_action["id"]})),
+    )
+    .await;
+    assert_eq!(status, 202, "{bulk}");
+    let path = format!("/v1/bulk-retries/{}", bulk["id"].as_str().expect("id"));
+    let done = eventually(
+        "the bulk retry to finish",
+        Duration::from_secs(30),
+        || async {
+            let (_, bulk) = call(&sandbox, &tenant, Method::GET, &path, None).await;
+            (bulk["status"] == "done").then_some(bulk)
+        },
+    )
+    .await;
+    assert_eq!(done["retried"], 2, "{done}");
+    for execution in &retried {
+        let id = execution["id"].as_str().expect("id");
+        eventually(
+            "a retried execution to succeed",
+            Duration::from_secs(30),
+            || async {
+                (sandbox.execution(&tenant, id).await["status"] == "succeeded").then_some(())
+            },
+        )
+        .await;
+    }
+    // The bulk retry reopens each page in one transaction, so once it is done an execution it
+    // did not take is untouched.
+    for execution in &others {
+        let id = execution["id"].as_str().expect("id");
+        let now = sandbox.execution(&tenant, id).await;
+        assert_eq!(now["status"], "failed", "{now}");
+        assert_eq!(now["attempts"].as_array().map(Vec::len), Some(1), "{now}");
+    }
+    assert_eq!((first.count(), second.count()), (4, 2));
+    sandbox.stop().await;
+}

@@ -19,6 +19,7 @@ mod providers;
 mod requeue;
 mod retention;
 mod stats;
+mod tenant_lookup;
 mod tenants;
 
 use std::time::Duration;
