@@ -334,6 +334,13 @@ async fn bad_cloudevents_in_every_mode_are_refused_precisely_and_store_nothing()
         )
         .answers(422, invalid, "`source`"),
         binary(
+            "binary with a percent-encoded NUL in ce-source",
+            &[("ce-source", "/shop%00")],
+            "application/json",
+            b"{}",
+        )
+        .answers(422, "invalid_source", "`source`"),
+        binary(
             "binary with a bad ce-time",
             &[("ce-time", "2026-13-01T00:00:00Z")],
             "application/json",
