@@ -1,6 +1,11 @@
 //! Every operation of the HTTP API in one table: the router is built from it, the OpenAPI
-//! document is generated from it, and the authorization test walks it. A route cannot exist
-//! without being documented and tested for access.
+//! document is generated from it, and the authorization test walks it, so an API route cannot
+//! exist without being documented and tested for access. Ingest serves only two other sets of
+//! routes, merged in `service.rs` and not part of the API: the console (`/`, `/ui`, `/ui/`,
+//! `/ui/{*path}`) and the operations endpoints (`/healthz`, `/readyz`, `/metrics`). They are
+//! public and not in the OpenAPI document; `tests/it/api_access/outside_the_api.rs` lists them
+//! with their answers and fails on a route path written in ingest's or common's code that is
+//! neither in this table nor on its list.
 
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
