@@ -3,8 +3,8 @@
 
 use crate::broker::topology;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets for sub-millisecond to multi-second operations.
@@ -33,6 +33,7 @@ pub struct Metrics {
     pub publisher_confirms: IntCounterVec,
     pub redeliveries: IntCounterVec,
     pub db_pool_connections: IntGaugeVec,
+    pub db_pool_max_connections: IntGauge,
     pub actions_loaded: prometheus::IntGauge,
     pub action_changes: IntCounterVec,
     pub circuits: IntGaugeVec,
@@ -144,7 +145,8 @@ impl Metrics {
             stage_messages: counter_vec(
                 &r,
                 "herald_stage_messages_total",
-                "Items entering and leaving each pipeline stage.",
+                "Items entering each pipeline stage (in) and leaving it done or handed on (out); \
+                 an item that fails and comes back is counted in again.",
                 &["stage", "direction"],
             ),
             stage_in_flight: gauge_vec(
@@ -156,7 +158,7 @@ impl Metrics {
             stage_last_processed: gauge_vec(
                 &r,
                 "herald_stage_last_processed_timestamp_seconds",
-                "Unix time a stage last finished an item.",
+                "Unix time a stage last finished an item (counted out).",
                 &["stage"],
             ),
             matches_per_event: histogram(
@@ -216,6 +218,12 @@ impl Metrics {
                 "herald_db_pool_connections",
                 "Database pool connections by state.",
                 &["state"],
+            ),
+            db_pool_max_connections: int_gauge(
+                &r,
+                "herald_db_pool_max_connections",
+                "The most connections this process's database pool may open (its configured \
+                 maximum): the capacity herald_db_pool_connections is measured against.",
             ),
             actions_loaded: {
                 let metric = prometheus::IntGauge::new(
@@ -315,6 +323,11 @@ impl Metrics {
     /// Labelled series with a known, small set of values exist from the start at zero, so
     /// that rates and alerts see a zero rather than nothing.
     fn precreate_series(&self) {
+        for door in Door::ALL {
+            for result in Received::ALL {
+                self.event_received_series(door, result);
+            }
+        }
         for status in ["succeeded", "failed", "cancelled"] {
             self.executions_completed.with_label_values(&[status]);
         }
@@ -344,6 +357,11 @@ impl Metrics {
         }
     }
 
+    fn event_received_series(&self, door: Door, result: Received) {
+        self.events_received
+            .with_label_values(&[door.as_str(), result.as_str()]);
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -361,7 +379,30 @@ impl Metrics {
         String::from_utf8(buffer).unwrap_or_default()
     }
 
-    /// Records that a stage finished `count` items now.
+    /// Records that `count` items entered `stage`: counted in, and in flight until the returned
+    /// work is counted out with [`StageWork::done`] or dropped (failed: it will come back and be
+    /// counted in again).
+    pub fn stage_enter(&self, stage: Stage, count: u64) -> StageWork {
+        let label = [stage.as_str()];
+        self.stage_messages
+            .with_label_values(&[stage.as_str(), "in"])
+            .inc_by(count);
+        let in_flight = self.stage_in_flight.with_label_values(&label);
+        in_flight.add(count as i64);
+        StageWork {
+            // Created before the first item is done, so a rate of `out` starts from zero.
+            out: self
+                .stage_messages
+                .with_label_values(&[stage.as_str(), "out"]),
+            in_flight,
+            last: self.stage_last_processed.with_label_values(&label),
+            pending: count,
+        }
+    }
+
+    /// Counts `count` items of `stage` out at once, without their `in`: the old way, kept only
+    /// until the matcher's service (committed separately, see its history) uses
+    /// [`Metrics::stage_enter`]; remove it then.
     pub fn stage_done(&self, stage: &str, count: u64) {
         self.stage_messages
             .with_label_values(&[stage, "out"])
@@ -369,6 +410,174 @@ impl Metrics {
         self.stage_last_processed
             .with_label_values(&[stage])
             .set(chrono::Utc::now().timestamp());
+    }
+
+    /// Counts `count` events offered to Herald by `door`, with what became of them.
+    pub fn count_events(&self, door: Door, result: Received, count: u64) {
+        self.events_received
+            .with_label_values(&[door.as_str(), result.as_str()])
+            .inc_by(count);
+    }
+}
+
+/// The pipeline stages, as the `stage` label of the `herald_stage_*` metrics names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Events stored and published by ingest.
+    Ingest,
+    /// Events matched, their executions recorded and jobs published.
+    Matcher,
+    /// Jobs attempted (or held) and recorded.
+    Executor,
+    /// Delayed jobs taken from the broker into PostgreSQL.
+    SchedulerIntake,
+    /// Due jobs published back to the executors.
+    SchedulerRelease,
+    /// Accepted but unmatched events republished by the scheduler.
+    Outbox,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Ingest,
+        Stage::Matcher,
+        Stage::Executor,
+        Stage::SchedulerIntake,
+        Stage::SchedulerRelease,
+        Stage::Outbox,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Matcher => "matcher",
+            Stage::Executor => "executor",
+            Stage::SchedulerIntake => "scheduler_intake",
+            Stage::SchedulerRelease => "scheduler_release",
+            Stage::Outbox => "outbox",
+        }
+    }
+}
+
+/// Items a stage took in and has not finished yet. Whatever is not counted out when this is
+/// dropped failed (it will be redelivered or retried): it leaves the in-flight gauge only, so
+/// that `out` means done or handed on.
+#[derive(Debug)]
+#[must_use = "dropping it at once counts nothing out"]
+pub struct StageWork {
+    out: IntCounter,
+    in_flight: IntGauge,
+    last: IntGauge,
+    pending: u64,
+}
+
+impl StageWork {
+    /// Counts `count` of the items out now (at most what is still pending).
+    pub fn done(&mut self, count: u64) {
+        let count = count.min(self.pending);
+        if count == 0 {
+            return;
+        }
+        self.pending -= count;
+        self.out.inc_by(count);
+        self.in_flight.sub(count as i64);
+        self.last.set(chrono::Utc::now().timestamp());
+    }
+
+    /// Counts every item still pending out now.
+    pub fn done_all(mut self) {
+        let pending = self.pending;
+        self.done(pending);
+    }
+
+    /// Takes over `other`'s pending items (work that goes on as one batch).
+    pub fn absorb(&mut self, mut other: StageWork) {
+        self.pending += other.pending;
+        other.pending = 0;
+    }
+}
+
+impl Drop for StageWork {
+    fn drop(&mut self) {
+        self.in_flight.sub(self.pending as i64);
+    }
+}
+
+/// One more on `gauge` while this lives (an item held somewhere right now).
+#[derive(Debug)]
+pub struct Holding(IntGauge);
+
+impl Holding {
+    pub fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The ways an event comes into Herald, as the `door` label of `herald_events_received_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// `POST /v1/events` and `/v1/events/batch`, counted by ingest.
+    Http,
+    /// A provider's webhook, `POST /v1/hooks/{provider_id}`, counted by ingest.
+    Hook,
+    /// Published straight to `herald.events` by an outside program, counted by the matcher.
+    Broker,
+}
+
+impl Door {
+    pub const ALL: [Door; 3] = [Door::Http, Door::Hook, Door::Broker];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Door::Http => "http",
+            Door::Hook => "hook",
+            Door::Broker => "broker",
+        }
+    }
+}
+
+/// What became of an event offered to Herald.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// New: stored, and on its way.
+    Accepted,
+    /// Seen before (same id or idempotency key): nothing new starts.
+    Duplicate,
+    /// Invalid: refused (over HTTP) or dead-lettered (from the broker).
+    Rejected,
+}
+
+impl Received {
+    pub const ALL: [Received; 3] = [Received::Accepted, Received::Duplicate, Received::Rejected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Received::Accepted => "accepted",
+            Received::Duplicate => "duplicate",
+            Received::Rejected => "rejected",
+        }
+    }
+}
+
+/// The `method` label of the HTTP metrics: the standard methods by name, anything else as
+/// `other`, so that a client inventing methods cannot create series without bound.
+pub fn http_method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
     }
 }
 
@@ -379,11 +588,61 @@ mod tests {
     #[test]
     fn every_metric_is_prefixed_and_renders() {
         let metrics = Metrics::new("test");
-        metrics.stage_done("matcher", 1);
+        metrics.stage_enter(Stage::Matcher, 1).done_all();
         let text = metrics.render();
         assert!(text.contains("herald_build_info"));
         for family in metrics.registry().gather() {
             assert!(family.name().starts_with("herald_"), "{}", family.name());
         }
+    }
+
+    fn value(metrics: &Metrics, stage: Stage, direction: &str) -> u64 {
+        metrics
+            .stage_messages
+            .with_label_values(&[stage.as_str(), direction])
+            .get()
+    }
+
+    #[test]
+    fn stage_work_counts_out_only_what_was_done_and_leaves_nothing_in_flight() {
+        let metrics = Metrics::new("test");
+        let in_flight = metrics
+            .stage_in_flight
+            .with_label_values(&[Stage::Executor.as_str()]);
+        let last = metrics
+            .stage_last_processed
+            .with_label_values(&[Stage::Executor.as_str()]);
+        let mut work = metrics.stage_enter(Stage::Executor, 3);
+        assert_eq!(in_flight.get(), 3);
+        assert_eq!(
+            value(&metrics, Stage::Executor, "out"),
+            0,
+            "created at zero"
+        );
+        assert_eq!(last.get(), 0);
+        work.done(1);
+        assert_eq!((in_flight.get(), last.get() > 0), (2, true));
+        let failed = metrics.stage_enter(Stage::Executor, 2);
+        work.absorb(failed);
+        assert_eq!(in_flight.get(), 4);
+        work.done(1);
+        drop(work);
+        assert_eq!(in_flight.get(), 0, "the failed ones leave the gauge");
+        assert_eq!(value(&metrics, Stage::Executor, "in"), 5);
+        assert_eq!(
+            value(&metrics, Stage::Executor, "out"),
+            2,
+            "only the done ones"
+        );
+        metrics.stage_enter(Stage::Executor, 2).done_all();
+        assert_eq!(value(&metrics, Stage::Executor, "out"), 4);
+        assert_eq!(in_flight.get(), 0);
+    }
+
+    #[test]
+    fn http_methods_are_a_fixed_set() {
+        assert_eq!(http_method_label("PATCH"), "PATCH");
+        assert_eq!(http_method_label("get"), "other");
+        assert_eq!(http_method_label("BREW"), "other");
     }
 }

@@ -62,6 +62,8 @@ async fn metrics(State(health): State<Health>) -> impl IntoResponse {
     gauge
         .with_label_values(&["used"])
         .set(i64::from(size) - idle as i64);
+    let max = health.store.pool().options().get_max_connections();
+    health.metrics.db_pool_max_connections.set(i64::from(max));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         health.metrics.render(),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use herald_common::ids::{ActionId, ExecutionId, TenantId};
+use herald_common::metrics::{Holding, Metrics};
 use herald_common::store::{ActionRecord, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -32,20 +33,29 @@ pub struct DestinationGates {
     /// slow, and its work is held rather than kept in memory (and in the broker's prefetch).
     max_wait: Duration,
     gates: Mutex<HashMap<(TenantId, String), Arc<Gate>>>,
+    /// For `herald_destination_in_flight`: attempts waiting for or holding a slot.
+    metrics: Metrics,
 }
 
 /// A destination slot, given back when dropped.
 pub struct DestinationSlot {
     _permit: OwnedSemaphorePermit,
+    _counted: Holding,
 }
 
 impl DestinationGates {
-    pub fn new(per_destination: usize, max_waiting: usize, max_wait: Duration) -> Self {
+    pub fn new(
+        per_destination: usize,
+        max_waiting: usize,
+        max_wait: Duration,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             per_destination,
             max_waiting,
             max_wait,
             gates: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -54,6 +64,9 @@ impl DestinationGates {
     /// A fast destination never waits that long, however much work it has: only a slow one's
     /// work is held.
     pub async fn enter(&self, tenant_id: TenantId, endpoint: &str) -> Option<DestinationSlot> {
+        // Counted from the first wait to the slot's return; an attempt turned away leaves the
+        // count when this is dropped.
+        let counted = Holding::new(&self.metrics.destination_in_flight);
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
             if gates.len() > 100_000 {
@@ -73,7 +86,10 @@ impl DestinationGates {
                 .clone()
         };
         if let Ok(permit) = gate.slots.clone().try_acquire_owned() {
-            return Some(DestinationSlot { _permit: permit });
+            return Some(DestinationSlot {
+                _permit: permit,
+                _counted: counted,
+            });
         }
         if gate.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             gate.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -82,7 +98,10 @@ impl DestinationGates {
         let permit = tokio::time::timeout(self.max_wait, gate.slots.clone().acquire_owned()).await;
         gate.waiting.fetch_sub(1, Ordering::AcqRel);
         match permit {
-            Ok(Ok(permit)) => Some(DestinationSlot { _permit: permit }),
+            Ok(Ok(permit)) => Some(DestinationSlot {
+                _permit: permit,
+                _counted: counted,
+            }),
             _ => None,
         }
     }

@@ -29,7 +29,7 @@ use herald_common::broker::topology::{DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAI
 use herald_common::broker::{Outgoing, Publisher};
 use herald_common::circuit::Admission;
 use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
-use herald_common::metrics::Metrics;
+use herald_common::metrics::{Metrics, Stage};
 use herald_common::net::Destinations;
 use herald_common::status::{AttemptOutcome, ErrorKind};
 use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, Store};
@@ -44,8 +44,6 @@ use crate::gates::{ActionLimits, Busy, DestinationGates};
 use crate::handlers::{self, Performed, endpoint_of};
 use crate::outcome::Verdict;
 use crate::retry;
-
-const STAGE: &str = "executor";
 
 /// How long an attempt may wait in memory for its action's limits.
 const LIMIT_WAIT: Duration = Duration::from_secs(2);
@@ -77,8 +75,8 @@ impl Executor {
     /// Runs one job to a recorded result (or a hold). An `Err` means infrastructure trouble
     /// (database or broker): the job must be retried as a whole.
     pub async fn run_job(&self, job: &ExecutionJob) -> anyhow::Result<()> {
-        let in_flight = self.metrics.stage_in_flight.with_label_values(&[STAGE]);
-        in_flight.inc();
+        // Out once recorded, held or handed on; a job that failed comes back, counted in again.
+        let work = self.metrics.stage_enter(Stage::Executor, 1);
         // The attempt's span, a child of whoever handed the job on (the matcher, or the
         // scheduler's release); the job carries it on to a retry.
         let mut span = HeraldSpan::start(
@@ -97,11 +95,10 @@ impl Executor {
         let mut traced = job.clone();
         traced.event.trace = Some(span.traceparent());
         let result = self.attempt(&traced).await;
-        if let Err(error) = &result {
-            span.set_error(format!("{error:#}"));
+        match &result {
+            Ok(()) => work.done_all(),
+            Err(error) => span.set_error(format!("{error:#}")),
         }
-        in_flight.dec();
-        self.metrics.stage_done(STAGE, 1);
         result
     }
 

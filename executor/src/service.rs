@@ -79,6 +79,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             settings.per_destination_concurrency,
             settings.per_destination_queue,
             Duration::from_millis(settings.per_destination_wait_ms),
+            base.metrics.clone(),
         ),
         limits: ActionLimits::new(base.store.clone()),
         checks,

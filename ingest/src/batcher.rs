@@ -13,13 +13,17 @@ use herald_common::broker::topology::EVENTS_EXCHANGE;
 use herald_common::broker::{Outgoing, Publisher};
 use herald_common::event::Event;
 use herald_common::messages::EventBatch;
-use herald_common::metrics::Metrics;
+use herald_common::metrics::{Door, Metrics, Received, Stage, StageWork};
 use herald_common::store::{InsertedEvent, Store};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// One request's events (one, or a whole batch), stored together or not at all.
 struct Submission {
     events: Vec<(Event, Option<String>)>,
+    /// The door they came by, for `herald_events_received_total`.
+    door: Door,
+    /// Ingest's stage count: in from submission, out once published (or found duplicate).
+    work: StageWork,
     reply: oneshot::Sender<Result<Vec<InsertedEvent>, ()>>,
 }
 
@@ -27,6 +31,7 @@ struct Submission {
 #[derive(Clone)]
 pub struct EventBatcher {
     queue: mpsc::Sender<Submission>,
+    metrics: Metrics,
 }
 
 /// The batch could not be stored.
@@ -52,8 +57,15 @@ impl EventBatcher {
         linger: Duration,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(batch_max * CONCURRENT_FLUSHES * 4);
-        let worker = tokio::spawn(run(receiver, store, publisher, metrics, batch_max, linger));
-        (Self { queue }, worker)
+        let worker = tokio::spawn(run(
+            receiver,
+            store,
+            publisher,
+            metrics.clone(),
+            batch_max,
+            linger,
+        ));
+        (Self { queue, metrics }, worker)
     }
 
     /// Stores `event` (deduplicated by id and idempotency key) and schedules its publication.
@@ -62,7 +74,19 @@ impl EventBatcher {
         event: Event,
         idempotency_key: Option<String>,
     ) -> Result<InsertedEvent, NotStored> {
-        let mut results = self.submit_all(vec![(event, idempotency_key)]).await?;
+        self.submit_from(Door::Http, event, idempotency_key).await
+    }
+
+    /// [`EventBatcher::submit`] for an event that came by another door than `/v1/events`.
+    pub async fn submit_from(
+        &self,
+        door: Door,
+        event: Event,
+        idempotency_key: Option<String>,
+    ) -> Result<InsertedEvent, NotStored> {
+        let mut results = self
+            .submit_through(door, vec![(event, idempotency_key)])
+            .await?;
         results.pop().ok_or(NotStored)
     }
 
@@ -72,9 +96,23 @@ impl EventBatcher {
         &self,
         events: Vec<(Event, Option<String>)>,
     ) -> Result<Vec<InsertedEvent>, NotStored> {
+        self.submit_through(Door::Http, events).await
+    }
+
+    async fn submit_through(
+        &self,
+        door: Door,
+        events: Vec<(Event, Option<String>)>,
+    ) -> Result<Vec<InsertedEvent>, NotStored> {
         let (reply, answer) = oneshot::channel();
+        let work = self.metrics.stage_enter(Stage::Ingest, events.len() as u64);
         self.queue
-            .send(Submission { events, reply })
+            .send(Submission {
+                events,
+                door,
+                work,
+                reply,
+            })
             .await
             .map_err(|_| NotStored)?;
         answer.await.map_err(|_| NotStored)?.map_err(|()| NotStored)
@@ -111,11 +149,13 @@ async fn run(
         let (store, publisher, metrics) = (store.clone(), publisher.clone(), metrics.clone());
         let (publishes, queued) = (publishes.clone(), queued.clone());
         tokio::spawn(async move {
-            let fresh = write_batch(batch, &store, &metrics).await;
+            let (fresh, work) = write_batch(batch, &store, &metrics).await;
             drop(permit);
             if fresh.is_empty() {
                 return;
             }
+            // Left to the outbox or not published: not counted out here (the outbox stage
+            // counts what it republishes).
             let Ok(_queued) = queued.try_acquire_owned() else {
                 tracing::warn!(
                     events = fresh.len(),
@@ -125,7 +165,7 @@ async fn run(
             };
             // The semaphore is never closed: acquiring only waits for a turn.
             if let Ok(_publishing) = publishes.acquire_owned().await {
-                publish(fresh, &publisher, &metrics).await;
+                publish(fresh, work, &publisher).await;
             }
         });
     }
@@ -134,8 +174,13 @@ async fn run(
     let _ = queued.acquire_many(QUEUED_PUBLISHES as u32).await;
 }
 
-/// Stores a batch and answers its requests; returns the events that were new.
-async fn write_batch(batch: Vec<Submission>, store: &Store, metrics: &Metrics) -> Vec<Event> {
+/// Stores a batch and answers its requests; returns the events that were new and the stage
+/// work still pending for them (duplicates are done: nothing more happens to them).
+async fn write_batch(
+    batch: Vec<Submission>,
+    store: &Store,
+    metrics: &Metrics,
+) -> (Vec<Event>, Option<StageWork>) {
     // One statement, one transaction: a submission's events are stored together or not at all.
     let rows: Vec<(&Event, Option<&str>)> = batch
         .iter()
@@ -146,34 +191,43 @@ async fn write_batch(batch: Vec<Submission>, store: &Store, metrics: &Metrics) -
         Ok(results) => results.into_iter(),
         Err(error) => {
             tracing::error!(%error, events = rows.len(), "could not store events");
+            // Their stage work is dropped uncounted: the callers are told to try again.
             for submission in batch {
                 let _ = submission.reply.send(Err(()));
             }
-            return Vec::new();
+            return (Vec::new(), None);
         }
     };
     let mut fresh = Vec::new();
+    let mut pending: Option<StageWork> = None;
     for submission in batch {
-        let mine: Vec<InsertedEvent> = results.by_ref().take(submission.events.len()).collect();
-        for ((event, _), result) in submission.events.iter().zip(&mine) {
-            let door = if *result == InsertedEvent::New {
-                fresh.push(event.clone());
-                "accepted"
+        let Submission {
+            events,
+            door,
+            mut work,
+            reply,
+        } = submission;
+        let mine: Vec<InsertedEvent> = results.by_ref().take(events.len()).collect();
+        for ((event, _), result) in events.into_iter().zip(&mine) {
+            if *result == InsertedEvent::New {
+                fresh.push(event);
+                metrics.count_events(door, Received::Accepted, 1);
             } else {
-                "duplicate"
-            };
-            metrics
-                .events_received
-                .with_label_values(&["http", door])
-                .inc();
+                work.done(1);
+                metrics.count_events(door, Received::Duplicate, 1);
+            }
         }
-        let _ = submission.reply.send(Ok(mine));
+        let _ = reply.send(Ok(mine));
+        match &mut pending {
+            Some(all) => all.absorb(work),
+            None => pending = Some(work),
+        }
     }
-    fresh
+    (fresh, pending)
 }
 
 /// Publishes stored events to the matchers; on failure the outbox sweep sends them later.
-async fn publish(fresh: Vec<Event>, publisher: &Publisher, metrics: &Metrics) {
+async fn publish(fresh: Vec<Event>, work: Option<StageWork>, publisher: &Publisher) {
     let count = fresh.len() as u64;
     // Herald's batches go through herald.events like outside events; a batch of one type is
     // routed by that type, a mixed one by a fixed key (the matcher's queue takes every key).
@@ -184,7 +238,11 @@ async fn publish(fresh: Vec<Event>, publisher: &Publisher, metrics: &Metrics) {
     };
     let message = Outgoing::message(EVENTS_EXCHANGE, &routing_key, &EventBatch { events: fresh });
     match publisher.publish(&message).await {
-        Ok(()) => metrics.stage_done("ingest", count),
+        Ok(()) => {
+            if let Some(work) = work {
+                work.done_all();
+            }
+        }
         Err(error) => {
             tracing::warn!(%error, events = count, "publishing accepted events failed; the outbox sweep will resend them")
         }

@@ -10,7 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use herald_common::config::{Config, ServiceName};
 use herald_common::event::EventLimits;
-use herald_common::metrics::Metrics;
+use herald_common::metrics::{Metrics, http_method_label};
 use herald_common::net::Destinations;
 use herald_common::service::{Base, Running};
 use tokio::net::TcpListener;
@@ -55,17 +55,18 @@ async fn record_request(State(metrics): State<Metrics>, request: Request, next: 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().as_str().to_owned();
+    // A fixed set: a client may send any token as a method.
+    let method = http_method_label(request.method().as_str());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics
         .http_requests
-        .with_label_values(&[&route, &method, &status])
+        .with_label_values(&[&route, method, &status])
         .inc();
     metrics
         .http_request_duration
-        .with_label_values(&[&route, &method])
+        .with_label_values(&[&route, method])
         .observe(started.elapsed().as_secs_f64());
     response
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use herald_common::broker::topology::SCHEDULER_QUEUE;
 use herald_common::broker::{BatchHandler, Delivery, Publisher, dead_letter};
 use herald_common::messages::{DelayedJob, Message};
-use herald_common::metrics::Metrics;
+use herald_common::metrics::{Metrics, Stage};
 use herald_common::store::Store;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::sync::Notify;
@@ -23,6 +23,12 @@ impl BatchHandler for Intake {
         let mut jobs = Vec::with_capacity(batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
         for delivery in batch {
+            if delivery.redelivered {
+                self.metrics
+                    .redeliveries
+                    .with_label_values(&[SCHEDULER_QUEUE])
+                    .inc();
+            }
             let kind = delivery
                 .properties
                 .kind()
@@ -46,13 +52,16 @@ impl BatchHandler for Intake {
                 }
             }
         }
+        // Out once stored and acknowledged; jobs returned to the broker are counted in again.
+        let work = self
+            .metrics
+            .stage_enter(Stage::SchedulerIntake, jobs.len() as u64);
         match self.store.insert_delayed_jobs(&jobs).await {
             Ok(()) => {
                 for delivery in &accepted {
                     let _ = delivery.ack(BasicAckOptions::default()).await;
                 }
-                self.metrics
-                    .stage_done("scheduler_intake", accepted.len() as u64);
+                work.done_all();
                 self.wake.notify_one();
             }
             Err(error) => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use herald_common::broker::topology::EVENTS_EXCHANGE;
 use herald_common::broker::{Outgoing, Publisher};
 use herald_common::messages::EventBatch;
-use herald_common::metrics::Metrics;
+use herald_common::metrics::{Metrics, Stage};
 use herald_common::store::Store;
 
 use crate::clock::Clock;
@@ -33,6 +33,8 @@ impl<C: Clock> OutboxSweep<C> {
             .store
             .take_unmatched_events(now - stale, now - stale, 1000)
             .await?;
+        // Out once confirmed; on an error they stay in the outbox and are taken in again.
+        let work = self.metrics.stage_enter(Stage::Outbox, events.len() as u64);
         let messages: Vec<Outgoing> = events
             .chunks(EVENTS_PER_MESSAGE)
             .map(|chunk| {
@@ -50,7 +52,7 @@ impl<C: Clock> OutboxSweep<C> {
             );
             self.metrics.outbox_republished.inc_by(events.len() as u64);
         }
-        self.metrics.stage_done("outbox", events.len() as u64);
+        work.done_all();
         Ok(events.len())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_common::broker::{Outgoing, Publisher, string_headers};
-use herald_common::metrics::Metrics;
+use herald_common::metrics::{Metrics, Stage};
 use herald_common::store::Store;
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
 use tokio::sync::Notify;
@@ -83,6 +83,10 @@ impl<C: Clock> Releaser<C> {
         if batch.jobs.is_empty() {
             return Ok(0);
         }
+        // Out once confirmed and committed; otherwise the jobs are taken in again later.
+        let work = self
+            .metrics
+            .stage_enter(Stage::SchedulerRelease, batch.jobs.len() as u64);
         let mut due = Vec::with_capacity(batch.jobs.len());
         let mut spans = Vec::new();
         // The bodies move into the messages: a batch is held in memory once.
@@ -130,8 +134,7 @@ impl<C: Clock> Releaser<C> {
         self.metrics
             .delayed_jobs_released
             .inc_by(lateness.len() as u64);
-        self.metrics
-            .stage_done("scheduler_release", lateness.len() as u64);
+        work.done_all();
         Ok(lateness.len())
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use herald_common::broker::topology::EVENTS_EXCHANGE;
 use herald_common::config::{Config, ServiceName};
-use herald_common::metrics::Metrics;
+use herald_common::metrics::{Metrics, Stage};
 use herald_tests::sandbox::{SandboxOptions, TestTenant};
 use herald_tests::{Receiver, Reply, Sandbox, eventually};
 use lapin::BasicProperties;
@@ -745,6 +745,83 @@ async fn keep_busy(http: reqwest::Client, url: String, key: String, stop: Cancel
     }
 }
 
+/// Queries that must come to a value only a service's work produces, not a series standing at
+/// zero: a dashboard query over a series nobody writes still has data. Waits for each up to
+/// 30 s (the load is running); returns those that never got there.
+async fn series_never_written(prometheus: &PrometheusServer) -> Vec<String> {
+    let mut wanted = Vec::new();
+    // The outbox only republishes what waited 30 s unmatched: the load never needs it.
+    let busy = Stage::ALL.into_iter().filter(|s| *s != Stage::Outbox);
+    for stage in busy.map(Stage::as_str) {
+        for direction in ["in", "out"] {
+            wanted.push(format!(
+                r#"sum(herald_stage_messages_total{{stage="{stage}", direction="{direction}"}}) > 0"#
+            ));
+        }
+        wanted.push(format!(
+            r#"max(herald_stage_last_processed_timestamp_seconds{{stage="{stage}"}}) > 0"#
+        ));
+    }
+    // Momentary gauges: the highest any scrape saw during the test (the healthy receiver
+    // answers slowly, so attempts are out at most scrapes).
+    for gauge in [
+        r#"sum(herald_stage_in_flight{stage="executor"})"#,
+        "sum(herald_destination_in_flight)",
+    ] {
+        wanted.push(format!("max_over_time(({gauge})[10m:1s]) > 0"));
+    }
+    for door in ["http", "broker"] {
+        wanted.push(format!(
+            r#"sum(herald_events_received_total{{door="{door}", result="accepted"}}) > 0"#
+        ));
+    }
+    wanted
+        .push(r#"sum(herald_events_received_total{door="broker", result="rejected"}) > 0"#.into());
+    wanted.push(r#"sum(herald_http_requests_total{method="other"}) > 0"#.into());
+    wanted.push("count(herald_db_pool_max_connections > 0) >= 4".into());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut still = Vec::new();
+        for query in wanted {
+            if prometheus.query(&query).await.is_empty() {
+                still.push(query);
+            }
+        }
+        wanted = still;
+        if wanted.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        // Prometheus scrapes every second: nothing new before the next scrape.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Never a raw method as a label value, whatever a client sends.
+    let raw = prometheus
+        .query(
+            r#"herald_http_requests_total{method!~"GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|other"}"#,
+        )
+        .await;
+    if !raw.is_empty() {
+        wanted.push(format!("methods outside the fixed set: {raw:?}"));
+    }
+    wanted
+}
+
+/// Once the load stops, every stage and destination count of work in flight comes back to
+/// zero: what goes in is counted out or dropped, never left behind.
+async fn nothing_left_in_flight(prometheus: &PrometheusServer) {
+    eventually(
+        "the in-flight gauges to come back to zero",
+        Duration::from_secs(60),
+        || async {
+            let busy = prometheus
+                .query("sum by (stage) (herald_stage_in_flight) != 0 or sum(herald_destination_in_flight) != 0")
+                .await;
+            busy.is_empty().then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_prometheus_answers_every_dashboard_query() {
     let sandbox = Sandbox::with(SandboxOptions {
@@ -754,6 +831,9 @@ async fn a_real_prometheus_answers_every_dashboard_query() {
     .await;
     let prometheus = PrometheusServer::scraping(&sandbox).await;
     let healthy = Receiver::start().await;
+    // Slow enough that a scrape finds attempts in flight (an instant reply leaves the in-flight
+    // gauges at zero at nearly every scrape), quick enough to keep the load flowing.
+    healthy.fallback(Reply::status(200).after(Duration::from_millis(300)));
     let failing = Receiver::start().await;
     failing.fallback(Reply::status(500));
     let tenant = sandbox.tenant().await;
@@ -804,6 +884,31 @@ async fn a_real_prometheus_answers_every_dashboard_query() {
         )
         .await
         .expect("publish");
+    // And a good one, for the broker door's accepted count.
+    let outside = json!({"type": "obs.ok", "tenant_id": tenant.id, "data": {"outside": true}});
+    sandbox
+        .broker()
+        .await
+        .basic_publish(
+            EVENTS_EXCHANGE.into(),
+            "obs.ok".into(),
+            BasicPublishOptions::default(),
+            outside.to_string().as_bytes(),
+            BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_message_id("obs-outside-1".into()),
+        )
+        .await
+        .expect("publish");
+    // A method no route takes, which must not become a label value of its own.
+    let _ = sandbox
+        .http_request(
+            reqwest::Method::from_bytes(b"BREW").expect("a method token"),
+            "/v1/events",
+            &tenant.key,
+        )
+        .send()
+        .await;
 
     operator_retries(&sandbox, &tenant).await;
 
@@ -839,8 +944,15 @@ async fn a_real_prometheus_answers_every_dashboard_query() {
         // Prometheus scrapes every second: nothing new before the next scrape.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let unwritten = series_never_written(&prometheus).await;
     stop.cancel();
     let _ = load.await;
+    assert!(
+        unwritten.is_empty(),
+        "answered, but never with a value a service wrote:\n{}",
+        unwritten.join("\n")
+    );
+    nothing_left_in_flight(&prometheus).await;
     let missing: Vec<String> = waiting
         .iter()
         .map(|q| format!("{} / {}: {}", q.dashboard, q.panel, q.expr))

@@ -8,6 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use herald_common::event::{Event, IncomingEvent};
+use herald_common::metrics::{Door, Received};
 use herald_common::provider::EventTypeFrom;
 use herald_common::store::{InsertedEvent, ProviderRecord};
 use serde_json::value::RawValue;
@@ -54,7 +55,7 @@ pub async fn receive(
     let event_id = event.id.clone();
     let answer = match state
         .batcher
-        .submit(event, None)
+        .submit_from(Door::Hook, event, None)
         .await
         .map_err(|_| ApiError::unavailable())?
     {
@@ -64,13 +65,11 @@ pub async fn receive(
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
-/// Counts a refused delivery as `POST /v1/events` counts a refused event.
+/// Counts a refused delivery as `POST /v1/events` counts a refused event, at its own door.
 fn rejected(state: &AppState, error: ApiError) -> ApiError {
     state
         .metrics
-        .events_received
-        .with_label_values(&["http", "rejected"])
-        .inc();
+        .count_events(Door::Hook, Received::Rejected, 1);
     error
 }
 
