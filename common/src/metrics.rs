@@ -400,18 +400,6 @@ impl Metrics {
         }
     }
 
-    /// Counts `count` items of `stage` out at once, without their `in`: the old way, kept only
-    /// until the matcher's service (committed separately, see its history) uses
-    /// [`Metrics::stage_enter`]; remove it then.
-    pub fn stage_done(&self, stage: &str, count: u64) {
-        self.stage_messages
-            .with_label_values(&[stage, "out"])
-            .inc_by(count);
-        self.stage_last_processed
-            .with_label_values(&[stage])
-            .set(chrono::Utc::now().timestamp());
-    }
-
     /// Counts `count` events offered to Herald by `door`, with what became of them.
     pub fn count_events(&self, door: Door, result: Received, count: u64) {
         self.events_received

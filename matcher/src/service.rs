@@ -4,7 +4,7 @@
 //! the broker. A redelivered event finds its executions already recorded (unique per event and
 //! action) and only re-sends jobs that never started.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use herald_common::config::{Config, ServiceName};
 use herald_common::event::{Event, EventLimits};
 use herald_common::ids::{ExecutionId, TenantId};
 use herald_common::messages::{Lane, decode_events};
-use herald_common::metrics::Metrics;
+use herald_common::metrics::{Door, Metrics, Received, Stage};
 use herald_common::service::{Base, Running};
 use herald_common::store::{NewExecution, Store};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
@@ -29,8 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::first_attempt_jobs;
 use crate::engine::{Engine, EventRef};
 use crate::feed::live_engine;
-
-const STAGE: &str = "matcher";
+use crate::tenants::{KnownTenants, UNKNOWN_TENANT};
 
 /// Starts the matcher; it runs until `shutdown` is cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
@@ -40,6 +39,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let engine = live_engine(&base).await?;
     let handler = Arc::new(Matcher {
         engine,
+        tenants: KnownTenants::new(base.store.clone()),
         store: base.store.clone(),
         publisher: base.publisher.clone(),
         metrics: base.metrics.clone(),
@@ -75,6 +75,7 @@ const BATCHES_IN_FLIGHT: usize = 4;
 
 struct Matcher {
     engine: Arc<Engine>,
+    tenants: KnownTenants,
     store: Store,
     publisher: Arc<Publisher>,
     metrics: Metrics,
@@ -140,6 +141,14 @@ impl BatchHandler for Matcher {
                     });
                 }
                 Err(error) => {
+                    if !herald_common::messages::is_internal(
+                        props.kind().as_ref().map(|s| s.as_str()),
+                    ) {
+                        // An outside program's event that cannot be read: refused at the
+                        // broker door, as ingest refuses one at the HTTP door.
+                        self.metrics
+                            .count_events(Door::Broker, Received::Rejected, 1);
+                    }
                     dead_letter(
                         &self.publisher,
                         &self.metrics,
@@ -152,18 +161,39 @@ impl BatchHandler for Matcher {
                 }
             }
         }
+        // Outside publishers name their tenant themselves: an event of a tenant that does not
+        // exist is parked, not stored (see `tenants`).
+        let outside = decoded.iter().filter(|d| !d.stored).flat_map(|d| &d.events);
+        let checked = self.tenants.unknown(outside.map(|e| e.tenant_id)).await;
+        if let Ok(unknown) = &checked
+            && !unknown.is_empty()
+        {
+            let parked = decoded.extract_if(.., |d| {
+                !d.stored && d.events.iter().any(|e| unknown.contains(&e.tenant_id))
+            });
+            for d in parked {
+                let reason = format!("tenant {} does not exist", d.events[0].tenant_id);
+                dead_letter(
+                    &self.publisher,
+                    &self.metrics,
+                    &d.delivery,
+                    MATCHER_QUEUE,
+                    UNKNOWN_TENANT,
+                    &reason,
+                )
+                .await;
+            }
+        }
         if decoded.is_empty() {
             return;
         }
-        let in_flight = self.metrics.stage_in_flight.with_label_values(&[STAGE]);
         let count: usize = decoded.iter().map(|d| d.events.len()).sum();
-        in_flight.add(count as i64);
-        self.metrics
-            .stage_messages
-            .with_label_values(&[STAGE, "in"])
-            .inc_by(count as u64);
-        let outcome = self.process(&decoded).await;
-        in_flight.sub(count as i64);
+        // Out only once acknowledged; a batch returned to the broker is counted in again.
+        let work = self.metrics.stage_enter(Stage::Matcher, count as u64);
+        let outcome = match checked {
+            Ok(_) => self.process(&decoded).await,
+            Err(error) => Err(error.into()),
+        };
         match outcome {
             Ok(()) => {
                 // Acknowledged together: awaited one at a time, each ack waited for the
@@ -173,7 +203,7 @@ impl BatchHandler for Matcher {
                     .iter()
                     .map(|d| d.delivery.ack(BasicAckOptions::default()));
                 join_all(acks).await;
-                self.metrics.stage_done(STAGE, count as u64);
+                work.done_all();
             }
             Err(error) => {
                 tracing::warn!(
@@ -199,10 +229,14 @@ impl BatchHandler for Matcher {
 
 impl Matcher {
     async fn process(&self, decoded: &[Decoded]) -> anyhow::Result<()> {
-        // Each event with whether it still has to be stored (it came straight to the broker).
+        // Each event with whether it still has to be stored (it came straight to the broker),
+        // once: two copies in one batch (an outside program published it twice) would have one
+        // statement record the same execution twice, which PostgreSQL refuses.
+        let mut seen = HashSet::new();
         let events: Vec<(&Event, bool)> = decoded
             .iter()
             .flat_map(|d| d.events.iter().map(move |e| (e, !d.stored)))
+            .filter(|(e, _)| seen.insert((e.tenant_id, e.id.as_str())))
             .collect();
 
         let mut executions = Vec::new();
@@ -235,11 +269,32 @@ impl Matcher {
         }
 
         let mut tx = self.store.pool().begin().await?;
-        Store::insert_events_tx(&mut tx, &outside).await?;
+        let new_outside = Store::insert_events_tx(&mut tx, &outside).await?;
         let stored = Store::insert_executions(&mut tx, &executions).await?;
         Store::mark_events_matched(&mut tx, &matched_counts).await?;
         tx.commit().await?;
+        // Counted once stored: a redelivered outside event is then a duplicate, as at ingest.
+        let new = new_outside.len();
+        let seen = outside.len().saturating_sub(new);
+        for (result, count) in [(Received::Accepted, new), (Received::Duplicate, seen)] {
+            self.metrics
+                .count_events(Door::Broker, result, count as u64);
+        }
 
+        // A pending execution recorded before gets its job again only from a redelivered
+        // message (the earlier hand-over may have been lost). A copy published again by an
+        // outside program, or an HTTP event's id reused on the broker, would race the job
+        // already on its way, and both attempts would be sent.
+        let again: HashSet<(TenantId, &str)> = decoded
+            .iter()
+            .filter(|d| d.delivery.redelivered)
+            .flat_map(|d| &d.events)
+            .map(|e| (e.tenant_id, e.id.as_str()))
+            .collect();
+        let stored: Vec<_> = stored
+            .into_iter()
+            .filter(|s| s.inserted || again.contains(&(s.tenant_id, s.event_id.as_str())))
+            .collect();
         let by_event: HashMap<(TenantId, &str), &Event> = events
             .iter()
             .map(|(e, _)| ((e.tenant_id, e.id.as_str()), *e))
