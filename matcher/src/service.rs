@@ -172,6 +172,8 @@ impl BatchHandler for Matcher {
                 !d.stored && d.events.iter().any(|e| unknown.contains(&e.tenant_id))
             });
             for d in parked {
+                self.metrics
+                    .count_events(Door::Broker, Received::Rejected, d.events.len() as u64);
                 let reason = format!("tenant {} does not exist", d.events[0].tenant_id);
                 dead_letter(
                     &self.publisher,
@@ -239,7 +241,7 @@ impl Matcher {
             .filter(|(e, _)| seen.insert((e.tenant_id, e.id.as_str())))
             .collect();
 
-        let mut executions = Vec::new();
+        let mut executions: Vec<NewExecution> = Vec::new();
         let mut outside = Vec::new();
         let mut matched_counts = Vec::with_capacity(events.len());
         let mut matched = Vec::new();
@@ -268,29 +270,37 @@ impl Matcher {
             }
         }
 
-        let mut tx = self.store.pool().begin().await?;
-        let new_outside = Store::insert_events_tx(&mut tx, &outside).await?;
-        let stored = Store::insert_executions(&mut tx, &executions).await?;
-        Store::mark_events_matched(&mut tx, &matched_counts).await?;
-        tx.commit().await?;
-        // Counted once stored: a redelivered outside event is then a duplicate, as at ingest.
-        let new = new_outside.len();
-        let seen = outside.len().saturating_sub(new);
-        for (result, count) in [(Received::Accepted, new), (Received::Duplicate, seen)] {
-            self.metrics
-                .count_events(Door::Broker, result, count as u64);
-        }
-
-        // A pending execution recorded before gets its job again only from a redelivered
-        // message (the earlier hand-over may have been lost). A copy published again by an
-        // outside program, or an HTTP event's id reused on the broker, would race the job
-        // already on its way, and both attempts would be sent.
+        // Messages the broker hands out again: their earlier hand-over may have been lost.
         let again: HashSet<(TenantId, &str)> = decoded
             .iter()
             .filter(|d| d.delivery.redelivered)
             .flat_map(|d| &d.events)
             .map(|e| (e.tenant_id, e.id.as_str()))
             .collect();
+
+        let mut tx = self.store.pool().begin().await?;
+        let inserted = Store::insert_events_tx(&mut tx, &outside).await?;
+        let new_outside: HashSet<(TenantId, &str)> =
+            inserted.iter().map(|(t, id)| (*t, id.as_str())).collect();
+        // An outside event whose id is already stored (published twice, or an HTTP event's id
+        // reused) starts nothing new, as a repeated id does at ingest: its executions are
+        // dropped before they are recorded, unless its own message is redelivered (then they
+        // are the ones recorded the first time, and find themselves already there).
+        let repeated: HashSet<(TenantId, &str)> = outside
+            .iter()
+            .map(|(e, _)| (e.tenant_id, e.id.as_str()))
+            .filter(|key| !again.contains(key) && !new_outside.contains(key))
+            .collect();
+        if !repeated.is_empty() {
+            executions.retain(|x| !repeated.contains(&(x.tenant_id, x.event_id.as_str())));
+        }
+        let stored = Store::insert_executions(&mut tx, &executions).await?;
+        Store::mark_events_matched(&mut tx, &matched_counts).await?;
+        tx.commit().await?;
+
+        // A pending execution recorded before gets its job again only from a redelivered
+        // message. Any other copy would race the job already on its way, and both attempts
+        // would be sent.
         let stored: Vec<_> = stored
             .into_iter()
             .filter(|s| s.inserted || again.contains(&(s.tenant_id, s.event_id.as_str())))
@@ -307,6 +317,26 @@ impl Matcher {
             .map(|batch| Outgoing::message(JOBS_EXCHANGE, Lane::First.routing_key(), batch))
             .collect();
         self.publisher.publish_all(&messages).await?;
+
+        // Counted once handed on, once per outside message: the first copy of a new event is
+        // accepted, any other copy a duplicate; a redelivered message that stored nothing new
+        // was counted when it first came.
+        let mut counted = HashSet::new();
+        let (mut accepted, mut duplicates) = (0, 0);
+        for d in decoded.iter().filter(|d| !d.stored) {
+            for e in &d.events {
+                let key = (e.tenant_id, e.id.as_str());
+                if new_outside.contains(&key) && counted.insert(key) {
+                    accepted += 1;
+                } else if !d.delivery.redelivered {
+                    duplicates += 1;
+                }
+            }
+        }
+        self.metrics
+            .count_events(Door::Broker, Received::Accepted, accepted);
+        self.metrics
+            .count_events(Door::Broker, Received::Duplicate, duplicates);
         Ok(())
     }
 }
