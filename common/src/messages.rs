@@ -35,6 +35,27 @@ pub enum DecodeError {
     InvalidEvent(#[from] EventError),
 }
 
+/// Every reason code a Herald consumer dead-letters with: [`DecodeError::code`]'s own, the
+/// event validation's (`EventError`), and the matcher's `unknown_tenant`. Metrics create each
+/// `herald_dead_letters_total` series at zero from this list, so that the first dead letter of
+/// a kind is an increase Prometheus sees (a series born at 1 is not).
+pub const DEAD_LETTER_CODES: &[&str] = &[
+    "unknown_type",
+    "unsupported_version",
+    "corrupt_body",
+    "unsupported_content_type",
+    "missing_tenant_id",
+    "invalid_tenant_id",
+    "unknown_tenant",
+    "missing_event_type",
+    "invalid_event_type",
+    "invalid_event_id",
+    "invalid_source",
+    "invalid_time",
+    "invalid_metadata",
+    "metadata_too_large",
+];
+
 impl DecodeError {
     /// A short, stable label for metrics and the dead-letter header.
     pub fn code(&self) -> &'static str {
@@ -317,6 +338,44 @@ mod tests {
         assert_eq!(err.code(), "unknown_type");
         let err = EventBatch::decode(Some("herald.event_batch.v1"), b"\xc1garbage").unwrap_err();
         assert_eq!(err.code(), "corrupt_body");
+    }
+
+    #[test]
+    fn every_way_an_outside_event_is_refused_has_a_listed_code() {
+        let tenant = TenantId::new();
+        let limits = EventLimits::default();
+        let big = "x".repeat(limits.max_metadata_bytes + 1);
+        let bodies = [
+            r#"{"type":"a.b"}"#.to_owned(),
+            r#"{"tenant_id":"nope","type":"a.b"}"#.to_owned(),
+            format!(r#"{{"tenant_id":"{tenant}"}}"#),
+            format!(r#"{{"tenant_id":"{tenant}","type":"a..b"}}"#),
+            format!(r#"{{"tenant_id":"{tenant}","type":"a","id":""}}"#),
+            format!(r#"{{"tenant_id":"{tenant}","type":"a","source":""}}"#),
+            format!(r#"{{"tenant_id":"{tenant}","type":"a","time":"then"}}"#),
+            format!(r#"{{"tenant_id":"{tenant}","type":"a","metadata":{{"n":1}}}}"#),
+            format!(r#"{{"tenant_id":"{tenant}","type":"a","metadata":{{"k":"{big}"}}}}"#),
+            "not json".to_owned(),
+        ];
+        for body in bodies {
+            let err = decode_events(
+                None,
+                Some("application/json"),
+                None,
+                body.as_bytes(),
+                Utc::now(),
+                &limits,
+            )
+            .unwrap_err();
+            assert!(
+                DEAD_LETTER_CODES.contains(&err.code()),
+                "{}: {body}",
+                err.code()
+            );
+        }
+        let err =
+            decode_events(None, Some("text/plain"), None, b"{}", Utc::now(), &limits).unwrap_err();
+        assert!(DEAD_LETTER_CODES.contains(&err.code()), "{}", err.code());
     }
 
     #[test]

@@ -346,6 +346,20 @@ impl Metrics {
         ] {
             self.redeliveries.with_label_values(&[queue]);
         }
+        // Every (queue, reason) a consumer can dead-letter with, so the first one is counted.
+        for code in crate::messages::DEAD_LETTER_CODES {
+            self.dead_letters
+                .with_label_values(&[topology::MATCHER_QUEUE, code]);
+        }
+        for queue in [
+            topology::EXECUTOR_FIRST_QUEUE,
+            topology::EXECUTOR_RETRY_QUEUE,
+            topology::SCHEDULER_QUEUE,
+        ] {
+            for code in ["unknown_type", "unsupported_version", "corrupt_body"] {
+                self.dead_letters.with_label_values(&[queue, code]);
+            }
+        }
         for reason in ["lease_expired", "overdue"] {
             self.executions_recovered.with_label_values(&[reason]);
         }

@@ -57,3 +57,13 @@ impl KnownTenants {
         Ok(missing.difference(&found).copied().collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_code_is_one_metrics_create_ahead() {
+        assert!(herald_common::messages::DEAD_LETTER_CODES.contains(&UNKNOWN_TENANT));
+    }
+}
