@@ -17,6 +17,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         check_json_content_type(&request)?;
         let bytes = read_bytes(request, state).await?;
+        refuse_nul_characters(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(ApiError::invalid_json)
@@ -24,21 +25,53 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 /// Like [`JsonBody`], for routes whose body may be left out: an empty body is `T::default()`.
-/// Anything sent is held to the same rules (size, content type, JSON).
+/// Anything sent is held to the same rules (size, content type, JSON). The body is read
+/// (within the size limit) before its type is judged, since an empty one needs no type.
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        check_json_content_type(&request)?;
+        // An empty body is no body, whatever type it claims (`curl -d ''` sends a form's).
+        let content_type = check_json_content_type(&request);
         let bytes = read_bytes(request, state).await?;
         if bytes.is_empty() {
             return Ok(OptionalJsonBody(T::default()));
         }
+        content_type?;
+        refuse_nul_characters(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(OptionalJsonBody)
             .map_err(ApiError::invalid_json)
+    }
+}
+
+/// PostgreSQL's text and jsonb cannot hold U+0000, so a name, condition or setting carrying
+/// one would fail at the insert (a 5xx) instead of being refused. JSON can only carry it
+/// escaped, so bodies without `\u0000` (nearly all) are not walked.
+fn refuse_nul_characters(bytes: &[u8]) -> Result<(), ApiError> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    fn holds_nul(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(holds_nul),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+            _ => false,
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(value) if holds_nul(&value) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nul_character",
+            "text in the body holds the NUL character (\\u0000), which cannot be stored",
+        )),
+        // Not JSON at all: the caller's parse reports that precisely.
+        _ => Ok(()),
     }
 }
 

@@ -68,6 +68,23 @@ async fn bad_input_on_every_route_class_is_answered_precisely_and_stores_nothing
         (0..100).map(|i| (format!("k{i}"), json!("v"))).collect();
     // (method, path, token, body, status, code)
     let cases: Vec<(Method, String, &str, Value, u16, &str)> = vec![
+        // Text PostgreSQL cannot store is refused, not a failed insert.
+        (
+            Method::POST,
+            "/v1/actions".into(),
+            &tenant.key,
+            action(json!({"name": "a\u{0}b"})),
+            422,
+            "nul_character",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants".into(),
+            admin,
+            json!({"name": "t\u{0}"}),
+            422,
+            "nul_character",
+        ),
         // Actions: every invalid field is a 422 naming it.
         (
             Method::POST,
@@ -442,11 +459,11 @@ async fn a_tenant_over_its_request_rate_is_told_when_to_come_back() {
         .call(Method::GET, "/v1/stats", Some(&quiet.key), None)
         .await;
     assert_eq!(status, 200);
-    // Within the Retry-After (1 s) plus a margin the tenant is let in again; a refused request
-    // spends no token, so asking meanwhile does not push the time back.
+    // Soon after the Retry-After (1 s) the tenant is let in again; a refused request spends no
+    // token, so asking meanwhile does not push the time back.
     eventually(
         "the tenant let in again",
-        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(5),
         || async {
             let (status, _) = sandbox
                 .call(Method::GET, "/v1/stats", Some(&busy.key), None)
@@ -460,8 +477,8 @@ async fn a_tenant_over_its_request_rate_is_told_when_to_come_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_over_the_tenant_rate_are_refused_in_the_contract_shape_and_not_stored() {
-    // One token a second: however slowly this machine sends, the burst goes through and at
-    // most one more request before the bucket is empty.
+    // One token a second and a burst of three: ten requests sent one after another go past
+    // the burst unless the machine takes seven seconds to send them.
     let sandbox = Sandbox::with(SandboxOptions {
         configure: |config| {
             config.ingest.tenant_rate_per_s = 1;
@@ -473,7 +490,7 @@ async fn events_over_the_tenant_rate_are_refused_in_the_contract_shape_and_not_s
     let tenant = sandbox.tenant().await;
     let before = count(&sandbox, "events").await;
     let (mut accepted, mut refused) = (Vec::new(), Vec::new());
-    for n in 0..6 {
+    for n in 0..10 {
         let id = format!("rate-{n}");
         let response = sandbox
             .http_request(Method::POST, "/v1/events", &tenant.key)
@@ -516,7 +533,7 @@ async fn events_over_the_tenant_rate_are_refused_in_the_contract_shape_and_not_s
         ["rate-0", "rate-1", "rate-2"],
         "the burst goes through"
     );
-    assert!(refused.len() >= 2, "past the burst: {refused:?}");
+    assert!(!refused.is_empty(), "past the burst: {accepted:?}");
     // The accepted events, and only they, are stored.
     let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM events ORDER BY id")
         .fetch_all(sandbox.store.pool())
