@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use herald_common::broker::topology::EXECUTOR_FIRST_QUEUE;
 use herald_tests::process::ServiceProcess;
 use herald_tests::{Receiver, Reply, Sandbox, SandboxOptions, eventually};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
 use serde_json::json;
 
 use crate::support::webhook_action;
@@ -151,6 +154,21 @@ async fn sigterm_mid_delivery_finishes_the_delivery_and_exits_zero() {
         .execution(&tenant, executions[0]["id"].as_str().unwrap())
         .await;
     assert_eq!(execution["attempts"].as_array().unwrap().len(), 1);
-    assert_eq!(receiver.count(), 1, "nothing left to redeliver");
+    // No executor runs now, so a job the stopped one returned would sit in its queue.
+    let queue = sandbox
+        .broker()
+        .await
+        .queue_declare(
+            EXECUTOR_FIRST_QUEUE.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("the executors' queue");
+    assert_eq!(queue.message_count(), 0, "nothing left to redeliver");
+    assert_eq!(receiver.count(), 1);
     sandbox.stop().await;
 }
