@@ -220,9 +220,28 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
     if !delivered.verified {
         bail!("the demo webhook's signature did not verify");
     }
-    let view = api
-        .call("GET", &format!("/v1/events/{event_id}"), &key, Value::Null)
-        .await?;
+    // The receiver has the webhook a moment before the executor records its answer: show the
+    // execution once it has its outcome (or as it is after ten seconds).
+    let terminal = |view: &Value| {
+        view["executions"].as_array().is_some_and(|all| {
+            all.iter().all(|e| {
+                matches!(
+                    e["status"].as_str(),
+                    Some("succeeded" | "failed" | "cancelled")
+                )
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let view = loop {
+        let view = api
+            .call("GET", &format!("/v1/events/{event_id}"), &key, Value::Null)
+            .await?;
+        if terminal(&view) || std::time::Instant::now() > deadline {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     for execution in view["executions"].as_array().into_iter().flatten() {
         println!(
             "==> execution {} is {}",
