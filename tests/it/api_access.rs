@@ -2,12 +2,14 @@
 //! router), each sent a request that succeeds for its owner, with no key, a wrong key, the
 //! admin token alone, the admin token acting for the owner (`Herald-Tenant`), another
 //! tenant's key (alone, and naming the owner in `Herald-Tenant`) and the right key; and the
-//! published OpenAPI document, served as committed and valid by an independent validator.
+//! published OpenAPI document, served as committed and valid by an independent validator,
+//! and the successful answers valid by its response schemas.
 //! Beside them: the routes outside the API, and the walls between tenants.
 
 mod fixtures;
 mod outside_the_api;
 mod requests;
+mod response_schemas;
 mod tenant_walls;
 
 use std::time::Duration;
@@ -21,6 +23,7 @@ use sha2::Sha256;
 
 use self::fixtures::{Owned, PROVIDER_SECRET, owned};
 use self::requests::valid_request;
+use self::response_schemas::Answers;
 use crate::support::run_python;
 
 /// The credentials of one column of the matrix.
@@ -102,6 +105,15 @@ fn expected(operation: &Operation, caller: Caller) -> u16 {
         // unknown there, and the rest succeeds in its own tenant.
         (Access::Tenant, _) if names_an_id => 404,
         (Access::Tenant, _) => success,
+    }
+}
+
+/// The column whose answers are checked against the documented schemas: the admin token's
+/// for tenant management (the owner's key is refused there), the owner's for the rest.
+fn rightful(operation: &Operation) -> Caller {
+    match operation.access {
+        Access::Admin => Caller::Admin,
+        _ => Caller::Owner,
     }
 }
 
@@ -248,6 +260,7 @@ async fn every_route_lets_in_exactly_who_it_should() {
     // things of its own.
     let owned_for_admin = owned(&sandbox, &receiver).await;
     let mut checked = 0;
+    let mut answers = Answers::default();
     for caller in Caller::ALL {
         let owned = match caller {
             Caller::AdminForOwner => &owned_for_admin,
@@ -260,6 +273,9 @@ async fn every_route_lets_in_exactly_who_it_should() {
             if status >= 400 {
                 assert!(answer["error"]["code"].is_string(), "error shape: {what}");
             }
+            if caller == rightful(operation) {
+                answers.keep(operation, status, &answer);
+            }
             // Another tenant's answers never show A's ids.
             if caller.is_other_tenant() && operation.method == Method::GET {
                 let text = answer.to_string();
@@ -271,6 +287,7 @@ async fn every_route_lets_in_exactly_who_it_should() {
         }
     }
     assert_eq!(checked, OPERATIONS.len() * Caller::ALL.len());
+    answers.check();
     sandbox.stop().await;
 }
 

@@ -80,13 +80,16 @@ pub fn ensure_installed() -> anyhow::Result<()> {
 }
 
 /// The Standard Webhooks reference library, which the tests use to verify signatures, and the
-/// CloudEvents SDK, which they use to send CloudEvents, and an OpenAPI validator for the
-/// published document: implementations that share no code with Herald's.
+/// CloudEvents SDK, which they use to send CloudEvents, an OpenAPI validator for the
+/// published document, and jsonschema (with rfc3339-validator, without which it skips
+/// `date-time`) for real answers against its schemas: implementations that share no code with
+/// Herald's.
 pub fn ensure_python_tools() -> anyhow::Result<()> {
     let present = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, cloudevents.conversion, openapi_spec_validator",
+            "import standardwebhooks, cloudevents.conversion, openapi_spec_validator, \
+             jsonschema, rfc3339_validator",
         ])
         .output()
         .context("python3 is needed by the test suite")?
@@ -96,7 +99,7 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!(
-        "==> installing the standardwebhooks, cloudevents and openapi-spec-validator Python packages from PyPI"
+        "==> installing the standardwebhooks, cloudevents, openapi-spec-validator and jsonschema Python packages from PyPI"
     );
     let status = Command::new("python3")
         .args([
@@ -109,6 +112,9 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
             // 1.x: the `cloudevents.http` and `conversion` API the tests are written against.
             "cloudevents==1.11.0",
             "openapi-spec-validator==0.9.0",
+            // Used directly, not only through openapi-spec-validator (which needs >=4.26).
+            "jsonschema==4.26.0",
+            "rfc3339-validator==0.1.4",
         ])
         .status()
         .context("running pip")?;

@@ -15,8 +15,21 @@ fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// `schema` with every property it lists required. For answers: the code sends every field
+/// each time (an absent value as null), so a client may rely on the key, and a field the code
+/// stops sending fails the check of real answers (tests/it/api_access/response_schemas.rs).
+/// Extra properties stay allowed: a new field is not a break.
+fn every_field_required(mut schema: Value) -> Value {
+    let keys: Vec<Value> = schema["properties"]
+        .as_object()
+        .map(|properties| properties.keys().cloned().map(Value::String).collect())
+        .unwrap_or_default();
+    schema["required"] = Value::Array(keys);
+    schema
+}
+
 fn page_of(item: &str) -> Value {
-    json!({"type": "object", "required": ["data"], "properties": {
+    json!({"type": "object", "required": ["data", "next_cursor"], "properties": {
         "data": {"type": "array", "items": reference(item)},
         "next_cursor": {"type": ["string", "null"],
             "description": "Pass as `cursor` for the next page; null on the last page."}}})
@@ -112,10 +125,12 @@ pub fn all() -> Map<String, Value> {
         ("created_at", time()),
         ("updated_at", time()),
         ("deleted_at", nullable_time()),
+        // Stored as the number a word stands for.
+        ("priority", json!({"type": "integer"})),
     ] {
         action[key] = value;
     }
-    let attempt = json!({"type": "object", "properties": {
+    let attempt = every_field_required(json!({"type": "object", "properties": {
         "attempt": {"type": "integer"}, "started_at": time(), "duration_ms": {"type": "integer"},
         "request_url": {"type": "string"},
         "response_status": {"type": ["integer", "null"]},
@@ -123,13 +138,13 @@ pub fn all() -> Map<String, Value> {
         "response_body": {"type": ["string", "null"], "description": "The first 64 KiB"},
         "outcome": {"type": "string"},
         "error_kind": {"type": ["string", "null"]},
-        "error_message": {"type": ["string", "null"]}}});
-    let execution = json!({"type": "object", "properties": {
+        "error_message": {"type": ["string", "null"]}}}));
+    let execution = every_field_required(json!({"type": "object", "properties": {
         "id": {"type": "string"}, "event_id": {"type": "string"},
         "action_id": {"type": "string"}, "status": {"enum": statuses},
         "attempts": {"type": "integer"}, "max_attempts": {"type": "integer"},
         "next_attempt_at": nullable_time(), "last_error": {"type": ["string", "null"]},
-        "created_at": time(), "updated_at": time(), "finished_at": nullable_time()}});
+        "created_at": time(), "updated_at": time(), "finished_at": nullable_time()}}));
     let mut execution_view = execution.clone();
     // Shown with its attempts, in place of their count.
     execution_view["properties"]["attempts"] = json!({"type": "array",
@@ -144,33 +159,42 @@ pub fn all() -> Map<String, Value> {
         "results": {"type": "array", "items": reference("SyncResult"),
             "description": "Only when the event matched sync actions (status 200)"},
         "timed_out": {"type": "boolean"}}});
-    let sync_result = json!({"type": "object", "properties": {
+    let sync_result = every_field_required(json!({"type": "object", "properties": {
         "action_id": {"type": "string"}, "execution_id": {"type": ["string", "null"]},
         "status": {"enum": statuses}, "attempts": {"type": "integer"},
-        "response": {"oneOf": [reference("Attempt"), {"type": "null"}]}}});
-    let stats = json!({"type": "object", "properties": {
+        "response": {"oneOf": [reference("Attempt"), {"type": "null"}]}}}));
+    let stats = every_field_required(json!({"type": "object", "properties": {
         "since": time(), "until": time(),
         "executions": {"type": "object", "additionalProperties": {"type": "integer"},
             "description": "Executions created in the window by status, and `total`"},
         "success_rate": {"type": ["number", "null"]},
         "attempts_per_success": {"type": ["number", "null"]},
-        "duration_ms": {"type": "object", "properties": {
-            "p50": {"type": ["number", "null"]}, "p95": {"type": ["number", "null"]}}}}});
-    let endpoint = json!({"type": "object", "properties": {
+        "duration_ms": {"type": "object", "required": ["p50", "p95"], "properties": {
+            "p50": {"type": ["number", "null"]}, "p95": {"type": ["number", "null"]}}}}}));
+    let window = every_field_required(json!({"type": "object", "properties": {
+        "since": time(), "attempts": {"type": "integer"}, "failures": {"type": "integer"},
+        "failure_rate": {"type": ["number", "null"]}}}));
+    let endpoint = every_field_required(json!({"type": "object", "properties": {
         "id": {"type": "string"}, "endpoint": {"type": "string",
             "description": "scheme://host:port"},
         "state": {"enum": ["closed", "open", "half_open"]},
         "opened_at": nullable_time(), "retry_at": nullable_time(),
         "trips": {"type": "integer"}, "consecutive_failures": {"type": "integer"},
-        "window": {"type": "object"}, "last_error": {"type": ["string", "null"]},
-        "updated_at": time()}});
+        "window": window, "last_error": {"type": ["string", "null"]},
+        "updated_at": time()}}));
     let filter = json!({"type": "object", "additionalProperties": false, "properties": {
         "status": {"enum": statuses}, "action_id": {"type": "string"},
         "event_id": {"type": "string"}, "since": time(), "until": time()}});
-    let bulk = json!({"type": "object", "properties": {
-        "id": {"type": "string"}, "status": {"enum": bulk_statuses}, "filter": filter.clone(),
+    // The filter as a retry by filter shows it: its status filled in, the rest null when
+    // not given.
+    let filter_view = every_field_required(json!({"type": "object", "properties": {
+        "status": {"enum": statuses}, "action_id": {"type": ["string", "null"]},
+        "event_id": {"type": ["string", "null"]}, "since": nullable_time(),
+        "until": nullable_time()}}));
+    let bulk = every_field_required(json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "status": {"enum": bulk_statuses}, "filter": filter_view,
         "retried": {"type": "integer"}, "created_at": time(), "updated_at": time(),
-        "finished_at": nullable_time()}});
+        "finished_at": nullable_time()}}));
     let delivery_in = json!({"type": "object", "required": ["url", "payload"],
         "additionalProperties": false, "properties": {
         "url": {"type": "string", "format": "uri"}, "payload": {},
@@ -197,19 +221,30 @@ pub fn all() -> Map<String, Value> {
         ("tenant_id", json!({"type": "string"})),
         ("hook_path", json!({"type": "string"})),
         ("created_at", time()),
+        // Shown as null when not set (or, for the header, fixed by the scheme).
+        ("tolerance_s", json!({"type": ["integer", "null"]})),
+        ("type_prefix", json!({"type": ["string", "null"]})),
+        ("signature_header", json!({"type": ["string", "null"]})),
+        (
+            "secret",
+            json!({"type": "string",
+            "description": "Masked, except in the answer that created the provider"}),
+        ),
     ] {
         provider["properties"][key] = value;
     }
+    let provider = every_field_required(provider);
     let string_list = json!({"type": "array", "items": {"type": "string"}});
-    let api_key = json!({"type": "object", "properties": {
+    let api_key = every_field_required(json!({"type": "object", "properties": {
         "id": {"type": "string"}, "tenant_id": {"type": "string"},
         "name": {"type": "string"},
         "prefix": {"type": "string", "description": "The key's first characters, to tell it \
             apart; never enough to use"},
-        "created_at": time(), "revoked_at": nullable_time()}});
+        "created_at": time(), "revoked_at": nullable_time()}}));
     let mut api_key_created = api_key.clone();
     api_key_created["properties"]["key"] =
         json!({"type": "string", "description": "Shown only here"});
+    let api_key_created = every_field_required(api_key_created);
     let cloudevent = json!({"type": "object",
         "required": ["specversion", "id", "type", "source"], "properties": {
         "specversion": {"const": "1.0"}, "id": {"type": "string"}, "type": event_type.clone(),
@@ -236,19 +271,21 @@ pub fn all() -> Map<String, Value> {
         ("EventAccepted", accepted),
         (
             "EventBatchAccepted",
-            json!({"type": "object", "properties": {"data": {
-            "type": "array", "items": {"type": "object", "properties": {
-                "id": {"type": "string"}, "duplicate": {"type": "boolean"}}}}}}),
+            json!({"type": "object", "required": ["data"], "properties": {"data": {
+            "type": "array", "items": {"type": "object", "required": ["id", "duplicate"],
+                "properties": {"id": {"type": "string"}, "duplicate": {"type": "boolean"}}}}}}),
         ),
         ("SyncResult", sync_result),
         (
             "EventView",
-            json!({"type": "object", "properties": with(stored_event.clone(), json!({
-                "executions": {"type": "array", "items": reference("Execution")}}))}),
+            every_field_required(json!({"type": "object", "properties": with(
+                stored_event.clone(),
+                json!({"executions": {"type": "array", "items": reference("Execution")}}),
+            )})),
         ),
         (
             "Event",
-            json!({"type": "object", "properties": stored_event}),
+            every_field_required(json!({"type": "object", "properties": stored_event})),
         ),
         ("EventPage", page_of("Event")),
         ("Condition", condition),
@@ -263,7 +300,10 @@ pub fn all() -> Map<String, Value> {
             "A JSON merge patch (RFC 7396) of ActionIn: null removes an optional field",
             "properties": action_fields}),
         ),
-        ("Action", json!({"type": "object", "properties": action})),
+        (
+            "Action",
+            every_field_required(json!({"type": "object", "properties": action})),
+        ),
         ("ActionPage", page_of("Action")),
         (
             "ActionSet",
@@ -275,9 +315,9 @@ pub fn all() -> Map<String, Value> {
         ),
         (
             "ActionSetReport",
-            json!({"type": "object", "properties": {
+            every_field_required(json!({"type": "object", "properties": {
             "created": string_list, "updated": string_list, "unchanged": string_list,
-            "skipped_deleted": string_list, "deleted": string_list}}),
+            "skipped_deleted": string_list, "deleted": string_list}})),
         ),
         (
             "ActionTest",
@@ -287,7 +327,9 @@ pub fn all() -> Map<String, Value> {
         ),
         (
             "ActionTestReport",
-            json!({"type": "object", "properties": {
+            json!({"type": "object",
+            "required": ["matched", "live", "event_type", "source", "conditions"],
+            "properties": {
             "matched": {"type": "boolean"}, "live": {"type": "boolean"},
             "event_type": {"type": "object"}, "source": {"type": ["object", "null"]},
             "conditions": {"type": "array", "items": {"type": "object"}},
@@ -302,18 +344,18 @@ pub fn all() -> Map<String, Value> {
         ("Stats", stats),
         (
             "Overview",
-            json!({"type": "object", "properties": {
+            every_field_required(json!({"type": "object", "properties": {
             "last_hour": reference("Stats"),
             "events_last_hour": {"type": "integer"},
             "minutes": {"type": "array", "description": "The last hour, oldest minute first",
-                "items": {"type": "object", "properties": {"at": time(),
-                "events": {"type": "integer"}, "succeeded": {"type": "integer"},
-                "failed": {"type": "integer"}}}},
+                "items": every_field_required(json!({"type": "object", "properties": {
+                "at": time(), "events": {"type": "integer"}, "succeeded": {"type": "integer"},
+                "failed": {"type": "integer"}}}))},
             "open_circuits": {"type": "integer"},
             "overdue_retries": {"type": "integer",
                 "description": "Retries more than 30 s past their time"},
             "latest_event_at": nullable_time(), "circuits_changed_at": nullable_time(),
-            "actions_changed_at": nullable_time()}}),
+            "actions_changed_at": nullable_time()}})),
         ),
         (
             "OverviewStream",
@@ -334,17 +376,22 @@ pub fn all() -> Map<String, Value> {
             json!({"type": "object", "required": ["role"], "properties": {
             "role": {"enum": ["admin", "tenant"]},
             "tenant": {"description": "With a tenant key: the tenant",
-                "oneOf": [reference("Tenant")]}}}),
+                "oneOf": [reference("Tenant")]}},
+            "if": {"properties": {"role": {"const": "tenant"}}},
+            "then": {"required": ["tenant"]}}),
         ),
         ("Endpoint", endpoint),
         ("EndpointList", list_of("Endpoint")),
         ("DeliveryIn", delivery_in),
         (
             "DeliveryAccepted",
-            json!({"type": "object", "properties": {
+            json!({"type": "object", "required": ["id", "event_id", "duplicate"],
+            "properties": {
             "id": {"type": "string", "description": "The execution id (the webhook-id)"},
             "event_id": {"type": "string"}, "status": {"type": "string"},
-            "scheduled_at": time(), "duplicate": {"type": "boolean"},
+            "scheduled_at": {"type": "string", "format": "date-time",
+                "description": "Absent on a duplicate, like status"},
+            "duplicate": {"type": "boolean"},
             "secret": {"type": "string", "description": "Only when Herald made it up"}}}),
         ),
         ("ProviderIn", provider_in),
@@ -362,15 +409,15 @@ pub fn all() -> Map<String, Value> {
         ),
         (
             "Tenant",
-            json!({"type": "object", "properties": {
-            "id": {"type": "string"}, "name": {"type": "string"}, "created_at": time()}}),
+            every_field_required(json!({"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "created_at": time()}})),
         ),
         (
             "TenantWithKeys",
-            json!({"type": "object", "properties": {
+            every_field_required(json!({"type": "object", "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "created_at": time(),
             "keys": {"type": "array", "items": reference("ApiKey"),
-                "description": "Oldest first, revoked ones included"}}}),
+                "description": "Oldest first, revoked ones included"}}})),
         ),
         (
             "ApiKeyIn",
