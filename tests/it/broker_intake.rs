@@ -51,15 +51,7 @@ async fn publish(channel: &Channel, event: &Value, content_type: &str, message_i
 /// Events the matcher has finished with (matched, recorded, jobs handed on, acknowledged).
 async fn matched_events(sandbox: &Sandbox) -> u64 {
     let ops = sandbox.ops_addrs(ServiceName::Matcher)[0];
-    let text = sandbox
-        .http
-        .get(format!("http://{ops}/metrics"))
-        .send()
-        .await
-        .expect("metrics reachable")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = sandbox.metrics_text(ops).await;
     text.lines()
         .find(|line| {
             line.starts_with("herald_stage_messages_total{")

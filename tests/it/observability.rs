@@ -522,18 +522,6 @@ fn quick_circuits(config: &mut Config) {
     config.executor.circuit_sync_ms = 100;
 }
 
-async fn metrics_text(sandbox: &Sandbox, ops: std::net::SocketAddr) -> String {
-    sandbox
-        .http
-        .get(format!("http://{ops}/metrics"))
-        .send()
-        .await
-        .expect("metrics reachable")
-        .text()
-        .await
-        .expect("metrics body")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_service_metrics_pass_promtool_check_metrics() {
     let sandbox = Sandbox::start().await;
@@ -555,7 +543,7 @@ async fn every_service_metrics_pass_promtool_check_metrics() {
     .await;
     for service in SERVICES {
         for ops in sandbox.ops_addrs(service) {
-            let text = metrics_text(&sandbox, ops).await;
+            let text = sandbox.metrics_text(ops).await;
             assert!(text.contains("herald_build_info"), "{text}");
             let output = promtool(&["check", "metrics"], &text);
             assert_succeeded(&format!("promtool check metrics on {service:?}"), &output);

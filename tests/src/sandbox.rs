@@ -426,6 +426,12 @@ impl Sandbox {
         if let Some(body) = body {
             request = request.json(&body);
         }
+        Self::answer(request).await
+    }
+
+    /// Sends a request made by hand and returns the status and the body as JSON, or as a
+    /// string when it is not JSON (CSV).
+    pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
         let response = request.send().await.expect("ingest reachable");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
@@ -433,6 +439,18 @@ impl Sandbox {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// A service's Prometheus text, from its ops address.
+    pub async fn metrics_text(&self, ops: std::net::SocketAddr) -> String {
+        self.http
+            .get(format!("http://{ops}/metrics"))
+            .send()
+            .await
+            .expect("metrics reachable")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     pub fn admin_token(&self) -> &'static str {
