@@ -325,7 +325,8 @@ impl Metrics {
     fn precreate_series(&self) {
         for door in Door::ALL {
             for result in Received::ALL {
-                self.event_received_series(door, result);
+                self.events_received
+                    .with_label_values(&[door.as_str(), result.as_str()]);
             }
         }
         for status in ["succeeded", "failed", "cancelled"] {
@@ -338,6 +339,9 @@ impl Metrics {
         for result in ["ack", "nack", "returned"] {
             self.publisher_confirms.with_label_values(&[result]);
         }
+        // Every consumer queue with every reason it could dead-letter with (a job queue never
+        // sees an event's reasons, but a zero costs nothing): the first dead letter of a kind
+        // is then an increase Prometheus sees.
         for queue in [
             topology::MATCHER_QUEUE,
             topology::EXECUTOR_FIRST_QUEUE,
@@ -345,18 +349,7 @@ impl Metrics {
             topology::SCHEDULER_QUEUE,
         ] {
             self.redeliveries.with_label_values(&[queue]);
-        }
-        // Every (queue, reason) a consumer can dead-letter with, so the first one is counted.
-        for code in crate::messages::DEAD_LETTER_CODES {
-            self.dead_letters
-                .with_label_values(&[topology::MATCHER_QUEUE, code]);
-        }
-        for queue in [
-            topology::EXECUTOR_FIRST_QUEUE,
-            topology::EXECUTOR_RETRY_QUEUE,
-            topology::SCHEDULER_QUEUE,
-        ] {
-            for code in ["unknown_type", "unsupported_version", "corrupt_body"] {
+            for code in crate::messages::DEAD_LETTER_CODES {
                 self.dead_letters.with_label_values(&[queue, code]);
             }
         }
@@ -369,11 +362,6 @@ impl Metrics {
         for table in ["attempts", "executions", "events", "actions"] {
             self.retention_deleted.with_label_values(&[table]);
         }
-    }
-
-    fn event_received_series(&self, door: Door, result: Received) {
-        self.events_received
-            .with_label_values(&[door.as_str(), result.as_str()]);
     }
 
     pub fn registry(&self) -> &Registry {
