@@ -68,24 +68,16 @@ impl EventBatcher {
         (Self { queue, metrics }, worker)
     }
 
-    /// Stores `event` (deduplicated by id and idempotency key) and schedules its publication.
+    /// Stores `event`, which came in by `door` (deduplicated by id and idempotency key), and
+    /// schedules its publication.
     pub async fn submit(
-        &self,
-        event: Event,
-        idempotency_key: Option<String>,
-    ) -> Result<InsertedEvent, NotStored> {
-        self.submit_from(Door::Http, event, idempotency_key).await
-    }
-
-    /// [`EventBatcher::submit`] for an event that came by another door than `/v1/events`.
-    pub async fn submit_from(
         &self,
         door: Door,
         event: Event,
         idempotency_key: Option<String>,
     ) -> Result<InsertedEvent, NotStored> {
         let mut results = self
-            .submit_through(door, vec![(event, idempotency_key)])
+            .submit_all(door, vec![(event, idempotency_key)])
             .await?;
         results.pop().ok_or(NotStored)
     }
@@ -93,13 +85,6 @@ impl EventBatcher {
     /// Stores a request's events in one transaction (all or none), each deduplicated by id
     /// and idempotency key, and schedules their publication. Results are in `events`' order.
     pub async fn submit_all(
-        &self,
-        events: Vec<(Event, Option<String>)>,
-    ) -> Result<Vec<InsertedEvent>, NotStored> {
-        self.submit_through(Door::Http, events).await
-    }
-
-    async fn submit_through(
         &self,
         door: Door,
         events: Vec<(Event, Option<String>)>,

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use herald_common::event::{Event, EventId, IncomingEvent};
 use herald_common::ids::TenantId;
+use herald_common::metrics::{Door, Received};
 use herald_common::store::{EventFilter, InsertedEvent, encode_cursor};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -126,9 +127,7 @@ fn accept(
         .map_err(|error| {
             state
                 .metrics
-                .events_received
-                .with_label_values(&["http", "rejected"])
-                .inc();
+                .count_events(Door::Http, Received::Rejected, 1);
             let mut error = ApiError::from(error);
             error.message = name(error.message);
             error
@@ -208,7 +207,7 @@ async fn receive(
             let sync = sync_actions(&state.engine, &event);
             let outcome = state
                 .batcher
-                .submit(event, key)
+                .submit(Door::Http, event, key)
                 .await
                 .map_err(|_| ApiError::unavailable())?;
             if sync.is_empty() || matches!(outcome, InsertedEvent::Duplicate(_)) {
@@ -274,7 +273,7 @@ async fn store_batch(
     let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
     let outcomes = state
         .batcher
-        .submit_all(events.into_iter().map(|e| (e, None)).collect())
+        .submit_all(Door::Http, events.into_iter().map(|e| (e, None)).collect())
         .await
         .map_err(|_| ApiError::unavailable())?;
     let data: Vec<Value> = ids

@@ -55,7 +55,7 @@ pub async fn receive(
     let event_id = event.id.clone();
     let answer = match state
         .batcher
-        .submit_from(Door::Hook, event, None)
+        .submit(Door::Hook, event, None)
         .await
         .map_err(|_| ApiError::unavailable())?
     {

@@ -1,5 +1,10 @@
 //! The HTTP API, one module per resource.
 
+use axum::Json;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderName, StatusCode};
+use serde_json::Value;
+
 pub mod action_edit;
 pub mod action_list;
 pub mod action_test;
@@ -15,3 +20,11 @@ pub mod overview;
 pub mod providers;
 pub mod stats;
 pub mod tenants;
+
+/// A 201 answer: where the new resource lives, and what it is.
+pub type Created = (StatusCode, [(HeaderName, String); 1], Json<Value>);
+
+/// Answers 201 with `location` in `Location` and `body`.
+pub(crate) fn created(location: String, body: Value) -> Created {
+    (StatusCode::CREATED, [(LOCATION, location)], Json(body))
+}

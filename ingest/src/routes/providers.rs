@@ -4,8 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header::LOCATION;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::StatusCode;
 use herald_common::ids::ProviderId;
 use herald_common::provider::ProviderSpec;
 use herald_common::store::{ProviderRecord, ProviderWriteError};
@@ -14,6 +13,7 @@ use serde_json::{Value, json};
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::{Created, created};
 use crate::state::AppState;
 
 /// Secrets at least this long show their last four characters when masked; a shorter one
@@ -66,13 +66,12 @@ pub async fn create(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     JsonBody(body): JsonBody<Value>,
-) -> ApiResult<(StatusCode, [(HeaderName, String); 1], Json<Value>)> {
+) -> ApiResult<Created> {
     let spec = ProviderSpec::parse(&body)?;
     match state.store.create_provider(tenant, &spec).await {
-        Ok(record) => Ok((
-            StatusCode::CREATED,
-            [(LOCATION, format!("/v1/providers/{}", record.id))],
-            Json(view(&record, true)),
+        Ok(record) => Ok(created(
+            format!("/v1/providers/{}", record.id),
+            view(&record, true),
         )),
         Err(ProviderWriteError::NameTaken(name)) => Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -2,8 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header::LOCATION;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::StatusCode;
 use herald_common::ids::{ApiKeyId, TenantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,6 +10,7 @@ use serde_json::{Value, json};
 use crate::auth::{Admin, Principal};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ApiResult};
+use crate::routes::{Created, created};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -30,9 +30,6 @@ fn tenant_id(text: &str) -> ApiResult<TenantId> {
     text.parse().map_err(|_| ApiError::not_found("tenant"))
 }
 
-/// A 201 answer: where the new resource lives, and what it is.
-type Created = (StatusCode, [(HeaderName, String); 1], Json<Value>);
-
 pub async fn create(
     State(state): State<AppState>,
     _: Admin,
@@ -47,10 +44,9 @@ pub async fn create(
         ));
     }
     let tenant = state.store.create_tenant(name).await?;
-    Ok((
-        StatusCode::CREATED,
-        [(LOCATION, format!("/v1/tenants/{}", tenant.id))],
-        Json(serde_json::to_value(tenant).unwrap_or_default()),
+    Ok(created(
+        format!("/v1/tenants/{}", tenant.id),
+        serde_json::to_value(tenant).unwrap_or_default(),
     ))
 }
 
@@ -117,7 +113,7 @@ pub async fn create_key(
     let mut value = serde_json::to_value(record).unwrap_or_default();
     // The only time the key is ever shown.
     value["key"] = json!(key);
-    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(value)))
+    Ok(created(location, value))
 }
 
 pub async fn revoke_key(
