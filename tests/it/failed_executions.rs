@@ -425,25 +425,9 @@ async fn a_bulk_retry_by_action_reopens_only_that_actions_failed_executions() {
     // Both endpoints are mended; only the first action's executions are retried.
     first.fallback(Reply::status(200));
     second.fallback(Reply::status(200));
-    let (status, bulk) = call(
-        &sandbox,
-        &tenant,
-        Method::POST,
-        "/v1/executions/retry",
-        Some(json!({"action_id": retried_action["id"]})),
-    )
-    .await;
-    assert_eq!(status, 202, "{bulk}");
-    let path = format!("/v1/bulk-retries/{}", bulk["id"].as_str().expect("id"));
-    let done = eventually(
-        "the bulk retry to finish",
-        Duration::from_secs(30),
-        || async {
-            let (_, bulk) = call(&sandbox, &tenant, Method::GET, &path, None).await;
-            (bulk["status"] == "done").then_some(bulk)
-        },
-    )
-    .await;
+    let done = sandbox
+        .bulk_retry_to_the_end(&tenant.key, json!({"action_id": retried_action["id"]}))
+        .await;
     assert_eq!(done["retried"], 2, "{done}");
     for execution in &retried {
         let id = execution["id"].as_str().expect("id");

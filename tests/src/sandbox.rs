@@ -530,6 +530,32 @@ impl Sandbox {
         body
     }
 
+    /// Retries, with `key`, every execution `filter` selects (`POST /v1/executions/retry`),
+    /// waits until the scheduler has gone through them, and returns the finished bulk retry.
+    pub async fn bulk_retry_to_the_end(&self, key: &str, filter: Value) -> Value {
+        let (status, bulk) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/executions/retry",
+                Some(key),
+                Some(filter),
+            )
+            .await;
+        assert_eq!(status, 202, "{bulk}");
+        let path = format!("/v1/bulk-retries/{}", bulk["id"].as_str().expect("id"));
+        crate::eventually(
+            "the bulk retry to finish",
+            Duration::from_secs(30),
+            || async {
+                let (_, bulk) = self
+                    .call(reqwest::Method::GET, &path, Some(key), None)
+                    .await;
+                (bulk["status"] == "done").then_some(bulk)
+            },
+        )
+        .await
+    }
+
     /// Waits until every execution of the event has reached a terminal status, and returns them.
     pub async fn terminal_executions(
         &self,

@@ -3,9 +3,7 @@
 //! `auth.rs` ignores the header for a tenant key), and another tenant's ids used as filters
 //! select nothing of that tenant's.
 
-use std::time::Duration;
-
-use herald_tests::{Receiver, Sandbox, eventually};
+use herald_tests::{Receiver, Sandbox};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -157,26 +155,7 @@ async fn another_tenants_ids_as_filters_select_nothing_of_its() {
     // A retry by A's filter, asked by B, reopens nothing of A's; asked by A, it does.
     let filter = json!({"status": "failed", "action_id": a.ids["action"]});
     for (key, reopened) in [(&b.key, 0), (&a.tenant.key, 1)] {
-        let (status, bulk) = call(
-            &sandbox,
-            Method::POST,
-            "/v1/executions/retry",
-            key,
-            None,
-            Some(filter.clone()),
-        )
-        .await;
-        assert_eq!(status, 202, "{bulk}");
-        let path = format!("/v1/bulk-retries/{}", bulk["id"].as_str().expect("id"));
-        let done = eventually(
-            "the bulk retry to finish",
-            Duration::from_secs(30),
-            || async {
-                let (_, bulk) = call(&sandbox, Method::GET, &path, key, None, None).await;
-                (bulk["status"] == "done").then_some(bulk)
-            },
-        )
-        .await;
+        let done = sandbox.bulk_retry_to_the_end(key, filter.clone()).await;
         assert_eq!(done["retried"], json!(reopened), "{done}");
         if reopened == 0 {
             let (_, view) = sandbox
