@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::condition::{Condition, parse_conditions};
+use crate::credentials;
 use crate::json_tree::{At, Json, Object};
 
 /// A validation problem with an action: `field` is a dotted path into the submitted JSON.
@@ -245,6 +246,47 @@ pub struct WebhookHandler {
     pub secrets: Vec<String>,
 }
 
+impl WebhookHandler {
+    /// The headers as reads show them: credentials masked (see [`crate::credentials`]).
+    pub fn shown_headers(&self) -> BTreeMap<String, String> {
+        self.headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if credentials::is_credential_header(name) {
+                    credentials::MASK.to_owned()
+                } else {
+                    value.clone()
+                };
+                (name.clone(), shown)
+            })
+            .collect()
+    }
+
+    /// Puts back the stored value of each header sent as [`credentials::MASK`] (what a read
+    /// showed), from `previous`; a masked header that `previous` does not have is refused,
+    /// since there is no value to keep.
+    pub fn restore_masked(&mut self, previous: Option<&WebhookHandler>) -> Result<(), ActionError> {
+        for (name, value) in &mut self.headers {
+            if value != credentials::MASK {
+                continue;
+            }
+            match previous.and_then(|p| p.headers.get(name)) {
+                Some(stored) => stored.clone_into(value),
+                None => {
+                    return Err(ActionError::new(
+                        At::Root("handler.headers").key(name),
+                        format!(
+                            "{:?} stands for the stored value, and there is none: send the value",
+                            credentials::MASK
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for WebhookHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Secrets never reach logs.
@@ -267,6 +309,13 @@ fn default_method() -> String {
 fn default_timeout_ms() -> u32 {
     15_000
 }
+
+/// Longest webhook URL: what HTTP servers commonly accept on a request line.
+pub const MAX_URL_LEN: usize = 8192;
+/// Most headers of a webhook's own.
+pub const MAX_HEADERS: usize = 64;
+/// Longest value of a webhook header: servers refuse larger header sections (431).
+pub const MAX_HEADER_VALUE_LEN: usize = 8192;
 
 /// Longest allowed webhook timeout.
 pub const MAX_TIMEOUT_MS: u32 = 60_000;
@@ -414,12 +463,27 @@ fn parse_webhook(map: &Object<'_>) -> Result<WebhookHandler, ActionError> {
         .get("url")
         .and_then(Json::as_str)
         .ok_or_else(|| ActionError::new("handler.url", "is required and must be a string"))?;
+    if url_text.len() > MAX_URL_LEN {
+        return Err(ActionError::new(
+            "handler.url",
+            format!("must be at most {MAX_URL_LEN} bytes (the HTTP client refuses longer)"),
+        ));
+    }
     let url = url::Url::parse(url_text)
         .map_err(|e| ActionError::new("handler.url", format!("is not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ActionError::new(
             "handler.url",
             "must be an http or https URL with a host",
+        ));
+    }
+    if let Some(url::Host::Domain(name)) = url.host()
+        && (name.len() > 253 || name.split('.').any(|label| label.len() > 63))
+    {
+        // No resolver answers for it: every attempt would fail.
+        return Err(ActionError::new(
+            "handler.url",
+            "has a host name longer than DNS allows (253 characters, 63 per label)",
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -443,6 +507,12 @@ fn parse_webhook(map: &Object<'_>) -> Result<WebhookHandler, ActionError> {
     let headers = match map.get("headers") {
         None => BTreeMap::new(),
         Some(Json::Object(h)) => {
+            if h.len() > MAX_HEADERS {
+                return Err(ActionError::new(
+                    "handler.headers",
+                    format!("may hold at most {MAX_HEADERS} headers"),
+                ));
+            }
             let mut headers = BTreeMap::new();
             for (name, value) in h.iter() {
                 let field = At::Root("handler.headers");
@@ -462,6 +532,12 @@ fn parse_webhook(map: &Object<'_>) -> Result<WebhookHandler, ActionError> {
                 }
                 if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                     return Err(ActionError::new(field, "must not contain line breaks"));
+                }
+                if value.len() > MAX_HEADER_VALUE_LEN {
+                    return Err(ActionError::new(
+                        field,
+                        format!("must be at most {MAX_HEADER_VALUE_LEN} bytes"),
+                    ));
                 }
                 headers.insert(lower, value.as_ref().to_owned());
             }
@@ -605,6 +681,17 @@ pub fn validate_pattern(pattern: &str) -> Result<(), String> {
 }
 
 impl ActionSpec {
+    /// Keeps the stored credentials that a write sent back masked, as a read showed them
+    /// (see [`WebhookHandler::restore_masked`]); `previous` is the action as stored, if any.
+    pub fn restore_masked(&mut self, previous: Option<&ActionSpec>) -> Result<(), ActionError> {
+        match &mut self.handler {
+            Handler::Webhook(hook) => {
+                hook.restore_masked(previous.and_then(|p| p.handler.webhook()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Wildcard event-type patterns and regex (`matches`) conditions: the parts that cost the
     /// matcher a scan instead of a lookup, counted against a per-tenant budget.
     pub fn costly_parts(&self) -> usize {
@@ -975,6 +1062,47 @@ mod tests {
                     json!({"type": "webhook", "url": "https://x", "secret": "nope"}),
                 ),
                 "handler.secret",
+            ),
+            // Past what the HTTP client, DNS or a receiver can take: refused at save rather
+            // than failed at every attempt.
+            (
+                with(
+                    "handler",
+                    json!({"type": "webhook", "url": format!("https://x/{}", "p".repeat(8192))}),
+                ),
+                "handler.url",
+            ),
+            (
+                with(
+                    "handler",
+                    json!({"type": "webhook", "url": format!("https://{}.com/", "a".repeat(64))}),
+                ),
+                "handler.url",
+            ),
+            (
+                with(
+                    "handler",
+                    json!({"type": "webhook",
+                           "url": format!("https://{}com/", "a.".repeat(127))}),
+                ),
+                "handler.url",
+            ),
+            (
+                with(
+                    "handler",
+                    json!({"type": "webhook", "url": "https://x",
+                           "headers": (0..65).map(|i| (format!("x-h{i}"), json!("v")))
+                               .collect::<serde_json::Map<_, _>>()}),
+                ),
+                "handler.headers",
+            ),
+            (
+                with(
+                    "handler",
+                    json!({"type": "webhook", "url": "https://x",
+                           "headers": {"x-big": "v".repeat(8193)}}),
+                ),
+                "handler.headers.x-big",
             ),
             (
                 with(

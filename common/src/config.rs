@@ -164,6 +164,9 @@ pub struct IngestConfig {
     pub max_batch_events: usize,
     pub max_metadata_entries: usize,
     pub max_metadata_bytes: usize,
+    /// Deepest nesting of arrays and objects in what is stored as JSON (an event's `data`, a
+    /// delivery's `payload`), at every door; deeper is refused with 422 `json_too_deep`.
+    pub max_json_depth: usize,
     /// Events gathered into one database write and one broker message.
     pub batch_max_events: usize,
     /// Longest an event waits for companions before its batch is flushed.
@@ -177,6 +180,18 @@ pub struct IngestConfig {
     pub tenant_rate_per_s: u32,
     /// Requests a tenant may send at once above its rate (the bucket's size).
     pub tenant_burst: u32,
+}
+
+impl IngestConfig {
+    /// The limits every door applies to an incoming event (ingest's, and the matcher's for
+    /// events published straight to the broker).
+    pub fn event_limits(&self) -> crate::event::EventLimits {
+        crate::event::EventLimits {
+            max_metadata_entries: self.max_metadata_entries,
+            max_metadata_bytes: self.max_metadata_bytes,
+            max_json_depth: self.max_json_depth,
+        }
+    }
 }
 
 impl std::fmt::Debug for IngestConfig {
@@ -342,6 +357,7 @@ impl Config {
                 max_batch_events: 500,
                 max_metadata_entries: 64,
                 max_metadata_bytes: 8 * 1024,
+                max_json_depth: 64,
                 batch_max_events: 256,
                 batch_linger_us: 1000,
                 wildcard_budget_per_tenant: 1000,
@@ -481,6 +497,16 @@ impl Config {
             "ingest.batch_max_events",
             self.ingest.batch_max_events as u64,
         )?;
+        let max_depth = crate::json_bounds::MAX_CONFIGURABLE_DEPTH;
+        if !(1..=max_depth).contains(&self.ingest.max_json_depth) {
+            return Err(ConfigError::new(
+                "ingest.max_json_depth",
+                format!(
+                    "must be from 1 to {max_depth} (stored JSON is read back inside envelopes \
+                     that parsers bound at 128 levels)"
+                ),
+            ));
+        }
         positive("ingest.sync_timeout_ms", self.ingest.sync_timeout_ms)?;
         if self.ingest.sync_timeout_ms > 60_000 {
             return Err(ConfigError::new(
@@ -712,6 +738,9 @@ mod tests {
             ("HERALD_INGEST__MAX_BATCH_EVENTS", "11", |c| {
                 c.ingest.max_batch_events.to_string()
             }),
+            ("HERALD_INGEST__MAX_JSON_DEPTH", "17", |c| {
+                c.ingest.max_json_depth.to_string()
+            }),
             ("HERALD_INGEST__BATCH_LINGER_US", "12", |c| {
                 c.ingest.batch_linger_us.to_string()
             }),
@@ -771,6 +800,16 @@ mod tests {
                 "executor.allow_private_destinations[0]",
             ),
             ("HERALD_TELEMETRY__LOG_LEVEL", "=[", "telemetry.log_level"),
+            (
+                "HERALD_INGEST__MAX_JSON_DEPTH",
+                "0",
+                "ingest.max_json_depth",
+            ),
+            (
+                "HERALD_INGEST__MAX_JSON_DEPTH",
+                "101",
+                "ingest.max_json_depth",
+            ),
         ];
         for (name, value, key) in cases {
             let err = load(&[(name, value)]).unwrap_err();

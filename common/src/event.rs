@@ -241,6 +241,8 @@ pub struct IncomingEvent {
 pub struct EventLimits {
     pub max_metadata_entries: usize,
     pub max_metadata_bytes: usize,
+    /// Deepest nesting of arrays and objects in `data` (see [`crate::json_bounds`]).
+    pub max_json_depth: usize,
 }
 
 impl Default for EventLimits {
@@ -248,6 +250,7 @@ impl Default for EventLimits {
         Self {
             max_metadata_entries: 64,
             max_metadata_bytes: 8 * 1024,
+            max_json_depth: 64,
         }
     }
 }
@@ -291,7 +294,12 @@ impl IncomingEvent {
         };
         let metadata = parse_metadata(self.metadata, limits)?;
         let data = match self.data {
-            Some(raw) => RawJson::from_validated(String::from(Box::<str>::from(raw))),
+            Some(raw) => {
+                // Kept as raw text, so nothing else has looked inside it.
+                crate::json_bounds::check(raw.get().as_bytes(), limits.max_json_depth)
+                    .map_err(|refusal| EventError::new(refusal.code(), refusal.message("data")))?;
+                RawJson::from_validated(String::from(Box::<str>::from(raw)))
+            }
             None => RawJson::null(),
         };
         Ok(Event {
@@ -437,10 +445,36 @@ mod tests {
     }
 
     #[test]
+    fn data_that_could_not_be_stored_or_read_back_is_refused() {
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        let cases = [
+            (format!(r#"{{"type":"a","data":{deep}}}"#), "json_too_deep"),
+            (
+                r#"{"type":"a","data":{"n":1e400}}"#.to_owned(),
+                "number_out_of_range",
+            ),
+            (
+                r#"{"type":"a","data":["\udc00"]}"#.to_owned(),
+                "lone_surrogate",
+            ),
+        ];
+        for (json, code) in cases {
+            let error = validate(&json).unwrap_err();
+            assert_eq!(error.code, code, "{json}");
+            assert!(error.message.starts_with("`data"), "{}", error.message);
+        }
+        let at_limit = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(validate(&format!(r#"{{"type":"a","data":{at_limit}}}"#)).is_ok());
+        // U+0000 is fine in `data` (stored as json, not jsonb or text).
+        assert!(validate(r#"{"type":"a","data":{"s":"a\u0000b","n":1e-400}}"#).is_ok());
+    }
+
+    #[test]
     fn metadata_limits_are_enforced() {
         let limits = EventLimits {
             max_metadata_entries: 2,
             max_metadata_bytes: 10,
+            ..EventLimits::default()
         };
         let too_many = incoming(r#"{"type":"a","metadata":{"a":"1","b":"2","c":"3"}}"#);
         let err = too_many

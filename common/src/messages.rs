@@ -36,7 +36,8 @@ pub enum DecodeError {
 }
 
 /// Every reason code a Herald consumer dead-letters with: [`DecodeError::code`]'s own, the
-/// event validation's (`EventError`), and the matcher's `unknown_tenant`. Metrics create each
+/// event validation's (`EventError`, `json_bounds`' among them), the matcher's
+/// `unknown_tenant`, and [`UNSTORABLE`]. Metrics create each
 /// `herald_dead_letters_total` series at zero from this list, so that the first dead letter of
 /// a kind is an increase Prometheus sees (a series born at 1 is not).
 pub const DEAD_LETTER_CODES: &[&str] = &[
@@ -54,7 +55,15 @@ pub const DEAD_LETTER_CODES: &[&str] = &[
     "invalid_time",
     "invalid_metadata",
     "metadata_too_large",
+    "json_too_deep",
+    "number_out_of_range",
+    "lone_surrogate",
+    UNSTORABLE,
 ];
+
+/// The dead-letter code of a message whose data the database refused when it was written
+/// (alone: the messages batched with it are written without it).
+pub const UNSTORABLE: &str = "unstorable";
 
 impl DecodeError {
     /// A short, stable label for metrics and the dead-letter header.
@@ -355,6 +364,13 @@ mod tests {
             format!(r#"{{"tenant_id":"{tenant}","type":"a","time":"then"}}"#),
             format!(r#"{{"tenant_id":"{tenant}","type":"a","metadata":{{"n":1}}}}"#),
             format!(r#"{{"tenant_id":"{tenant}","type":"a","metadata":{{"k":"{big}"}}}}"#),
+            format!(
+                r#"{{"tenant_id":"{tenant}","type":"a","data":{}{}}}"#,
+                "[".repeat(65),
+                "]".repeat(65)
+            ),
+            format!(r#"{{"tenant_id":"{tenant}","type":"a","data":1e400}}"#),
+            format!(r#"{{"tenant_id":"{tenant}","type":"a","data":"\udc00"}}"#),
             "not json".to_owned(),
         ];
         for body in bodies {

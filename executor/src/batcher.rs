@@ -4,12 +4,26 @@
 //! No timer: under light load a request goes alone at once (no added latency); under heavy
 //! load requests pile up while the previous batch is in flight and go together.
 
-use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+use herald_common::store::{WriteFailure, is_data_error_in, write_isolated};
 use tokio::sync::{mpsc, oneshot};
 
-type Reply<T> = oneshot::Sender<Result<T, Arc<anyhow::Error>>>;
+type Reply<T> = oneshot::Sender<Result<T, CallError>>;
+
+/// Why a call got no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The database refused this call's own data; the calls batched with it went through.
+    #[error("the database refused the request's data: {0:#}")]
+    Refused(Arc<anyhow::Error>),
+    /// The round trip failed for every call in it (the database away, say).
+    #[error("{0:#}")]
+    Failed(Arc<anyhow::Error>),
+    #[error("the batching task has stopped")]
+    Stopped,
+}
 
 /// A handle on a batching task; cheap to clone.
 pub struct Batcher<Req, Resp> {
@@ -24,40 +38,32 @@ impl<Req, Resp> Clone for Batcher<Req, Resp> {
     }
 }
 
-impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
+impl<Req: Send + Sync + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
     /// Starts the task: `run` gets up to `max` requests at a time and answers each, in order.
-    pub fn spawn<F, Fut>(max: usize, run: F) -> Self
+    /// A batch the database refuses for its data is run again in halves, so that only the
+    /// request at fault is refused (see `herald_common::store::write_isolated`).
+    pub fn spawn<F>(max: usize, run: F) -> Self
     where
-        F: Fn(Vec<Req>) -> Fut + Send + 'static,
-        Fut: Future<Output = anyhow::Result<Vec<Resp>>> + Send,
+        F: for<'a> Fn(&'a [Req]) -> BoxFuture<'a, anyhow::Result<Vec<Resp>>>
+            + Send
+            + Sync
+            + 'static,
     {
         let (requests, mut queue) = mpsc::unbounded_channel::<(Req, Reply<Resp>)>();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(max);
             while queue.recv_many(&mut batch, max).await > 0 {
                 let (reqs, replies): (Vec<Req>, Vec<Reply<Resp>>) = batch.drain(..).unzip();
-                let count = reqs.len();
-                match run(reqs).await {
-                    Ok(answers) if answers.len() == count => {
-                        for (reply, answer) in replies.into_iter().zip(answers) {
-                            let _ = reply.send(Ok(answer));
-                        }
-                    }
-                    Ok(answers) => {
-                        let error = Arc::new(anyhow::anyhow!(
-                            "a batch of {count} got {} answers",
-                            answers.len()
-                        ));
-                        for reply in replies {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                    }
-                    Err(error) => {
-                        let error = Arc::new(error);
-                        for reply in replies {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                    }
+                let answers =
+                    write_isolated(reqs.len(), is_data_error_in, |range| run(&reqs[range])).await;
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer.map_err(|failure| match failure {
+                        WriteFailure::Refused(error) => CallError::Refused(Arc::new(error)),
+                        WriteFailure::Failed(error) => CallError::Failed(error),
+                        WriteFailure::Unanswered => CallError::Failed(Arc::new(anyhow::anyhow!(
+                            "the batch answered fewer results than it was given requests"
+                        ))),
+                    }));
                 }
             }
         });
@@ -65,16 +71,12 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
     }
 
     /// Sends one request and waits for its answer.
-    pub async fn call(&self, request: Req) -> anyhow::Result<Resp> {
+    pub async fn call(&self, request: Req) -> Result<Resp, CallError> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send((request, reply))
-            .map_err(|_| anyhow::anyhow!("the batching task has stopped"))?;
-        match answer.await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(error)) => Err(anyhow::anyhow!("{error:#}")),
-            Err(_) => Err(anyhow::anyhow!("the batching task has stopped")),
-        }
+            .map_err(|_| CallError::Stopped)?;
+        answer.await.unwrap_or(Err(CallError::Stopped))
     }
 }
 
@@ -87,13 +89,13 @@ mod tests {
     async fn concurrent_calls_share_round_trips_and_get_their_own_answers() {
         let rounds = Arc::new(AtomicUsize::new(0));
         let counted = rounds.clone();
-        let doubler = Batcher::spawn(64, move |numbers: Vec<u32>| {
+        let doubler = Batcher::spawn(64, move |numbers: &[u32]| {
             let counted = counted.clone();
-            async move {
+            Box::pin(async move {
                 counted.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                Ok(numbers.into_iter().map(|n| n * 2).collect())
-            }
+                Ok(numbers.iter().map(|n| n * 2).collect())
+            })
         });
         let calls = (0..200).map(|n| {
             let doubler = doubler.clone();
@@ -106,9 +108,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_fails_each_of_its_calls() {
-        let failing: Batcher<u32, u32> =
-            Batcher::spawn(8, |_: Vec<u32>| async { anyhow::bail!("database down") });
+        let failing: Batcher<u32, u32> = Batcher::spawn(8, |_: &[u32]| {
+            Box::pin(async { anyhow::bail!("database down") })
+        });
         let error = failing.call(1).await.unwrap_err();
+        assert!(matches!(error, CallError::Failed(_)), "{error:?}");
         assert!(error.to_string().contains("database down"));
     }
 }

@@ -38,7 +38,7 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 
 use crate::actions::ActionCache;
-use crate::batcher::Batcher;
+use crate::batcher::{Batcher, CallError};
 use crate::circuits::Circuits;
 use crate::gates::{ActionLimits, Busy, DestinationGates};
 use crate::handlers::{self, Performed, endpoint_of};
@@ -388,7 +388,29 @@ impl Executor {
             .attempt_duration
             .with_label_values(&[attempt_outcome.as_str()])
             .observe(delivered.duration.as_secs_f64());
-        let moved = self.records.call((record, outcome.clone())).await?;
+        // Kept in case what the destination answered cannot be stored: the attempt is then
+        // recorded without it rather than sent again.
+        let bare = record.without_response();
+        let moved = match self.records.call((record, outcome.clone())).await {
+            Err(CallError::Refused(error)) => {
+                tracing::warn!(
+                    execution = %job.execution_id,
+                    error = format!("{error:#}"),
+                    "the response could not be stored; recording the attempt without it"
+                );
+                let note = format!("the response could not be stored: {error:#}");
+                let error_message = Some(match &bare.error_message {
+                    Some(message) => format!("{message}; {note}"),
+                    None => note,
+                });
+                let bare = AttemptRecord {
+                    error_message,
+                    ..bare
+                };
+                self.records.call((bare, outcome.clone())).await?
+            }
+            answer => answer?,
+        };
         if verdict == Verdict::Gone {
             let reason = format!("endpoint answered 410 Gone on {}", now.to_rfc3339());
             self.store

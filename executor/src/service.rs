@@ -57,12 +57,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let store = base.store.clone();
     let checks = Batcher::spawn(DB_BATCH_MAX, move |requests| {
         let store = store.clone();
-        async move { Ok(store.check_attempts(&requests).await?) }
+        Box::pin(async move { Ok(store.check_attempts(requests).await?) })
     });
     let store = base.store.clone();
     let records = Batcher::spawn(DB_BATCH_MAX, move |records| {
         let store = store.clone();
-        async move { Ok(store.record_attempts(&records).await?) }
+        Box::pin(async move { Ok(store.record_attempts(records).await?) })
     });
     let executor = Arc::new(Executor {
         store: base.store.clone(),

@@ -14,7 +14,7 @@ use herald_common::broker::{Outgoing, Publisher};
 use herald_common::event::Event;
 use herald_common::messages::EventBatch;
 use herald_common::metrics::{Door, Metrics, Received, Stage, StageWork};
-use herald_common::store::{InsertedEvent, Store};
+use herald_common::store::{InsertedEvent, Store, WriteFailure};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// One request's events (one, or a whole batch), stored together or not at all.
@@ -24,7 +24,7 @@ struct Submission {
     door: Door,
     /// Ingest's stage count: in from submission, out once published (or found duplicate).
     work: StageWork,
-    reply: oneshot::Sender<Result<Vec<InsertedEvent>, ()>>,
+    reply: oneshot::Sender<Result<Vec<InsertedEvent>, NotStored>>,
 }
 
 /// A handle for submitting events; cheap to clone.
@@ -34,9 +34,15 @@ pub struct EventBatcher {
     metrics: Metrics,
 }
 
-/// The batch could not be stored.
+/// Why a request's events were not stored.
 #[derive(Debug)]
-pub struct NotStored;
+pub enum NotStored {
+    /// PostgreSQL refused this request's own data (its words): sending it again cannot help.
+    /// The requests batched with it were stored as if it had not been there.
+    Refused(String),
+    /// The database (or ingest) is unavailable for now: the request may be sent again.
+    Unavailable,
+}
 
 /// Flushes in progress at once: the next batch fills while earlier ones are written.
 const CONCURRENT_FLUSHES: usize = 4;
@@ -79,7 +85,7 @@ impl EventBatcher {
         let mut results = self
             .submit_all(door, vec![(event, idempotency_key)])
             .await?;
-        results.pop().ok_or(NotStored)
+        results.pop().ok_or(NotStored::Unavailable)
     }
 
     /// Stores a request's events in one transaction (all or none), each deduplicated by id
@@ -99,8 +105,8 @@ impl EventBatcher {
                 reply,
             })
             .await
-            .map_err(|_| NotStored)?;
-        answer.await.map_err(|_| NotStored)?.map_err(|()| NotStored)
+            .map_err(|_| NotStored::Unavailable)?;
+        answer.await.map_err(|_| NotStored::Unavailable)?
     }
 }
 
@@ -166,33 +172,28 @@ async fn write_batch(
     store: &Store,
     metrics: &Metrics,
 ) -> (Vec<Event>, Option<StageWork>) {
-    // One statement, one transaction: a submission's events are stored together or not at all.
-    let rows: Vec<(&Event, Option<&str>)> = batch
-        .iter()
-        .flat_map(|s| s.events.iter().map(|(e, k)| (e, k.as_deref())))
-        .collect();
-    let outcome = store.insert_events(&rows).await;
-    let mut results = match outcome {
-        Ok(results) => results.into_iter(),
-        Err(error) => {
-            tracing::error!(%error, events = rows.len(), "could not store events");
-            // Their stage work is dropped uncounted: the callers are told to try again.
-            for submission in batch {
-                let _ = submission.reply.send(Err(()));
-            }
-            return (Vec::new(), None);
-        }
-    };
+    // One statement, one transaction, while nothing is wrong: a submission's events are stored
+    // together or not at all, and one whose data is refused fails alone.
+    let groups: Vec<&[(Event, Option<String>)]> =
+        batch.iter().map(|s| s.events.as_slice()).collect();
+    let outcomes = store.insert_event_groups(&groups).await;
     let mut fresh = Vec::new();
     let mut pending: Option<StageWork> = None;
-    for submission in batch {
+    for (submission, outcome) in batch.into_iter().zip(outcomes) {
         let Submission {
             events,
             door,
             mut work,
             reply,
         } = submission;
-        let mine: Vec<InsertedEvent> = results.by_ref().take(events.len()).collect();
+        let mine = match outcome {
+            Ok(mine) => mine,
+            Err(failure) => {
+                // Its stage work is dropped uncounted: it never entered the pipeline.
+                let _ = reply.send(Err(not_stored(failure, events.len())));
+                continue;
+            }
+        };
         for ((event, _), result) in events.into_iter().zip(&mine) {
             if *result == InsertedEvent::New {
                 fresh.push(event);
@@ -209,6 +210,28 @@ async fn write_batch(
         }
     }
     (fresh, pending)
+}
+
+/// A submission's failure, logged, as its caller is to be told.
+fn not_stored(failure: WriteFailure<sqlx::Error>, events: usize) -> NotStored {
+    match failure {
+        WriteFailure::Refused(error) => {
+            tracing::warn!(%error, events, "the database refused a request's events");
+            let words = error
+                .as_database_error()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_else(|| error.to_string());
+            NotStored::Refused(words)
+        }
+        WriteFailure::Failed(error) => {
+            tracing::error!(%error, events, "could not store events");
+            NotStored::Unavailable
+        }
+        WriteFailure::Unanswered => {
+            tracing::error!(events, "storing events answered no result for a request");
+            NotStored::Unavailable
+        }
+    }
 }
 
 /// Publishes stored events to the matchers; on failure the outbox sweep sends them later.

@@ -17,6 +17,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         check_json_content_type(&request)?;
         let bytes = read_bytes(request, state).await?;
+        check_json_body(&bytes)?;
         refuse_nul_characters(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
@@ -40,11 +41,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             return Ok(OptionalJsonBody(T::default()));
         }
         content_type?;
+        check_json_body(&bytes)?;
         refuse_nul_characters(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(OptionalJsonBody)
             .map_err(ApiError::invalid_json)
     }
+}
+
+/// Any JSON body, before it is parsed: nesting within what parsers take, numbers within a
+/// 64-bit float, no lone surrogate escapes (see `herald_common::json_bounds`). Raw parts such
+/// as an event's `data` are skipped by the parser, so this is what looks at them.
+pub fn check_json_body(bytes: &[u8]) -> Result<(), ApiError> {
+    herald_common::json_bounds::check(bytes, herald_common::json_bounds::BODY_MAX_DEPTH)
+        .map_err(ApiError::from)
 }
 
 /// PostgreSQL's text and jsonb cannot hold U+0000, so a name, condition or setting carrying

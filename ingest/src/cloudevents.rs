@@ -13,6 +13,7 @@
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use herald_common::event::IncomingEvent;
+use herald_common::json_bounds;
 use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Map, Value};
 
@@ -60,6 +61,9 @@ fn data_from_bytes(
         .map(|c| c.split(';').next().unwrap_or(c).trim().to_ascii_lowercase())
         .unwrap_or_else(|| "application/json".into());
     if media == "application/json" || media.ends_with("+json") {
+        // Parsed whole below, so first held to what a parser takes (and Herald can store).
+        json_bounds::check(bytes, json_bounds::BODY_MAX_DEPTH)
+            .map_err(|refusal| ApiError::json_refused(&refusal, "data"))?;
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| invalid(format!("the data is not valid JSON: {e}")))?;
         return raw(&value).map(Some);

@@ -6,9 +6,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use herald_common::action::ActionError;
 use herald_common::event::EventError;
+use herald_common::json_bounds::JsonRefusal;
 use herald_common::provider::{ProviderError, VerifyError};
 use herald_common::store::ActionWriteError;
 use serde_json::json;
+
+use crate::batcher::NotStored;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -60,6 +63,16 @@ impl ApiError {
         )
     }
 
+    /// JSON that could not be stored or read back, in the value `root` names (`data`,
+    /// `payload`; empty for the whole body).
+    pub fn json_refused(refusal: &JsonRefusal, root: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refusal.code(),
+            refusal.message(root),
+        )
+    }
+
     pub fn rate_limited(wait: std::time::Duration) -> Self {
         let mut error = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -68,6 +81,15 @@ impl ApiError {
         );
         error.retry_after = Some(wait);
         error
+    }
+
+    /// PostgreSQL refused the request's own data (in its words): not worth sending again.
+    pub fn unstorable(words: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unstorable",
+            format!("the database refused what this request would store: {words}"),
+        )
     }
 
     pub fn unavailable() -> Self {
@@ -101,6 +123,14 @@ impl From<EventError> for ApiError {
             StatusCode::UNPROCESSABLE_ENTITY
         };
         Self::new(status, error.code, error.message)
+    }
+}
+
+/// JSON in a whole body that could not be stored or read back (see
+/// `herald_common::json_bounds`).
+impl From<JsonRefusal> for ApiError {
+    fn from(refusal: JsonRefusal) -> Self {
+        Self::json_refused(&refusal, "")
     }
 }
 
@@ -144,13 +174,34 @@ impl From<ActionWriteError> for ApiError {
                 "revision_mismatch",
                 format!("the action has changed since: it is at revision {revision}"),
             ),
+            ActionWriteError::Invalid { name, error } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_action",
+                format!("the action named {name:?}: {error}"),
+            ),
             ActionWriteError::Database(error) => error.into(),
+        }
+    }
+}
+
+/// A request's events that the batcher did not store.
+impl From<NotStored> for ApiError {
+    fn from(error: NotStored) -> Self {
+        match error {
+            NotStored::Refused(words) => Self::unstorable(&words),
+            NotStored::Unavailable => Self::unavailable(),
         }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if herald_common::store::is_data_error(&error)
+            && let Some(refused) = error.as_database_error()
+        {
+            tracing::warn!(%error, "the database refused a request's data");
+            return Self::unstorable(refused.message());
+        }
         tracing::error!(%error, "database error while answering a request");
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {

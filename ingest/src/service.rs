@@ -9,7 +9,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use herald_common::config::{Config, ServiceName};
-use herald_common::event::EventLimits;
 use herald_common::metrics::{Metrics, http_method_label};
 use herald_common::net::Destinations;
 use herald_common::service::{Base, Running};
@@ -103,10 +102,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         metrics: base.metrics.clone(),
         batcher,
         admin_token: Arc::from(ingest.admin_token.as_str()),
-        limits: EventLimits {
-            max_metadata_entries: ingest.max_metadata_entries,
-            max_metadata_bytes: ingest.max_metadata_bytes,
-        },
+        limits: ingest.event_limits(),
         limiter: Arc::new(TenantLimiter::new(
             ingest.tenant_rate_per_s,
             ingest.tenant_burst,

@@ -18,10 +18,10 @@ use herald_common::broker::{
 use herald_common::config::{Config, ServiceName};
 use herald_common::event::{Event, EventLimits};
 use herald_common::ids::{ExecutionId, TenantId};
-use herald_common::messages::{Lane, decode_events};
+use herald_common::messages::{Lane, UNSTORABLE, decode_events};
 use herald_common::metrics::{Door, Metrics, Received, Stage};
 use herald_common::service::{Base, Running};
-use herald_common::store::{NewExecution, Store};
+use herald_common::store::{NewExecution, Store, WriteFailure, is_data_error_in, write_isolated};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
@@ -43,10 +43,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         store: base.store.clone(),
         publisher: base.publisher.clone(),
         metrics: base.metrics.clone(),
-        limits: EventLimits {
-            max_metadata_entries: base.config.ingest.max_metadata_entries,
-            max_metadata_bytes: base.config.ingest.max_metadata_bytes,
-        },
+        limits: base.config.ingest.event_limits(),
     });
     // Room for every batch in flight: with a prefetch of one batch, only one batch could be
     // out at a time, and the matcher's rate was one batch per database-and-broker round trip
@@ -191,45 +188,92 @@ impl BatchHandler for Matcher {
         }
         let count: usize = decoded.iter().map(|d| d.events.len()).sum();
         // Out only once acknowledged; a batch returned to the broker is counted in again.
-        let work = self.metrics.stage_enter(Stage::Matcher, count as u64);
-        let outcome = match checked {
-            Ok(_) => self.process(&decoded).await,
-            Err(error) => Err(error.into()),
-        };
-        match outcome {
-            Ok(()) => {
-                // Acknowledged together: awaited one at a time, each ack waited for the
-                // connection's thread to write it, and a batch's acks took longer than the
-                // batch's matching, recording and publishing together.
-                let acks = decoded
-                    .iter()
-                    .map(|d| d.delivery.ack(BasicAckOptions::default()));
-                join_all(acks).await;
-                work.done_all();
-            }
-            Err(error) => {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    events = count,
-                    "matching failed; returning the batch"
-                );
-                // Back off a little so an outage does not become a hot redelivery loop.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                for d in &decoded {
-                    let _ = d
-                        .delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
+        let mut work = self.metrics.stage_enter(Stage::Matcher, count as u64);
+        if let Err(error) = checked {
+            return self.give_back(&decoded, &error.into()).await;
+        }
+        // One transaction for the batch while nothing is wrong; a message whose own data the
+        // database refuses is parked alone, and the others are recorded without it.
+        let outcomes = write_isolated(decoded.len(), is_data_error_in, |range| {
+            let chunk = &decoded[range];
+            async move { self.process(chunk).await.map(|()| vec![(); chunk.len()]) }
+        })
+        .await;
+        let mut returned = Vec::new();
+        let mut acks = Vec::new();
+        for (d, outcome) in decoded.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {
+                    acks.push(d.delivery.ack(BasicAckOptions::default()));
+                    work.done(d.events.len() as u64);
                 }
+                Err(WriteFailure::Refused(error)) => {
+                    if !d.stored {
+                        self.metrics.count_events(
+                            Door::Broker,
+                            Received::Rejected,
+                            d.events.len() as u64,
+                        );
+                    }
+                    let reason = format!("the database refused the message's data: {error:#}");
+                    dead_letter(
+                        &self.publisher,
+                        &self.metrics,
+                        &d.delivery,
+                        MATCHER_QUEUE,
+                        UNSTORABLE,
+                        &reason,
+                    )
+                    .await;
+                    work.done(d.events.len() as u64);
+                }
+                Err(WriteFailure::Failed(error)) => returned.push((d, Some(error))),
+                Err(WriteFailure::Unanswered) => returned.push((d, None)),
             }
+        }
+        // Acknowledged together: awaited one at a time, each ack waited for the connection's
+        // thread to write it, and a batch's acks took longer than the batch's matching,
+        // recording and publishing together.
+        join_all(acks).await;
+        if let Some((_, error)) = returned.first() {
+            let error = match error {
+                Some(error) => anyhow::anyhow!("{error:#}"),
+                None => anyhow::anyhow!("recording answered no result"),
+            };
+            let returned: Vec<&Decoded> = returned.iter().map(|(d, _)| *d).collect();
+            self.give_back(&returned, &error).await;
         }
     }
 }
 
 impl Matcher {
+    /// Returns deliveries to the broker after a failure of the moment (the database or the
+    /// broker away), to be matched again.
+    async fn give_back<D: std::borrow::Borrow<Decoded>>(
+        &self,
+        decoded: &[D],
+        error: &anyhow::Error,
+    ) {
+        let events: usize = decoded.iter().map(|d| d.borrow().events.len()).sum();
+        tracing::warn!(
+            error = format!("{error:#}"),
+            events,
+            "matching failed; returning the batch"
+        );
+        // Back off a little so an outage does not become a hot redelivery loop.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for d in decoded {
+            let _ = d
+                .borrow()
+                .delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await;
+        }
+    }
+
     async fn process(&self, decoded: &[Decoded]) -> anyhow::Result<()> {
         // Each event with whether it still has to be stored (it came straight to the broker),
         // once: two copies in one batch (an outside program published it twice) would have one

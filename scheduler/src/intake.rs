@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use herald_common::broker::topology::SCHEDULER_QUEUE;
 use herald_common::broker::{BatchHandler, Delivery, Publisher, dead_letter};
-use herald_common::messages::{DelayedJob, Message};
+use herald_common::messages::{DelayedJob, Message, UNSTORABLE};
 use herald_common::metrics::{Metrics, Stage};
-use herald_common::store::Store;
+use herald_common::store::{Store, WriteFailure, is_data_error, write_isolated};
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::sync::Notify;
 
@@ -53,28 +53,54 @@ impl BatchHandler for Intake {
             }
         }
         // Out once stored and acknowledged; jobs returned to the broker are counted in again.
-        let work = self
+        let mut work = self
             .metrics
             .stage_enter(Stage::SchedulerIntake, jobs.len() as u64);
-        match self.store.insert_delayed_jobs(&jobs).await {
-            Ok(()) => {
-                for delivery in &accepted {
-                    let _ = delivery.ack(BasicAckOptions::default()).await;
-                }
-                work.done_all();
-                self.wake.notify_one();
+        // One statement while nothing is wrong; a job whose own data the database refuses is
+        // parked alone and the others are stored without it.
+        let outcomes = write_isolated(jobs.len(), is_data_error, |range| {
+            let chunk = &jobs[range];
+            let store = &self.store;
+            async move {
+                store.insert_delayed_jobs(chunk).await?;
+                Ok(vec![(); chunk.len()])
             }
-            Err(error) => {
-                tracing::warn!(%error, "could not store delayed jobs; returning them");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                for delivery in &accepted {
-                    let _ = delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
+        })
+        .await;
+        let mut returned = Vec::new();
+        for (delivery, outcome) in accepted.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {
+                    let _ = delivery.ack(BasicAckOptions::default()).await;
+                    work.done(1);
                 }
+                Err(WriteFailure::Refused(error)) => {
+                    let reason = format!("the database refused the job: {error}");
+                    dead_letter(
+                        &self.publisher,
+                        &self.metrics,
+                        delivery,
+                        SCHEDULER_QUEUE,
+                        UNSTORABLE,
+                        &reason,
+                    )
+                    .await;
+                    work.done(1);
+                }
+                Err(failure) => returned.push((delivery, failure)),
+            }
+        }
+        self.wake.notify_one();
+        if let Some((_, failure)) = returned.first() {
+            tracing::warn!(?failure, "could not store delayed jobs; returning them");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            for (delivery, _) in &returned {
+                let _ = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
             }
         }
     }

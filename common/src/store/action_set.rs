@@ -36,16 +36,27 @@ pub struct SetReport {
     pub deleted: Vec<String>,
 }
 
-/// `desired` with the stored secrets carried over when it gave none.
-fn with_kept_secrets(desired: &DesiredAction, current: &ActionRecord) -> ActionSpec {
+/// `desired` as it is to be stored over `current` (if any): the stored secrets carried over
+/// when it gave none, and credentials it sent back masked kept.
+fn to_store(
+    desired: &DesiredAction,
+    current: Option<&ActionRecord>,
+) -> Result<ActionSpec, ActionWriteError> {
     let mut spec = desired.spec.clone();
     if desired.keep_secrets
-        && let (Handler::Webhook(new), Some(old)) =
-            (&mut spec.handler, current.spec.handler.webhook())
+        && let (Handler::Webhook(new), Some(old)) = (
+            &mut spec.handler,
+            current.and_then(|c| c.spec.handler.webhook()),
+        )
     {
         new.secrets = old.secrets.clone();
     }
-    spec
+    spec.restore_masked(current.map(|c| &c.spec))
+        .map_err(|error| ActionWriteError::Invalid {
+            name: spec.name.clone(),
+            error,
+        })?;
+    Ok(spec)
 }
 
 impl Store {
@@ -72,14 +83,15 @@ impl Store {
             let name = wanted.spec.name.clone();
             match current.iter().find(|a| a.spec.name == name) {
                 None => {
-                    insert_action(&mut *tx, tenant_id, &wanted.spec, false).await?;
+                    let spec = to_store(wanted, None)?;
+                    insert_action(&mut *tx, tenant_id, &spec, false).await?;
                     report.created.push(name);
                 }
                 Some(existing) if existing.deleted_at.is_some() => {
                     report.skipped_deleted.push(name);
                 }
                 Some(existing) => {
-                    let spec = with_kept_secrets(wanted, existing);
+                    let spec = to_store(wanted, Some(existing))?;
                     if spec == existing.spec {
                         report.unchanged.push(name);
                     } else {

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::Store;
-use crate::action::{ActionMode, ActionSpec, Handler, Priority, RetryPolicy};
+use crate::action::{ActionError, ActionMode, ActionSpec, Handler, Priority, RetryPolicy};
 use crate::condition::Condition;
 use crate::ids::{ActionId, TenantId};
 
@@ -122,6 +122,9 @@ pub enum ActionWriteError {
     /// An update named the revision it was based on, and the action has moved on since.
     #[error("the action is at revision {0}")]
     RevisionMismatch(i64),
+    /// An action of a set sent a masked credential that it does not have stored.
+    #[error("the action named {name:?}: {error}")]
+    Invalid { name: String, error: ActionError },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

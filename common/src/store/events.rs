@@ -8,6 +8,7 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::Store;
+use super::isolate::{WriteFailure, is_data_error, write_isolated};
 use crate::event::{Event, EventId, EventType, RawJson};
 use crate::ids::TenantId;
 
@@ -157,6 +158,31 @@ impl Store {
         }
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// [`Store::insert_events`] for many requests' events at once, in one statement while
+    /// nothing is wrong: each group is stored whole or not at all, and a group whose own data
+    /// PostgreSQL refuses fails alone, every other group stored as if it had come alone (see
+    /// [`write_isolated`]).
+    pub async fn insert_event_groups(
+        &self,
+        groups: &[&[(Event, Option<String>)]],
+    ) -> Vec<Result<Vec<InsertedEvent>, WriteFailure<sqlx::Error>>> {
+        write_isolated(groups.len(), is_data_error, |range| {
+            let groups = &groups[range];
+            async move {
+                let rows: Vec<(&Event, Option<&str>)> = groups
+                    .iter()
+                    .flat_map(|group| group.iter().map(|(e, k)| (e, k.as_deref())))
+                    .collect();
+                let mut outcomes = self.insert_events(&rows).await?.into_iter();
+                Ok(groups
+                    .iter()
+                    .map(|group| outcomes.by_ref().take(group.len()).collect())
+                    .collect())
+            }
+        })
+        .await
     }
 
     /// Stores events that arrived straight from the broker, inside the matcher's transaction,

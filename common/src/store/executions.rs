@@ -83,6 +83,37 @@ pub struct AttemptRecord {
     pub error_message: Option<String>,
 }
 
+impl AttemptRecord {
+    /// The attempt without what the destination answered (its headers and body), for when
+    /// that could not be stored: the attempt itself is still recorded.
+    pub fn without_response(&self) -> Self {
+        Self {
+            execution_id: self.execution_id,
+            tenant_id: self.tenant_id,
+            attempt: self.attempt,
+            started_at: self.started_at,
+            duration_ms: self.duration_ms,
+            request_url: self.request_url.clone(),
+            response_status: self.response_status,
+            response_headers: None,
+            response_body: None,
+            outcome: self.outcome,
+            error_kind: self.error_kind,
+            error_message: self.error_message.clone(),
+        }
+    }
+}
+
+/// Text as PostgreSQL's `text` can hold it: a response body or an error may carry U+0000,
+/// which it refuses, so that character is stored as U+FFFD, as invalid UTF-8 already is.
+fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
+}
+
 /// The execution's state after an attempt.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -378,7 +409,7 @@ impl Store {
         .bind(
             records
                 .iter()
-                .map(|(r, _)| r.response_body.as_deref())
+                .map(|(r, _)| r.response_body.as_deref().map(storable))
                 .collect::<Vec<_>>(),
         )
         .bind(
@@ -396,7 +427,7 @@ impl Store {
         .bind(
             records
                 .iter()
-                .map(|(r, _)| r.error_message.as_deref())
+                .map(|(r, _)| r.error_message.as_deref().map(storable))
                 .collect::<Vec<_>>(),
         )
         .fetch_all(&self.pool)

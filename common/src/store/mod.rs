@@ -13,6 +13,7 @@ mod event_list;
 mod events;
 mod execution_list;
 mod executions;
+mod isolate;
 mod limits;
 mod overview;
 mod providers;
@@ -44,6 +45,7 @@ pub use executions::{
     AttemptRecord, AttemptView, Claim, ClaimRequest, ExecutionRecord, NewExecution, Outcome,
     StoredExecution,
 };
+pub use isolate::{WriteFailure, is_data_error, is_data_error_in, write_isolated};
 pub use overview::{Minute, OVERDUE_AFTER_S, Overview};
 pub use providers::{ProviderRecord, ProviderWriteError};
 pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};

@@ -66,7 +66,8 @@ pub async fn update(
     let current = find(&state, tenant, &id).await?;
     let mut merged = serde_json::to_value(&current.spec).unwrap_or_default();
     patch_action(&mut merged, &patch);
-    let spec = ActionSpec::parse(&merged)?;
+    let mut spec = ActionSpec::parse(&merged)?;
+    spec.restore_masked(Some(&current.spec))?;
     let deleted = current.deleted_at.is_some();
     let (before, after) = (live_cost(&current.spec, deleted), live_cost(&spec, deleted));
     if after > before {

@@ -8,23 +8,27 @@ use axum::http::{HeaderName, StatusCode};
 use herald_common::action::ActionSpec;
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::store::{ActionRecord, Lifecycle};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// An action as the API shows it. Signing secrets are masked except right after creation.
+/// An action as the API shows it. Credential headers are always masked; signing secrets are
+/// too, except right after creation (Herald may have made them up).
 pub fn view(record: &ActionRecord, reveal_secrets: bool) -> Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();
-    if !reveal_secrets && let Some(hook) = record.spec.handler.webhook() {
-        let masked: Vec<String> = hook
-            .secrets
-            .iter()
-            .map(|s| format!("whsec_…{}", &s[s.len().saturating_sub(4)..]))
-            .collect();
-        value["handler"]["secrets"] = serde_json::to_value(masked).unwrap_or_default();
+    if let Some(hook) = record.spec.handler.webhook() {
+        value["handler"]["headers"] = json!(hook.shown_headers());
+        if !reveal_secrets {
+            let masked: Vec<String> = hook
+                .secrets
+                .iter()
+                .map(|s| format!("whsec_…{}", &s[s.len().saturating_sub(4)..]))
+                .collect();
+            value["handler"]["secrets"] = json!(masked);
+        }
     }
     value
 }
@@ -48,7 +52,8 @@ pub async fn create(
     Tenant(tenant): Tenant,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, [(HeaderName, String); 2], Json<Value>)> {
-    let spec = ActionSpec::parse(&body)?;
+    let mut spec = ActionSpec::parse(&body)?;
+    spec.restore_masked(None)?;
     if spec.enabled {
         check_budget(&state, tenant, spec.costly_parts())?;
     }

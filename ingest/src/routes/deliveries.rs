@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
 use herald_common::action::{ActionError, ActionSpec};
 use herald_common::event::IncomingEvent;
+use herald_common::json_bounds;
 use herald_common::store::{ActionWriteError, DeliveryCreated, NewDelivery};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -73,7 +74,11 @@ fn action_of(request: &DeliveryRequest) -> ApiResult<ActionSpec> {
         "handler": handler,
         "retry": retry,
     });
-    ActionSpec::parse(&spec).map_err(|ActionError { field, message }| {
+    let parsed = ActionSpec::parse(&spec).and_then(|mut spec| {
+        spec.restore_masked(None)?;
+        Ok(spec)
+    });
+    parsed.map_err(|ActionError { field, message }| {
         // Name the request's field, not the action's.
         let field = match field.as_str() {
             "handler.url" => "url".to_owned(),
@@ -109,6 +114,12 @@ pub async fn create(
     JsonBody(request): JsonBody<DeliveryRequest>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
     let now = Utc::now();
+    // Checked here too, so that a refusal names the request's field rather than the event's.
+    json_bounds::check(
+        request.payload.get().as_bytes(),
+        state.limits.max_json_depth,
+    )
+    .map_err(|refusal| ApiError::json_refused(&refusal, "payload"))?;
     let action = action_of(&request)?;
     let due_at = due_at(request.scheduled_at.as_deref(), now)?;
     // The header, as for events, or the contract's body field.
@@ -146,10 +157,11 @@ pub async fn create(
         .await
         .map_err(|error| match error {
             ActionWriteError::Database(error) => ApiError::from(error),
-            // A delivery's action has a fresh unique name and is never updated.
-            ActionWriteError::NameTaken(_) | ActionWriteError::RevisionMismatch(_) => {
-                ApiError::unavailable()
-            }
+            // A delivery's action has a fresh unique name, is checked before, and is never
+            // updated.
+            ActionWriteError::NameTaken(_)
+            | ActionWriteError::RevisionMismatch(_)
+            | ActionWriteError::Invalid { .. } => ApiError::unavailable(),
         })?;
     // A delivery is followed as its execution (a duplicate points at the first one's).
     let execution = match &created {

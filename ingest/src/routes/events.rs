@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
 
 use crate::auth::Tenant;
-use crate::body::read_bytes;
+use crate::body::{check_json_body, read_bytes};
 use crate::cloudevents;
 use crate::error::{ApiError, ApiResult};
 use crate::query::{QueryParams, cursor, page_limit, time_window};
@@ -65,6 +65,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 }
 
 fn json_value(bytes: &[u8]) -> ApiResult<Value> {
+    check_json_body(bytes)?;
     serde_json::from_slice(bytes).map_err(ApiError::invalid_json)
 }
 
@@ -93,6 +94,7 @@ fn read_incoming(headers: &HeaderMap, bytes: &[u8], batch: bool) -> ApiResult<In
 }
 
 fn read_json(bytes: &[u8], batch: bool) -> ApiResult<Incoming> {
+    check_json_body(bytes)?;
     if batch {
         serde_json::from_slice(bytes)
             .map(Incoming::Many)
@@ -205,11 +207,7 @@ async fn receive(
             let _span = trace_event(&mut event, traceparent(&headers), "http");
             let id = event.id.clone();
             let sync = sync_actions(&state.engine, &event);
-            let outcome = state
-                .batcher
-                .submit(Door::Http, event, key)
-                .await
-                .map_err(|_| ApiError::unavailable())?;
+            let outcome = state.batcher.submit(Door::Http, event, key).await?;
             if sync.is_empty() || matches!(outcome, InsertedEvent::Duplicate(_)) {
                 return Ok((StatusCode::ACCEPTED, Json(result(id, outcome))));
             }
@@ -274,8 +272,7 @@ async fn store_batch(
     let outcomes = state
         .batcher
         .submit_all(Door::Http, events.into_iter().map(|e| (e, None)).collect())
-        .await
-        .map_err(|_| ApiError::unavailable())?;
+        .await?;
     let data: Vec<Value> = ids
         .into_iter()
         .zip(outcomes)

@@ -14,7 +14,7 @@ use herald_common::store::{InsertedEvent, ProviderRecord};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use crate::body::read_bytes;
+use crate::body::{check_json_body, read_bytes};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::providers::provider_id;
 use crate::state::AppState;
@@ -53,12 +53,7 @@ pub async fn receive(
         "provider",
     );
     let event_id = event.id.clone();
-    let answer = match state
-        .batcher
-        .submit(Door::Hook, event, None)
-        .await
-        .map_err(|_| ApiError::unavailable())?
-    {
+    let answer = match state.batcher.submit(Door::Hook, event, None).await? {
         InsertedEvent::New => json!({"id": event_id, "duplicate": false}),
         InsertedEvent::Duplicate(original) => json!({"id": original, "duplicate": true}),
     };
@@ -82,6 +77,7 @@ fn event_of(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Event> {
+    check_json_body(body)?;
     let data: Box<RawValue> = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
     let parsed: Value = serde_json::from_str(data.get()).map_err(ApiError::invalid_json)?;
     let spec = &provider.spec;
