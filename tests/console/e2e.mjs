@@ -154,6 +154,7 @@ async function main() {
     await page.getByLabel("Webhook URL").fill(receiver.url);
     await page.getByLabel(/^Retry policy/).fill('{"max_attempts": 1}');
     await page.getByLabel("Description").fill("Sends new orders to the CRM");
+    await page.getByLabel(/^Webhook headers/).fill('{"authorization": "Bearer crm-secret-1", "x-team": "sales"}');
     await screenshot(page, "new-action");
     await page.getByRole("button", { name: "Create action" }).click();
     await page.getByText("Signing secret, shown this once").waitFor({ timeout: WAIT });
@@ -166,6 +167,14 @@ async function main() {
     await page.getByRole("button", { name: "Save changes" }).click();
     await page.getByText("Saved.").waitFor({ timeout: WAIT });
     await page.getByRole("heading", { name: "Conditions" }).waitFor({ timeout: WAIT });
+    // The credential header is never shown again, in the page or in its edit form (which
+    // sends the mask back on save, and the stored value is kept: see the delivery below).
+    await page.getByRole("button", { name: "Edit" }).click();
+    const shownHeaders = await page.getByLabel(/^Webhook headers/).inputValue();
+    if (!shownHeaders.includes('"***"') || !shownHeaders.includes("sales")) throw new Error(`headers shown: ${shownHeaders}`);
+    if ((await page.content()).includes("crm-secret-1")) throw new Error("the console shows a credential");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByText("Saved.").waitFor({ timeout: WAIT });
     const testEvent = page.getByLabel("Event (JSON)");
     await testEvent.fill('{"type": "order.created", "data": {"amount": 50}}');
     await page.getByRole("button", { name: "Run test" }).click();
@@ -188,6 +197,9 @@ async function main() {
     await page.getByText("HTTP 200").first().waitFor({ timeout: WAIT });
     await screenshot(page, "event");
     if (!receiver.received.some((r) => r.headers["webhook-signature"])) throw new Error("no signed webhook arrived");
+    if (!receiver.received.every((r) => r.headers.authorization === "Bearer crm-secret-1")) {
+      throw new Error("the stored credential did not go with the webhook");
+    }
 
     step("the endpoint fails: failures and the open circuit show");
     receiver.failing = true;

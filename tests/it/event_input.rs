@@ -580,3 +580,184 @@ async fn bad_event_fields_headers_and_oversized_bodies_are_refused_and_store_not
     .await;
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_that_could_not_be_stored_or_read_back_is_refused_at_every_door() {
+    let (sandbox, tenant) = sandbox_with_tenant().await;
+    // 65 levels: one past the default `ingest.max_json_depth`.
+    let deep = || -> Value {
+        serde_json::from_str(&format!("{}{}", "[".repeat(65), "]".repeat(65))).expect("JSON")
+    };
+    let raw = |case: &'static str, path: &str, content_type: &'static str, body: String| {
+        Refused::post(case, path, content_type, body.into_bytes())
+    };
+    let herald = r#"{"type":"order.paid","data":DATA}"#;
+    let herald_batch = r#"[{"type":"order.paid"},{"type":"order.paid","data":DATA}]"#;
+    let cloud = r#"{"specversion":"1.0","id":"c1","type":"order.paid","source":"/s","data":DATA}"#;
+    let with = |template: &str, data: &str| template.replace("DATA", data);
+    let (huge, lone) = ("{\"n\":1e400}", r#"{"s":"\ud800"}"#);
+    let cases = vec![
+        // Nesting past `ingest.max_json_depth`, by every door.
+        event("deep data", json!({"type": "order.paid", "data": deep()})).answers(
+            422,
+            "json_too_deep",
+            "`data[0]",
+        ),
+        Refused::post(
+            "deep data in a batch",
+            "/v1/events/batch",
+            "application/json",
+            json!([{"type": "order.paid"}, {"type": "order.paid", "data": deep()}])
+                .to_string()
+                .into_bytes(),
+        )
+        .answers(422, "json_too_deep", "events[1]"),
+        structured("deep CloudEvent data", cloudevent(json!({"data": deep()}))).answers(
+            422,
+            "json_too_deep",
+            "64 levels",
+        ),
+        binary(
+            "deep binary CloudEvent data",
+            &[],
+            "application/json",
+            deep().to_string().as_bytes(),
+        )
+        .answers(422, "json_too_deep", "`data[0]"),
+        ce_batch(
+            "deep data in a CloudEvents batch",
+            "/v1/events/batch",
+            json!([
+                cloudevent(json!({})),
+                cloudevent(json!({"id": "c2", "data": deep()}))
+            ]),
+        )
+        .answers(422, "json_too_deep", "events[1]"),
+        raw(
+            "a body deeper than any parser reads",
+            "/v1/events",
+            "application/cloudevents+json",
+            with(cloud, &format!("{}{}", "[".repeat(130), "]".repeat(130))),
+        )
+        .answers(422, "json_too_deep", "128 levels"),
+        // Numbers past a 64-bit float, by every door.
+        raw(
+            "a huge number",
+            "/v1/events",
+            "application/json",
+            with(herald, huge),
+        )
+        .answers(422, "number_out_of_range", "`data.n`"),
+        raw(
+            "a 400-digit number in a batch",
+            "/v1/events/batch",
+            "application/json",
+            with(herald_batch, &format!(r#"{{"n":{}}}"#, "9".repeat(400))),
+        )
+        .answers(422, "number_out_of_range", "`[1].data.n`"),
+        raw(
+            "a huge number in a CloudEvent",
+            "/v1/events",
+            "application/cloudevents+json",
+            with(cloud, huge),
+        )
+        .answers(422, "number_out_of_range", "data.n"),
+        binary(
+            "a huge number as binary data",
+            &[],
+            "application/json",
+            huge.as_bytes(),
+        )
+        .answers(422, "number_out_of_range", "`data.n`"),
+        // Lone surrogate escapes, wherever text is.
+        raw(
+            "a lone surrogate in data",
+            "/v1/events",
+            "application/json",
+            with(herald, lone),
+        )
+        .answers(422, "lone_surrogate", "`data.s`"),
+        raw(
+            "a lone surrogate in metadata",
+            "/v1/events",
+            "application/json",
+            r#"{"type":"order.paid","metadata":{"k":"\udfff"}}"#.to_owned(),
+        )
+        .answers(422, "lone_surrogate", "`metadata.k`"),
+        raw(
+            "a lone surrogate in an id",
+            "/v1/events",
+            "application/json",
+            r#"{"type":"order.paid","id":"x\ud83d"}"#.to_owned(),
+        )
+        .answers(422, "lone_surrogate", "`id`"),
+        raw(
+            "a lone surrogate in a CloudEvents extension",
+            "/v1/events",
+            "application/cloudevents-batch+json",
+            format!("[{}]", with(cloud, r#"{}, "region": "\udc00""#)),
+        )
+        .answers(422, "lone_surrogate", "region"),
+        // A one-off delivery's payload, named as the request names it.
+        raw(
+            "a deep delivery payload",
+            "/v1/deliveries",
+            "application/json",
+            json!({"url": "https://example.com/hook", "payload": deep()}).to_string(),
+        )
+        .answers(422, "json_too_deep", "`payload[0]"),
+        raw(
+            "a huge number in a delivery payload",
+            "/v1/deliveries",
+            "application/json",
+            format!(r#"{{"url":"https://example.com/hook","payload":{huge}}}"#),
+        )
+        .answers(422, "number_out_of_range", "`payload.n`"),
+        raw(
+            "a lone surrogate in a delivery payload",
+            "/v1/deliveries",
+            "application/json",
+            format!(r#"{{"url":"https://example.com/hook","payload":{lone}}}"#),
+        )
+        .answers(422, "lone_surrogate", "`payload.s`"),
+    ];
+    assert_refused(&sandbox, &tenant, cases).await;
+
+    // At the bounds, everything is stored and read back as sent: 64 levels, the largest and
+    // smallest floats (the latter rounds to zero, as every parser does), a surrogate pair,
+    // U+0000 (data is stored as `json`, which keeps it), and an id, type, source, idempotency
+    // key and metadata at their limits.
+    // 63 arrays in the data's object: 64 levels.
+    let at_limit: Value =
+        serde_json::from_str(&format!("{}{}", "[".repeat(63), "]".repeat(63))).expect("JSON");
+    let longest = |c: char| c.to_string().repeat(255);
+    let metadata: serde_json::Map<String, Value> = (0..64)
+        .map(|i| (format!("k{i:02}"), json!("v".repeat(128 - 3))))
+        .collect();
+    let event = json!({"id": longest('i'), "type": longest('t'), "source": longest('s'),
+                       "metadata": metadata,
+                       "data": {"deep": at_limit, "max": 1.7976931348623157e308,
+                                "tiny": 1e-400, "pair": "\u{1F600}", "nul": "a\u{0}b"}});
+    let key = "k".repeat(255);
+    let response = sandbox
+        .http_request(Method::POST, "/v1/events", &tenant.key)
+        .header("idempotency-key", key.as_str())
+        .json(&event)
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(
+        response.status().as_u16(),
+        202,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let stored = sandbox.event_view(&tenant, &longest('i')).await;
+    assert_eq!(stored["type"], event["type"]);
+    assert_eq!(stored["source"], event["source"]);
+    assert_eq!(stored["metadata"], event["metadata"]);
+    let mut expected = event["data"].clone();
+    expected["tiny"] = json!(0.0);
+    assert_eq!(stored["data"], expected, "data reads back whole");
+    sandbox.stop().await;
+}

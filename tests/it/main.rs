@@ -6,6 +6,7 @@ mod action_lifecycle;
 mod api_access;
 mod api_contract;
 mod api_input;
+mod bad_neighbours;
 mod broker_intake;
 mod circuits;
 mod cli;

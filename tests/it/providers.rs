@@ -458,6 +458,11 @@ async fn a_verified_delivery_without_json_or_a_usable_type_is_refused_and_stores
             hmac_hex(PLAIN_SECRET.as_bytes(), &[body.as_bytes()]),
         )]
     };
+    let deep_body = format!(
+        r#"{{"meta":{{"type":"x"}},"deep":{}{}}}"#,
+        "[".repeat(64),
+        "]".repeat(64)
+    );
     let cases = [
         ("not JSON", "type=push", 400, "invalid_json"),
         ("no type", r#"{"meta":{}}"#, 422, "event_type_missing"),
@@ -472,6 +477,25 @@ async fn a_verified_delivery_without_json_or_a_usable_type_is_refused_and_stores
             r#"{"meta":{"type":"order shipped"}}"#,
             422,
             "invalid_event_type",
+        ),
+        // JSON that could not be stored or read back (the body is the event's data).
+        (
+            "nested past the bound",
+            deep_body.as_str(),
+            422,
+            "json_too_deep",
+        ),
+        (
+            "a number past a float",
+            r#"{"meta":{"type":"x"},"n":1e400}"#,
+            422,
+            "number_out_of_range",
+        ),
+        (
+            "a lone surrogate",
+            r#"{"meta":{"type":"x"},"s":"\udc00"}"#,
+            422,
+            "lone_surrogate",
         ),
     ];
     for (case, body, status, code) in cases {

@@ -18,6 +18,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub delay: Duration,
+    /// The body; `ok` unless set.
+    pub body: Option<Bytes>,
 }
 
 impl Reply {
@@ -26,7 +28,13 @@ impl Reply {
             status,
             headers: Vec::new(),
             delay: Duration::ZERO,
+            body: None,
         }
+    }
+
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = Some(body.into());
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
@@ -149,7 +157,7 @@ async fn handle(
     }
     let mut response = (
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
-        "ok",
+        reply.body.unwrap_or_else(|| Bytes::from_static(b"ok")),
     )
         .into_response();
     for (name, value) in reply.headers {

@@ -259,7 +259,7 @@ async fn write(
     .bind(int(circuit.window_failures))
     .bind(int(circuit.probes_in_flight))
     .bind(circuit.probe_lease_until)
-    .bind(last_error)
+    .bind(last_error.map(super::storable_text))
     .fetch_one(&mut *tx)
     .await?;
     entry_from_row(&row)

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::Store;
+use super::{Store, storable_text};
 use crate::event::EventId;
 use crate::ids::{ActionId, AttemptId, ExecutionId, TenantId};
 use crate::status::{AttemptOutcome, ErrorKind, ExecutionStatus};
@@ -101,16 +101,6 @@ impl AttemptRecord {
             error_kind: self.error_kind,
             error_message: self.error_message.clone(),
         }
-    }
-}
-
-/// Text as PostgreSQL's `text` can hold it: a response body or an error may carry U+0000,
-/// which it refuses, so that character is stored as U+FFFD, as invalid UTF-8 already is.
-fn storable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}").into()
-    } else {
-        text.into()
     }
 }
 
@@ -409,7 +399,7 @@ impl Store {
         .bind(
             records
                 .iter()
-                .map(|(r, _)| r.response_body.as_deref().map(storable))
+                .map(|(r, _)| r.response_body.as_deref().map(storable_text))
                 .collect::<Vec<_>>(),
         )
         .bind(
@@ -427,7 +417,7 @@ impl Store {
         .bind(
             records
                 .iter()
-                .map(|(r, _)| r.error_message.as_deref().map(storable))
+                .map(|(r, _)| r.error_message.as_deref().map(storable_text))
                 .collect::<Vec<_>>(),
         )
         .fetch_all(&self.pool)

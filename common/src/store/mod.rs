@@ -53,6 +53,16 @@ pub use retention::Deleted;
 pub use stats::{Percentiles, Stats};
 pub use tenants::{ApiKeyRecord, TenantRecord};
 
+/// Text from outside (a response body, an error's words) as PostgreSQL's `text` can hold
+/// it: U+0000, which it refuses, is stored as U+FFFD, as invalid UTF-8 already is.
+fn storable_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A handle on the database, cheap to clone.

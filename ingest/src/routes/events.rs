@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use herald_common::event::{Event, EventId, IncomingEvent};
 use herald_common::ids::TenantId;
+use herald_common::json_bounds;
 use herald_common::metrics::{Door, Received};
 use herald_common::store::{EventFilter, InsertedEvent, encode_cursor};
 use serde::Deserialize;
@@ -94,7 +95,9 @@ fn read_incoming(headers: &HeaderMap, bytes: &[u8], batch: bool) -> ApiResult<In
 }
 
 fn read_json(bytes: &[u8], batch: bool) -> ApiResult<Incoming> {
-    check_json_body(bytes)?;
+    // Any depth here: `data` is kept raw and held to `ingest.max_json_depth` when the event is
+    // validated (a refusal then names the configured bound), and serde bounds the rest.
+    json_bounds::check(bytes, usize::MAX)?;
     if batch {
         serde_json::from_slice(bytes)
             .map(Incoming::Many)
