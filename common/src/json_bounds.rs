@@ -114,6 +114,11 @@ pub fn check(json: &[u8], max_depth: usize) -> Result<(), JsonRefusal> {
 /// and where it starts.
 fn skip_string(json: &[u8], mut i: usize) -> Result<usize, (String, usize)> {
     while i < json.len() {
+        // Plain text runs to the next quote or escape.
+        match memchr::memchr2(b'"', b'\\', &json[i..]) {
+            Some(skip) => i += skip,
+            None => return Ok(json.len()),
+        }
         match json[i] {
             b'"' => return Ok(i + 1),
             b'\\' if json.get(i + 1) == Some(&b'u') => {

@@ -8,7 +8,7 @@ use herald_common::status::ErrorKind;
 use crate::client::check_literal_host;
 use crate::request::WebhookRequest;
 
-/// Response headers kept on the attempt record.
+/// The response headers an attempt keeps: none is a credential (a test holds this).
 const KEPT_HEADERS: &[&str] = &[
     "content-type",
     "content-length",
@@ -142,5 +142,21 @@ pub async fn send(
         body: Some(String::from_utf8_lossy(&body).into_owned()),
         error: None,
         duration: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_kept_response_header_is_a_credential() {
+        // Attempts show these headers to anyone who may read the execution.
+        for name in KEPT_HEADERS {
+            assert!(
+                !herald_common::credentials::is_credential_header(name),
+                "{name}"
+            );
+        }
     }
 }
