@@ -29,7 +29,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::api_input::count;
-use crate::support::webhook_action;
+use crate::support::{WebhookSetup, webhook_action, webhook_setup};
 
 /// JSON nested 100,000 deep: valid, and more than PostgreSQL's parser can take.
 fn poison() -> String {
@@ -456,15 +456,11 @@ async fn an_attempt_the_database_refuses_fails_alone_in_its_batch() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_holding_nul_bytes_is_recorded_and_sent_once() {
-    let sandbox = Sandbox::start().await;
-    let receiver = Receiver::start().await;
-    let tenant = sandbox.tenant().await;
-    sandbox
-        .action(
-            &tenant,
-            webhook_action("hook", "order.paid", &receiver.url("/hook"), json!({})),
-        )
-        .await;
+    let WebhookSetup {
+        sandbox,
+        receiver,
+        tenant,
+    } = webhook_setup("order.paid", json!({})).await;
     receiver.script([Reply::status(200).with_body(&b"ok\0not \xff utf-8"[..])]);
     let id = sandbox
         .event(&tenant, json!({"type": "order.paid", "data": {}}))
