@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::OPERATIONS;
 use crate::batcher::EventBatcher;
-use herald_matcher::feed::live_engine;
+use herald_engine::feed::live_engine;
 
 use crate::error::ApiError;
 use crate::rate_limit::TenantLimiter;

@@ -8,7 +8,7 @@ use herald_common::metrics::Metrics;
 use herald_common::net::Destinations;
 use herald_common::store::Store;
 
-use herald_matcher::engine::Engine;
+use herald_engine::Engine;
 
 use crate::batcher::EventBatcher;
 use crate::rate_limit::TenantLimiter;

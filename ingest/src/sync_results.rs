@@ -11,7 +11,7 @@ use herald_common::event::Event;
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::status::ExecutionStatus;
 use herald_common::store::{ExecutionRecord, Store};
-use herald_matcher::engine::{Engine, EventRef};
+use herald_engine::{Engine, EventRef};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use herald_common::action::ActionSpec;
 use herald_common::ids::{ActionId, TenantId};
 use herald_matcher::bench::Workload;
-use herald_matcher::engine::{Engine, MatchSpec};
+use herald_engine::{Engine, MatchSpec};
 use serde_json::Value;
 
 fn lines(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<String> {

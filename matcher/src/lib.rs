@@ -3,8 +3,6 @@
 
 pub mod bench;
 mod dispatch;
-pub mod engine;
-pub mod feed;
 mod service;
 pub mod tenants;
 

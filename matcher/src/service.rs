@@ -27,8 +27,8 @@ use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::first_attempt_jobs;
-use crate::engine::{Engine, EventRef};
-use crate::feed::live_engine;
+use herald_engine::{Engine, EventRef};
+use herald_engine::feed::live_engine;
 use crate::tenants::{KnownTenants, UNKNOWN_TENANT};
 
 /// Starts the matcher; it runs until `shutdown` is cancelled.

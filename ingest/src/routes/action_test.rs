@@ -14,8 +14,8 @@ use herald_common::messages::ExecutionJob;
 use herald_common::store::ActionRecord;
 use herald_executor::handlers::{Performed, webhook};
 use herald_executor::outcome::Verdict;
-use herald_matcher::engine::EventRef;
-use herald_matcher::engine::explain::explain;
+use herald_engine::EventRef;
+use herald_engine::explain::explain;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -12,7 +12,7 @@ use herald_common::ids::{ActionId, TenantId};
 use herald_common::json_tree::Json;
 use serde_json::json;
 
-use crate::engine::{Engine, Loader, MatchSpec};
+use herald_engine::{Engine, Loader, MatchSpec};
 
 pub struct BenchArgs {
     pub actions: PathBuf,

@@ -17,7 +17,7 @@ use herald_common::store::Store;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, MatchSpec};
+use crate::{Engine, MatchSpec};
 
 /// The notification channel the actions trigger writes to.
 pub const CHANNEL: &str = "herald_actions";

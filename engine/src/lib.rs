@@ -1,7 +1,8 @@
 //! The matching engine: every tenant's live actions, in memory, matched against events.
 //!
 //! Used by the matcher service, by ingest (sync actions and the dry-run API) and by the
-//! benchmark. Pure and in-process: it knows nothing of the broker or the database.
+//! benchmark. The engine itself is pure and in-process: it knows nothing of the broker or the
+//! database; [`feed`] keeps one in step with the actions table.
 //!
 //! Readers never wait for writers. Tenants are spread over shards; each shard publishes an
 //! immutable map of tenant indexes through an `ArcSwap`, so a match is a lock-free snapshot load
@@ -21,6 +22,7 @@ mod memory;
 mod pattern;
 mod prefetch;
 mod tenant;
+pub mod feed;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
