@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use herald_common::action::{ActionMatching, ActionMode, ActionSpec};
+use herald_common::action::{ActionMatching, ActionMode};
 use herald_common::condition::{Condition, Operator};
 use herald_common::ids::ActionId;
 use rustc_hash::FxHashMap;
@@ -73,26 +73,11 @@ pub struct MatchSpec {
     pub priority: i32,
     pub mode: ActionMode,
     pub max_attempts: u32,
-    /// Wildcard patterns and regex conditions (see `ActionSpec::costly_parts`).
+    /// Wildcard patterns and regex conditions (see `ActionMatching::costly_parts`).
     pub costly: usize,
     pub source: Option<String>,
     pub event_types: Vec<String>,
     pub conditions: Vec<Condition>,
-}
-
-impl From<ActionSpec> for MatchSpec {
-    fn from(spec: ActionSpec) -> Self {
-        Self {
-            costly: spec.costly_parts(),
-            max_attempts: spec.retry.max_attempts(),
-            priority: spec.priority.0,
-            mode: spec.mode,
-            name: spec.name,
-            source: spec.source,
-            event_types: spec.event_types,
-            conditions: spec.conditions,
-        }
-    }
 }
 
 impl From<ActionMatching> for MatchSpec {
@@ -110,18 +95,9 @@ impl From<ActionMatching> for MatchSpec {
     }
 }
 
-impl From<&ActionSpec> for MatchSpec {
-    fn from(spec: &ActionSpec) -> Self {
-        Self {
-            costly: spec.costly_parts(),
-            max_attempts: spec.retry.max_attempts(),
-            priority: spec.priority.0,
-            mode: spec.mode,
-            name: spec.name.clone(),
-            source: spec.source.clone(),
-            event_types: spec.event_types.clone(),
-            conditions: spec.conditions.clone(),
-        }
+impl From<&ActionMatching> for MatchSpec {
+    fn from(spec: &ActionMatching) -> Self {
+        Self::from(spec.clone())
     }
 }
 
@@ -145,7 +121,7 @@ pub struct CompiledAction {
     pub mode: ActionMode,
     /// Attempts an execution of this action may make.
     pub max_attempts: u32,
-    /// Wildcard patterns and regex conditions (see `ActionSpec::costly_parts`).
+    /// Wildcard patterns and regex conditions (see `ActionMatching::costly_parts`).
     costly: u16,
     /// Priority and the first 28 bytes of the name, so comparisons rarely touch the name.
     order: [u64; 4],

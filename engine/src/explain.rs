@@ -1,7 +1,7 @@
 //! Why an action would or would not match an event: each pattern, the source filter and every
 //! condition with what it held and the values it saw. Behind `POST /v1/actions/{id}/test`.
 
-use herald_common::action::ActionSpec;
+use herald_common::action::ActionMatching;
 use herald_common::condition::Condition;
 use herald_common::ids::ActionId;
 
@@ -16,7 +16,11 @@ use super::pattern::matches_pattern;
 
 /// Explains `spec` against `event`. `live` is false for a disabled or deleted action, which
 /// never matches whatever its patterns and conditions say.
-pub fn explain(spec: &ActionSpec, live: bool, event: &EventRef<'_>) -> Result<Value, Malformed> {
+pub fn explain(
+    spec: &ActionMatching,
+    live: bool,
+    event: &EventRef<'_>,
+) -> Result<Value, Malformed> {
     let mut paths = PathTable::default();
     let matching = MatchSpec::from(spec);
     let compiled = CompiledAction::compile(

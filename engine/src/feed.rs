@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
+use herald_common::action::Unread;
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::metrics::Metrics;
 use herald_common::store::Store;
@@ -74,13 +75,17 @@ impl ActionFeed {
 
     async fn reload(&self) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
-        let actions = self.store.live_actions().await.context("loading actions")?;
+        let actions = self
+            .store
+            .live_actions::<Unread>()
+            .await
+            .context("loading actions")?;
         // Building the index is CPU work on every core: keep it off the async workers.
         let engine = self.engine.clone();
         tokio::task::spawn_blocking(move || {
             let actions: Vec<_> = actions
                 .into_iter()
-                .map(|a| (a.tenant_id, a.id, MatchSpec::from(a.spec)))
+                .map(|a| (a.tenant_id, a.id, MatchSpec::from(a.spec.matching)))
                 .collect();
             engine.load(&actions);
         })
@@ -100,7 +105,7 @@ impl ActionFeed {
     }
 
     async fn apply(&self, tenant: TenantId, id: ActionId, via: &str) -> anyhow::Result<()> {
-        match self.store.get_action(tenant, id).await? {
+        match self.store.get_action::<Unread>(tenant, id).await? {
             Some(record) => self.engine.upsert(&record),
             None => self.engine.remove(tenant, id),
         }
@@ -166,7 +171,7 @@ impl ActionFeed {
     }
 
     async fn resync_since(&self, since: chrono::DateTime<Utc>) -> anyhow::Result<()> {
-        let changed = self.store.actions_changed_since(since).await?;
+        let changed = self.store.actions_changed_since::<Unread>(since).await?;
         for record in &changed {
             self.engine.upsert(record);
         }

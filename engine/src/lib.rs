@@ -15,6 +15,7 @@ pub mod batch;
 mod condition;
 mod event;
 pub mod explain;
+pub mod feed;
 mod flat_map;
 mod json;
 mod loader;
@@ -22,7 +23,6 @@ mod memory;
 mod pattern;
 mod prefetch;
 mod tenant;
-pub mod feed;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -172,12 +172,16 @@ impl Engine {
 
     /// Puts an action in, replacing its previous version; a disabled or deleted action is
     /// taken out instead.
-    pub fn upsert(&self, record: &ActionRecord) {
+    pub fn upsert<H>(&self, record: &ActionRecord<H>) {
         if !record.is_live() {
             self.remove(record.tenant_id, record.id);
             return;
         }
-        self.put(record.tenant_id, record.id, &MatchSpec::from(&record.spec));
+        self.put(
+            record.tenant_id,
+            record.id,
+            &MatchSpec::from(&record.spec.matching),
+        );
     }
 
     /// Puts a live action in, replacing its previous version.

@@ -1,17 +1,14 @@
 //! The engine's semantics as tables: scoping, patterns, conditions, order, updates, explain.
 
-use herald_common::action::ActionSpec;
+use herald_common::action::ActionMatching;
 use herald_common::ids::{ActionId, TenantId};
+use herald_common::json_tree::Json;
 use serde_json::{Value, json};
 
 use super::*;
 
-fn spec(value: Value) -> ActionSpec {
-    let mut value = value;
-    if value.get("handler").is_none() {
-        value["handler"] = json!({"type": "webhook", "url": "https://example.com/hook"});
-    }
-    ActionSpec::parse(&value).unwrap_or_else(|e| panic!("{value}: {e}"))
+fn spec(value: Value) -> ActionMatching {
+    ActionMatching::from_json(&Json::from_value(&value)).unwrap_or_else(|e| panic!("{value}: {e}"))
 }
 
 fn matching(value: Value) -> MatchSpec {

@@ -1,6 +1,7 @@
 //! The actions executions belong to, read from PostgreSQL at most once a second each.
 //!
-//! Every attempt needs its action (handler, retry policy, limits), and reading it per attempt
+//! Every attempt needs its action (its handler, typed once when read; retry policy; limits),
+//! and reading it per attempt
 //! would double the database's work at full speed. A change (disable, delete, a new URL)
 //! reaches attempts within [`FRESH_FOR`].
 
@@ -9,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald_common::ids::{ActionId, TenantId};
-use herald_common::store::{ActionRecord, Store};
+use herald_common::store::Store;
+use herald_handlers::Action;
 
 /// How long a read action is used without reading it again.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
@@ -17,7 +19,7 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 /// Entries beyond which the cache is emptied (it refills from what is in use).
 const MAX_ENTRIES: usize = 100_000;
 
-type Entry = (Instant, Option<Arc<ActionRecord>>);
+type Entry = (Instant, Option<Arc<Action>>);
 
 pub struct ActionCache {
     store: Store,
@@ -37,7 +39,7 @@ impl ActionCache {
         &self,
         tenant_id: TenantId,
         id: ActionId,
-    ) -> Result<Option<Arc<ActionRecord>>, sqlx::Error> {
+    ) -> Result<Option<Arc<Action>>, sqlx::Error> {
         let key = (tenant_id, id);
         if let Some((read_at, action)) = self.lock().get(&key)
             && read_at.elapsed() < FRESH_FOR

@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use herald_common::ids::{ActionId, ExecutionId, TenantId};
 use herald_common::metrics::{Holding, Metrics};
-use herald_common::store::{ActionRecord, Store};
+use herald_common::store::Store;
+use herald_handlers::Action;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::store::limits;
 
 /// How often a full action's slots are asked for again.
 const SLOT_POLL: Duration = Duration::from_millis(25);
@@ -140,7 +143,7 @@ impl ActionLimits {
     /// Takes what `action` requires for one attempt of `execution_id`, waiting up to `wait`.
     pub async fn take(
         &self,
-        action: &ActionRecord,
+        action: &Action,
         execution_id: ExecutionId,
         lease: Duration,
         wait: Duration,
@@ -162,16 +165,15 @@ impl ActionLimits {
             };
             loop {
                 let lease_until = Utc::now() + chrono::Duration::from_std(lease)?;
-                if self
-                    .store
-                    .acquire_action_slot(
-                        action.tenant_id,
-                        action.id,
-                        execution_id,
-                        max,
-                        lease_until,
-                    )
-                    .await?
+                if limits::acquire_action_slot(
+                    &self.store,
+                    action.tenant_id,
+                    action.id,
+                    execution_id,
+                    max,
+                    lease_until,
+                )
+                .await?
                 {
                     break;
                 }
@@ -184,10 +186,8 @@ impl ActionLimits {
         }
         if let Some(rate) = action.spec.rate_limit_per_s {
             loop {
-                let Some(after) = self
-                    .store
-                    .take_rate_token(action.tenant_id, action.id, rate)
-                    .await?
+                let Some(after) =
+                    limits::take_rate_token(&self.store, action.tenant_id, action.id, rate).await?
                 else {
                     break;
                 };
@@ -205,10 +205,8 @@ impl ActionLimits {
     /// database is away) frees itself when its lease ends.
     pub async fn release(&self, taken: Taken) {
         if let Some((tenant_id, action_id, execution_id, permit)) = taken.slot {
-            if let Err(error) = self
-                .store
-                .release_action_slot(tenant_id, action_id, execution_id)
-                .await
+            if let Err(error) =
+                limits::release_action_slot(&self.store, tenant_id, action_id, execution_id).await
             {
                 tracing::warn!(error = %error, "an action slot is left to its lease");
             }

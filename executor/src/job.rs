@@ -24,16 +24,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_common::action::Handler;
 use herald_common::broker::topology::{DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE};
 use herald_common::broker::{Outgoing, Publisher};
 use herald_common::circuit::Admission;
 use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
 use herald_common::metrics::{Metrics, Stage};
-use herald_common::net::Destinations;
 use herald_common::status::{AttemptOutcome, ErrorKind};
 use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, Store};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind};
+use herald_handlers::outcome::Verdict;
+use herald_handlers::{Action, Context, Outbound, Performed};
 use rand::Rng;
 use tokio::sync::Semaphore;
 
@@ -41,8 +41,6 @@ use crate::actions::ActionCache;
 use crate::batcher::{Batcher, CallError};
 use crate::circuits::Circuits;
 use crate::gates::{ActionLimits, Busy, DestinationGates};
-use crate::handlers::{self, Performed, endpoint_of};
-use crate::outcome::Verdict;
 use crate::retry;
 
 /// How long an attempt may wait in memory for its action's limits.
@@ -57,11 +55,10 @@ pub struct Executor {
     pub store: Store,
     pub publisher: Arc<Publisher>,
     pub metrics: Metrics,
-    pub http: reqwest::Client,
-    pub destinations_policy: Arc<Destinations>,
+    /// The guarded client every handler sends through.
+    pub outbound: Outbound,
     pub slots: Semaphore,
     pub lease: Duration,
-    pub body_limit: usize,
     pub actions: ActionCache,
     pub circuits: Arc<Circuits>,
     pub gates: DestinationGates,
@@ -109,14 +106,10 @@ impl Executor {
         if action.deleted_at.is_some() {
             return self.cancel(job, "action deleted").await;
         }
-        if !action.spec.enabled {
+        if !action.spec.matching.enabled {
             return self.cancel(job, "action disabled").await;
         }
-        let endpoint = action
-            .spec
-            .handler
-            .webhook()
-            .and_then(|h| endpoint_of(&h.url));
+        let endpoint = action.spec.handler.destination().map(str::to_owned);
 
         let taken = match self
             .limits
@@ -143,7 +136,7 @@ impl Executor {
     async fn attempt_within_limits(
         &self,
         job: &ExecutionJob,
-        action: &herald_common::store::ActionRecord,
+        action: &Action,
         endpoint: Option<String>,
     ) -> anyhow::Result<()> {
         // The cached circuit first: no waiting for a destination that is open.
@@ -228,55 +221,14 @@ impl Executor {
     }
 
     /// Makes the attempt, by handler type.
-    async fn perform(
-        &self,
-        job: &ExecutionJob,
-        action: &herald_common::store::ActionRecord,
-    ) -> Performed {
-        match &action.spec.handler {
-            Handler::Webhook(hook) => {
-                // The outgoing request's span; the receiver gets its context.
-                let host = url::Url::parse(&hook.url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(str::to_owned))
-                    .unwrap_or_default();
-                let mut span = HeraldSpan::start(
-                    "herald.webhook",
-                    SpanKind::Client,
-                    job.event.trace.as_deref(),
-                    vec![
-                        KeyValue::new("http.request.method", hook.method.clone()),
-                        KeyValue::new("server.address", host),
-                    ],
-                );
-                let traceparent = span.traceparent();
-                let performed = handlers::webhook(
-                    &self.http,
-                    &self.destinations_policy,
-                    job,
-                    hook,
-                    Some(&traceparent),
-                    self.body_limit,
-                    Utc::now(),
-                )
-                .await;
-                if let Some(status) = performed.delivered.status {
-                    span.set_attribute(KeyValue::new(
-                        "http.response.status_code",
-                        i64::from(status),
-                    ));
-                }
-                if performed.verdict != Verdict::Success {
-                    span.set_error(match &performed.delivered.error {
-                        Some((kind, _)) => kind.as_str().to_owned(),
-                        None => "unsuccessful status".to_owned(),
-                    });
-                }
-                performed
-            }
-            Handler::Publish(publish) => handlers::publish(&self.publisher, job, publish).await,
-            Handler::Log(log) => handlers::log(job, log),
-        }
+    async fn perform(&self, job: &ExecutionJob, action: &Action) -> Performed {
+        let context = Context {
+            job,
+            now: Utc::now(),
+            outbound: &self.outbound,
+            publisher: Some(&self.publisher),
+        };
+        action.spec.handler.execute(&context).await
     }
 
     /// A response that says the endpoint is up (anything but a transport error, a timeout or
@@ -327,7 +279,7 @@ impl Executor {
     async fn conclude(
         &self,
         job: &ExecutionJob,
-        action: &herald_common::store::ActionRecord,
+        action: &Action,
         performed: Performed,
         started: DateTime<Utc>,
     ) -> anyhow::Result<()> {
@@ -341,7 +293,12 @@ impl Executor {
             Verdict::Success => (Outcome::Succeeded, AttemptOutcome::Succeeded, None),
             Verdict::Retry { kind, retry_after } => {
                 let random: f64 = rand::rng().random();
-                match retry::next_delay(&action.spec.retry, job.attempt, random, *retry_after) {
+                match retry::next_delay(
+                    &action.spec.matching.retry,
+                    job.attempt,
+                    random,
+                    *retry_after,
+                ) {
                     Some(delay) => (
                         Outcome::RetryAt(now + chrono::Duration::from_std(delay)?),
                         AttemptOutcome::Retrying,

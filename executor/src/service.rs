@@ -16,9 +16,9 @@ use herald_common::broker::{
 };
 use herald_common::config::{Config, ServiceName};
 use herald_common::messages::{JobBatch, Message};
-use herald_common::net::Destinations;
 use herald_common::service::{Base, Running};
 use herald_common::trace::TRACEPARENT;
+use herald_handlers::Outbound;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::ActionCache;
 use crate::batcher::Batcher;
 use crate::circuits::Circuits;
-use crate::client;
 use crate::gates::{ActionLimits, DestinationGates};
 use crate::job::Executor;
 
@@ -37,12 +36,10 @@ const DB_BATCH_MAX: usize = 256;
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let base = Base::start(ServiceName::Executor, config, shutdown.clone()).await?;
     let settings = &base.config.executor;
-    let policy = Arc::new(
-        Destinations::new(&settings.allow_private_destinations).map_err(anyhow::Error::msg)?,
-    );
-    let http = client::build(
-        policy.clone(),
+    let outbound = Outbound::new(
+        &settings.allow_private_destinations,
         Duration::from_millis(settings.connect_timeout_ms),
+        settings.response_body_limit_bytes,
     )
     .context("building the HTTP client")?;
     let circuits = Arc::new(Circuits::new(
@@ -68,11 +65,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         store: base.store.clone(),
         publisher: base.publisher.clone(),
         metrics: base.metrics.clone(),
-        http,
-        destinations_policy: policy,
+        outbound,
         slots: Semaphore::new(settings.concurrency),
         lease: Duration::from_secs(settings.lease_s),
-        body_limit: settings.response_body_limit_bytes,
         actions: ActionCache::new(base.store.clone()),
         circuits,
         gates: DestinationGates::new(

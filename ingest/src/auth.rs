@@ -8,7 +8,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use herald_common::ids::TenantId;
-use herald_common::signing::constant_time_eq;
+use herald_handlers::signing::constant_time_eq;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -48,9 +48,7 @@ async fn named_tenant(parts: &Parts, state: &AppState) -> Result<TenantId, ApiEr
         .ok()
         .and_then(|text| text.trim().parse().ok())
         .ok_or_else(|| ApiError::not_found("tenant"))?;
-    state
-        .store
-        .get_tenant(id)
+    crate::store::tenants::get_tenant(&state.store, id)
         .await?
         .map(|tenant| tenant.id)
         .ok_or_else(|| ApiError::not_found("tenant"))
@@ -112,9 +110,7 @@ impl FromRequestParts<AppState> for Principal {
         if is_admin_token(state, token) {
             return Ok(Principal::Admin);
         }
-        state
-            .store
-            .authenticate(token)
+        crate::store::tenants::authenticate(&state.store, token)
             .await?
             .map(Principal::Tenant)
             .ok_or_else(ApiError::unauthorized)

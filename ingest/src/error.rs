@@ -1,13 +1,13 @@
 //! The one mapping from errors to HTTP: `{"error": {"code", "message"}}` with a stable
 //! snake_case code. Internal failures are logged and answered without their details.
 
+use crate::provider::{ProviderError, VerifyError};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use herald_common::action::ActionError;
 use herald_common::event::EventError;
 use herald_common::json_bounds::JsonRefusal;
-use herald_common::provider::{ProviderError, VerifyError};
 use herald_common::store::ActionWriteError;
 use serde_json::json;
 

@@ -10,11 +10,13 @@ pub mod error;
 mod live_streams;
 mod merge_patch;
 pub mod openapi;
+pub mod provider;
 mod query;
 mod rate_limit;
 mod routes;
 mod service;
 mod state;
+mod store;
 mod sync_results;
 
 pub use service::{router, start};

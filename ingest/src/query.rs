@@ -71,7 +71,7 @@ pub fn cursor<Id: std::str::FromStr>(
     text: Option<&str>,
 ) -> Result<Option<(DateTime<Utc>, Id)>, ApiError> {
     text.map(|c| {
-        herald_common::store::decode_cursor(c)
+        crate::store::cursor::decode_cursor(c)
             .ok_or_else(|| invalid("cursor", "a cursor from a previous page"))
     })
     .transpose()

@@ -10,7 +10,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use herald_common::config::{Config, ServiceName};
 use herald_common::metrics::{Metrics, http_method_label};
-use herald_common::net::Destinations;
 use herald_common::service::{Base, Running};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +20,9 @@ use herald_engine::feed::live_engine;
 
 use crate::error::ApiError;
 use crate::rate_limit::TenantLimiter;
-use crate::state::{AppState, Outbound};
+use herald_handlers::Outbound;
+
+use crate::state::AppState;
 
 /// The public API's routes: every operation of [`OPERATIONS`], nothing else.
 pub fn router(state: AppState) -> Router {
@@ -84,18 +85,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     let engine = live_engine(&base).await?;
     let executor = &base.config.executor;
-    let destinations = Arc::new(
-        Destinations::new(&executor.allow_private_destinations).map_err(anyhow::Error::msg)?,
-    );
-    let outbound = Outbound {
-        client: herald_executor::client::build(
-            destinations.clone(),
-            Duration::from_millis(executor.connect_timeout_ms),
-        )
-        .context("building the HTTP client for test deliveries")?,
-        destinations,
-        body_limit: executor.response_body_limit_bytes,
-    };
+    let outbound = Outbound::new(
+        &executor.allow_private_destinations,
+        Duration::from_millis(executor.connect_timeout_ms),
+        executor.response_body_limit_bytes,
+    )
+    .context("building the HTTP client for test deliveries")?;
     let state = AppState {
         engine,
         store: base.store.clone(),

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use herald_common::config::IngestConfig;
 use herald_common::event::EventLimits;
 use herald_common::metrics::Metrics;
-use herald_common::net::Destinations;
 use herald_common::store::Store;
 
 use herald_engine::Engine;
+
+use herald_handlers::Outbound;
 
 use crate::batcher::EventBatcher;
 use crate::rate_limit::TenantLimiter;
@@ -29,14 +30,7 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Open live streams per tenant, bounded.
     pub live_streams: crate::live_streams::LiveStreams,
-    /// For test deliveries (`POST /v1/actions/{id}/test` with `send`).
+    /// For test deliveries (`POST /v1/actions/{id}/test` with `send`): the handlers' guarded
+    /// client, with the executor's destination policy and response limit.
     pub outbound: Outbound,
-}
-
-/// Outbound HTTP as the executor does it: the same destination guard and response limit.
-#[derive(Clone)]
-pub struct Outbound {
-    pub client: reqwest::Client,
-    pub destinations: Arc<Destinations>,
-    pub body_limit: usize,
 }

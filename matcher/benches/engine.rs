@@ -5,10 +5,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use herald_common::action::ActionSpec;
+use herald_common::action::ActionMatching;
 use herald_common::ids::{ActionId, TenantId};
-use herald_matcher::bench::Workload;
+use herald_common::json_tree::Json;
 use herald_engine::{Engine, MatchSpec};
+use herald_matcher::bench::Workload;
 use serde_json::Value;
 
 fn lines(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<String> {
@@ -23,7 +24,7 @@ fn lines(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<String>
 
 fn engine_for(workload: &Workload) -> (Engine, Vec<String>) {
     let actions = lines(|out| workload.write_actions(out));
-    let specs: Vec<(TenantId, ActionSpec)> = actions
+    let specs: Vec<(TenantId, ActionMatching)> = actions
         .iter()
         .map(|line| {
             let mut value: Value = serde_json::from_str(line).expect("json");
@@ -33,7 +34,10 @@ fn engine_for(workload: &Workload) -> (Engine, Vec<String>) {
                 .parse()
                 .expect("tenant id");
             value.as_object_mut().expect("object").remove("tenant_id");
-            (tenant, ActionSpec::parse(&value).expect("valid action"))
+            (
+                tenant,
+                ActionMatching::from_json(&Json::from_value(&value)).expect("valid action"),
+            )
         })
         .collect();
     let engine = Engine::new();

@@ -4,6 +4,7 @@
 pub mod bench;
 mod dispatch;
 mod service;
+mod store;
 pub mod tenants;
 
 pub use service::start;

@@ -27,9 +27,9 @@ use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::first_attempt_jobs;
-use herald_engine::{Engine, EventRef};
-use herald_engine::feed::live_engine;
 use crate::tenants::{KnownTenants, UNKNOWN_TENANT};
+use herald_engine::feed::live_engine;
+use herald_engine::{Engine, EventRef};
 
 /// Starts the matcher; it runs until `shutdown` is cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {

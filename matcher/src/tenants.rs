@@ -49,7 +49,7 @@ impl KnownTenants {
         if missing.is_empty() {
             return Ok(missing);
         }
-        let found = self.store.existing_tenants(&missing).await?;
+        let found = crate::store::tenants::existing_tenants(&self.store, &missing).await?;
         self.known
             .write()
             .unwrap_or_else(|e| e.into_inner())

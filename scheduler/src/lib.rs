@@ -12,5 +12,6 @@ mod recovery;
 mod release;
 mod retention;
 mod service;
+mod store;
 
 pub use service::{start, start_with_clock};

@@ -6,7 +6,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_common::config::RetentionConfig;
 use herald_common::metrics::Metrics;
-use herald_common::store::{Deleted, Store};
+use herald_common::store::Store;
+
+use crate::store::retention::{self, Deleted};
 
 use crate::clock::Clock;
 
@@ -77,9 +79,11 @@ impl<C: Clock> Retention<C> {
     async fn delete_batch(&self, table: Table, before: DateTime<Utc>) -> anyhow::Result<Deleted> {
         let limit = self.config.batch_size;
         Ok(match table {
-            Table::Attempts => self.store.delete_old_attempts(before, limit).await?,
-            Table::Executions => self.store.delete_old_executions(before, limit).await?,
-            Table::Events => self.store.delete_old_events(before, limit).await?,
+            Table::Attempts => retention::delete_old_attempts(&self.store, before, limit).await?,
+            Table::Executions => {
+                retention::delete_old_executions(&self.store, before, limit).await?
+            }
+            Table::Events => retention::delete_old_events(&self.store, before, limit).await?,
         })
     }
 }

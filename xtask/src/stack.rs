@@ -108,7 +108,7 @@ fn admin_token(base: &Path) -> anyhow::Result<String> {
     if let Ok(token) = fs::read_to_string(&path) {
         return Ok(token.trim().to_owned());
     }
-    let token = herald_common::signing::generate_secret().replace("whsec_", "adm_");
+    let token = herald_handlers::signing::generate_secret().replace("whsec_", "adm_");
     fs::write(&path, &token)?;
     Ok(token)
 }

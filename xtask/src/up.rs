@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use herald_common::signing::{SigningKey, generate_secret, verify};
+use herald_handlers::signing::{SigningKey, generate_secret, verify};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 

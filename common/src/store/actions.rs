@@ -5,21 +5,22 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
+use serde::de::DeserializeOwned;
+
 use super::Store;
-use crate::action::{ActionError, ActionMode, ActionSpec, Handler, Priority, RetryPolicy};
+use crate::action::{
+    ActionError, ActionMatching, ActionMode, ActionSpec, HandlerSpec, Priority, RetryPolicy,
+};
 use crate::condition::Condition;
 use crate::ids::{ActionId, TenantId};
 
-/// The spec of an action about to be created.
-pub type NewAction = ActionSpec;
-
-/// A stored action.
+/// A stored action, with its handler read as `H` (see [`crate::action`]).
 #[derive(Debug, Clone, Serialize)]
-pub struct ActionRecord {
+pub struct ActionRecord<H> {
     pub id: ActionId,
     pub tenant_id: TenantId,
     #[serde(flatten)]
-    pub spec: ActionSpec,
+    pub spec: ActionSpec<H>,
     pub disabled_reason: Option<String>,
     pub revision: i64,
     pub created_at: DateTime<Utc>,
@@ -30,14 +31,14 @@ pub struct ActionRecord {
     pub one_off: bool,
 }
 
-impl ActionRecord {
+impl<H> ActionRecord<H> {
     /// Whether this action can match events now.
     pub fn is_live(&self) -> bool {
-        self.spec.enabled && self.deleted_at.is_none() && !self.one_off
+        self.spec.matching.enabled && self.deleted_at.is_none() && !self.one_off
     }
 }
 
-pub(super) const COLUMNS: &str = "id, tenant_id, name, description, event_types, source, conditions, priority, \
+pub const ACTION_COLUMNS: &str = "id, tenant_id, name, description, event_types, source, conditions, priority, \
      mode, handler, retry, rate_limit_per_s, max_concurrency, enabled, disabled_reason, revision, \
      created_at, updated_at, deleted_at, one_off";
 
@@ -52,33 +53,36 @@ fn decode_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub(super) fn from_row(row: &PgRow) -> Result<ActionRecord, sqlx::Error> {
+pub fn action_from_row<H: DeserializeOwned>(row: &PgRow) -> Result<ActionRecord<H>, sqlx::Error> {
     let mode: String = row.try_get("mode")?;
     let conditions: Vec<Condition> = decode_json(row, "conditions")?;
-    let handler: Handler = decode_json(row, "handler")?;
+    let handler: H = decode_json(row, "handler")?;
     let retry: RetryPolicy = decode_json(row, "retry")?;
     let rate_limit: Option<i32> = row.try_get("rate_limit_per_s")?;
     let max_concurrency: Option<i32> = row.try_get("max_concurrency")?;
+    let matching = ActionMatching {
+        name: row.try_get("name")?,
+        event_types: row.try_get("event_types")?,
+        source: row.try_get("source")?,
+        conditions,
+        priority: Priority(row.try_get("priority")?),
+        mode: if mode == "sync" {
+            ActionMode::Sync
+        } else {
+            ActionMode::Async
+        },
+        retry,
+        enabled: row.try_get("enabled")?,
+    };
     Ok(ActionRecord {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
         spec: ActionSpec {
-            name: row.try_get("name")?,
+            matching,
             description: row.try_get("description")?,
-            event_types: row.try_get("event_types")?,
-            source: row.try_get("source")?,
-            conditions,
-            priority: Priority(row.try_get("priority")?),
-            mode: if mode == "sync" {
-                ActionMode::Sync
-            } else {
-                ActionMode::Async
-            },
             handler,
-            retry,
             rate_limit_per_s: rate_limit.map(|v| v as u32),
             max_concurrency: max_concurrency.map(|v| v as u32),
-            enabled: row.try_get("enabled")?,
         },
         disabled_reason: row.try_get("disabled_reason")?,
         revision: row.try_get("revision")?,
@@ -130,60 +134,62 @@ pub enum ActionWriteError {
 }
 
 impl Store {
-    pub async fn create_action(
+    pub async fn create_action<H: HandlerSpec>(
         &self,
         tenant_id: TenantId,
-        spec: &NewAction,
-    ) -> Result<ActionRecord, ActionWriteError> {
+        spec: &ActionSpec<H>,
+    ) -> Result<ActionRecord<H>, ActionWriteError> {
         insert_action(&self.pool, tenant_id, spec, false).await
     }
 
     /// One action of one tenant, including soft-deleted ones.
-    pub async fn get_action(
+    pub async fn get_action<H: DeserializeOwned>(
         &self,
         tenant_id: TenantId,
         id: ActionId,
-    ) -> Result<Option<ActionRecord>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM actions WHERE tenant_id = $1 AND id = $2");
+    ) -> Result<Option<ActionRecord<H>>, sqlx::Error> {
+        let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE tenant_id = $1 AND id = $2");
         let row = sqlx::query(&sql)
             .bind(tenant_id)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(action_from_row).transpose()
     }
 
     /// Every live action of every tenant, for loading a matching engine.
-    pub async fn live_actions(&self) -> Result<Vec<ActionRecord>, sqlx::Error> {
+    pub async fn live_actions<H: DeserializeOwned>(
+        &self,
+    ) -> Result<Vec<ActionRecord<H>>, sqlx::Error> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM actions WHERE enabled AND deleted_at IS NULL AND NOT one_off"
+            "SELECT {ACTION_COLUMNS} FROM actions WHERE enabled AND deleted_at IS NULL AND NOT one_off"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(action_from_row).collect()
     }
 
     /// Every action changed at or after `since`, live or not, for a resync.
-    pub async fn actions_changed_since(
+    pub async fn actions_changed_since<H: DeserializeOwned>(
         &self,
         since: DateTime<Utc>,
-    ) -> Result<Vec<ActionRecord>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM actions WHERE updated_at >= $1");
+    ) -> Result<Vec<ActionRecord<H>>, sqlx::Error> {
+        let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE updated_at >= $1");
         let rows = sqlx::query(&sql).bind(since).fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(action_from_row).collect()
     }
 
     /// Applies `change` to one of the tenant's actions (not a delivery's) and returns it as it
     /// now is; matchers hear of it at once (the table's trigger).
-    pub async fn change_action(
+    pub async fn change_action<H: DeserializeOwned>(
         &self,
         tenant_id: TenantId,
         id: ActionId,
         change: Lifecycle,
-    ) -> Result<Option<ActionRecord>, sqlx::Error> {
+    ) -> Result<Option<ActionRecord<H>>, sqlx::Error> {
         let sql = format!(
             "UPDATE actions SET {}, revision = revision + 1, updated_at = now()
              WHERE tenant_id = $1 AND id = $2 AND NOT one_off
-             RETURNING {COLUMNS}",
+             RETURNING {ACTION_COLUMNS}",
             change.assignments()
         );
         let row = sqlx::query(&sql)
@@ -191,19 +197,19 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(action_from_row).transpose()
     }
 
     /// Replaces the spec of one of the tenant's actions (a soft-deleted one too: it stays
     /// deleted) and returns it as it now is. With `expected_revision`, only if the action is
     /// still at that revision. `None`: no such action.
-    pub async fn update_action(
+    pub async fn update_action<H: HandlerSpec>(
         &self,
         tenant_id: TenantId,
         id: ActionId,
-        spec: &ActionSpec,
+        spec: &ActionSpec<H>,
         expected_revision: Option<i64>,
-    ) -> Result<Option<ActionRecord>, ActionWriteError> {
+    ) -> Result<Option<ActionRecord<H>>, ActionWriteError> {
         let mut tx = self.pool.begin().await?;
         let current: Option<i64> = sqlx::query_scalar(
             "SELECT revision FROM actions WHERE tenant_id = $1 AND id = $2 AND NOT one_off
@@ -247,12 +253,12 @@ impl Store {
 
 /// Writes `spec` over an existing action; an operator's earlier disable reason goes with it
 /// when the new spec enables the action.
-pub(super) async fn rewrite_action(
+pub async fn rewrite_action<H: HandlerSpec>(
     db: impl sqlx::PgExecutor<'_>,
     tenant_id: TenantId,
     id: ActionId,
-    spec: &ActionSpec,
-) -> Result<ActionRecord, ActionWriteError> {
+    spec: &ActionSpec<H>,
+) -> Result<ActionRecord<H>, ActionWriteError> {
     let sql = format!(
         "UPDATE actions SET name = $3, description = $4, event_types = $5, source = $6,
            conditions = $7, priority = $8, mode = $9, handler_type = $10, handler = $11,
@@ -260,39 +266,40 @@ pub(super) async fn rewrite_action(
            disabled_reason = CASE WHEN $15 THEN NULL ELSE disabled_reason END,
            revision = revision + 1, updated_at = now()
          WHERE tenant_id = $1 AND id = $2
-         RETURNING {COLUMNS}"
+         RETURNING {ACTION_COLUMNS}"
     );
     let row = bind_spec(sqlx::query(&sql).bind(tenant_id).bind(id), spec)
         .fetch_one(db)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                ActionWriteError::NameTaken(spec.name.clone())
+                ActionWriteError::NameTaken(spec.matching.name.clone())
             }
             _ => ActionWriteError::Database(error),
         })?;
-    Ok(from_row(&row)?)
+    Ok(action_from_row(&row)?)
 }
 
 /// Binds a spec's columns, in the order both writes name them (`$3` to `$15`).
-fn bind_spec<'q>(
+fn bind_spec<'q, H: HandlerSpec>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    spec: &'q ActionSpec,
+    spec: &'q ActionSpec<H>,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let matching = &spec.matching;
     query
-        .bind(&spec.name)
+        .bind(&matching.name)
         .bind(&spec.description)
-        .bind(&spec.event_types)
-        .bind(&spec.source)
-        .bind(json(&spec.conditions))
-        .bind(spec.priority.0)
-        .bind(mode_name(spec.mode))
+        .bind(&matching.event_types)
+        .bind(&matching.source)
+        .bind(json(&matching.conditions))
+        .bind(matching.priority.0)
+        .bind(mode_name(matching.mode))
         .bind(spec.handler.kind())
         .bind(json(&spec.handler))
-        .bind(json(&spec.retry))
+        .bind(json(&matching.retry))
         .bind(spec.rate_limit_per_s.map(|v| v as i32))
         .bind(spec.max_concurrency.map(|v| v as i32))
-        .bind(spec.enabled)
+        .bind(matching.enabled)
 }
 
 fn mode_name(mode: ActionMode) -> &'static str {
@@ -303,19 +310,19 @@ fn mode_name(mode: ActionMode) -> &'static str {
 }
 
 /// Stores a new action (`one_off`: the action of one delivery, see [`ActionRecord::one_off`]).
-pub(super) async fn insert_action(
+pub async fn insert_action<H: HandlerSpec>(
     db: impl sqlx::PgExecutor<'_>,
     tenant_id: TenantId,
-    spec: &NewAction,
+    spec: &ActionSpec<H>,
     one_off: bool,
-) -> Result<ActionRecord, ActionWriteError> {
+) -> Result<ActionRecord<H>, ActionWriteError> {
     let sql = format!(
         "INSERT INTO actions (id, tenant_id, name, description, event_types, source, conditions,
            priority, mode, handler_type, handler, retry, rate_limit_per_s, max_concurrency, enabled,
            one_off)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (tenant_id, name) DO NOTHING
-         RETURNING {COLUMNS}"
+         RETURNING {ACTION_COLUMNS}"
     );
     let row = bind_spec(
         sqlx::query(&sql).bind(ActionId::new()).bind(tenant_id),
@@ -325,7 +332,7 @@ pub(super) async fn insert_action(
     .fetch_optional(db)
     .await?;
     match row {
-        Some(row) => Ok(from_row(&row)?),
-        None => Err(ActionWriteError::NameTaken(spec.name.clone())),
+        Some(row) => Ok(action_from_row(&row)?),
+        None => Err(ActionWriteError::NameTaken(spec.matching.name.clone())),
     }
 }

@@ -107,7 +107,7 @@ impl Store {
 }
 
 /// [`Store::insert_delayed_jobs`] on a connection or in a transaction.
-pub(super) async fn insert_delayed_jobs(
+pub async fn insert_delayed_jobs(
     db: impl sqlx::PgExecutor<'_>,
     jobs: &[DelayedJob],
 ) -> Result<(), sqlx::Error> {

@@ -294,13 +294,11 @@ impl Store {
 }
 
 /// The columns [`stored_event_from_row`] reads.
-pub(super) const STORED_EVENT_COLUMNS: &str = "id, type, source, time, received_at, \
+pub const STORED_EVENT_COLUMNS: &str = "id, type, source, time, received_at, \
      data::text AS data, metadata, matched_at, matched_count";
 
 /// An event as the API shows it, from a row with [`STORED_EVENT_COLUMNS`].
-pub(super) fn stored_event_from_row(
-    row: &sqlx::postgres::PgRow,
-) -> Result<StoredEvent, sqlx::Error> {
+pub fn stored_event_from_row(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, sqlx::Error> {
     let data: String = row.try_get("data")?;
     Ok(StoredEvent {
         id: row.try_get("id")?,
@@ -345,7 +343,7 @@ pub(super) fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Option<Event
 
 /// The id of the event stored first with the same id or idempotency key in the tenant (the
 /// key wins over the id: it is what the client sent to say "the same").
-pub(super) async fn original_event_id(
+pub async fn original_event_id(
     db: &mut sqlx::PgConnection,
     tenant: TenantId,
     id: &EventId,
@@ -366,7 +364,7 @@ pub(super) async fn original_event_id(
 /// Stores one event already matched (`matched_count` executions recorded with it, so the
 /// outbox never publishes it). Whether it was new: `false` when its id or idempotency key was
 /// seen before.
-pub(super) async fn insert_matched_event(
+pub async fn insert_matched_event(
     db: &mut sqlx::PgConnection,
     event: &Event,
     key: Option<&str>,

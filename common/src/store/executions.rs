@@ -551,12 +551,10 @@ impl Store {
     }
 }
 
-pub(super) const SELECT_EXECUTION: &str = "SELECT id, event_id, action_id, status, attempts, max_attempts, \
+pub const SELECT_EXECUTION: &str = "SELECT id, event_id, action_id, status, attempts, max_attempts, \
     next_attempt_at, last_error, created_at, updated_at, finished_at FROM executions";
 
-pub(super) fn execution_from_row(
-    row: &sqlx::postgres::PgRow,
-) -> Result<ExecutionRecord, sqlx::Error> {
+pub fn execution_from_row(row: &sqlx::postgres::PgRow) -> Result<ExecutionRecord, sqlx::Error> {
     let status: String = row.try_get("status")?;
     Ok(ExecutionRecord {
         id: row.try_get("id")?,

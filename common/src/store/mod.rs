@@ -1,27 +1,16 @@
 //! PostgreSQL: the durable record of tenants, actions, events, executions, attempts, circuit
-//! state and delayed jobs. Every query on tenant data takes the tenant id and filters by it.
+//! state and delayed jobs, as more than one service reads or writes it (what one service alone
+//! uses is in its own `store` module). Every query on tenant data takes the tenant id and
+//! filters by it.
 
-mod action_list;
-mod action_set;
 mod actions;
 mod bulk_retries;
 mod circuits;
-mod cursor;
 mod delayed;
-mod deliveries;
-mod event_list;
 mod events;
-mod execution_list;
 mod executions;
 mod isolate;
-mod limits;
-mod overview;
-mod providers;
 mod requeue;
-mod retention;
-mod stats;
-mod tenant_lookup;
-mod tenants;
 
 use std::time::Duration;
 
@@ -30,28 +19,23 @@ use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::DatabaseConfig;
 
-pub use action_list::{ActionFilter, ActionPage};
-pub use action_set::{DesiredAction, MAX_ACTION_SET, SetReport};
-pub use actions::{ActionRecord, ActionWriteError, Lifecycle, NewAction};
+pub use actions::{
+    ACTION_COLUMNS, ActionRecord, ActionWriteError, Lifecycle, action_from_row, insert_action,
+    rewrite_action,
+};
 pub use bulk_retries::{BulkRetry, BulkRetryStep, FilterView};
 pub use circuits::{CircuitEntry, EndpointOutcomes};
-pub use cursor::{decode_cursor, encode_cursor};
-pub use delayed::DueBatch;
-pub use deliveries::{DeliveryCreated, NewDelivery};
-pub use event_list::{EventCursor, EventFilter, EventPage};
-pub use events::{InsertedEvent, StoredEvent};
-pub use execution_list::ExecutionPage;
+pub use delayed::{DueBatch, insert_delayed_jobs};
+pub use events::{
+    InsertedEvent, STORED_EVENT_COLUMNS, StoredEvent, insert_matched_event, original_event_id,
+    stored_event_from_row,
+};
 pub use executions::{
     AttemptRecord, AttemptView, Claim, ClaimRequest, ExecutionRecord, NewExecution, Outcome,
-    StoredExecution,
+    SELECT_EXECUTION, StoredExecution, execution_from_row,
 };
 pub use isolate::{WriteFailure, is_data_error, is_data_error_in, write_isolated};
-pub use overview::{Minute, OVERDUE_AFTER_S, Overview};
-pub use providers::{ProviderRecord, ProviderWriteError};
 pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};
-pub use retention::Deleted;
-pub use stats::{Percentiles, Stats};
-pub use tenants::{ApiKeyRecord, TenantRecord};
 
 /// Text from outside (a response body, an error's words) as PostgreSQL's `text` can hold
 /// it: U+0000, which it refuses, is stored as U+FFFD, as invalid UTF-8 already is.

@@ -1,10 +1,10 @@
 //! The request and response schemas of the OpenAPI document. Enumerations come from the
 //! code (statuses, handler types, operators) so that they cannot drift from it.
 
-use herald_common::action::HANDLER_TYPES;
+use crate::provider::Scheme;
 use herald_common::condition::Operator;
-use herald_common::provider::Scheme;
 use herald_common::status::{BulkRetryStatus, ExecutionStatus};
+use herald_handlers::Handler;
 use serde_json::{Map, Value, json};
 
 fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
@@ -74,18 +74,7 @@ pub fn all() -> Map<String, Value> {
         {"type": "object", "required": ["not"], "additionalProperties": false,
          "properties": {"not": reference("Condition")}},
     ]});
-    let handler = json!({"type": "object", "required": ["type"], "properties": {
-        "type": {"enum": HANDLER_TYPES},
-        "url": {"type": "string", "format": "uri", "description": "webhook: the destination"},
-        "method": {"type": "string", "description": "webhook: POST (default), PUT or PATCH"},
-        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-        "timeout_ms": {"type": "integer", "minimum": 1},
-        "secret": {"type": "string", "description": "webhook: a whsec_ signing secret; \
-            generated when absent"},
-        "secrets": {"type": "array", "items": {"type": "string"},
-            "description": "webhook: several secrets while one rotates (newest first)"},
-        "event_type": {"type": "string", "description": "publish: the chained event's type"},
-        "level": {"type": "string", "description": "log: the log level"}}});
+    let handler = reference("Handler");
     let retry = json!({"oneOf": [
         {"type": "object", "properties": {"max_attempts": {"type": "integer", "minimum": 1},
             "delays_s": {"type": "array", "items": {"type": "integer", "minimum": 0}}}},
@@ -309,7 +298,7 @@ pub fn all() -> Map<String, Value> {
             "ActionSet",
             json!({"type": "object", "required": ["actions"],
             "additionalProperties": false, "properties": {
-            "actions": {"type": "array", "maxItems": herald_common::store::MAX_ACTION_SET,
+            "actions": {"type": "array", "maxItems": crate::store::action_set::MAX_ACTION_SET,
                 "items": reference("ActionIn")},
             "prune": {"type": "boolean", "default": false}}}),
         ),
@@ -427,8 +416,53 @@ pub fn all() -> Map<String, Value> {
         ("ApiKey", api_key.clone()),
         ("ApiKeyCreated", api_key_created),
     ];
-    entries
+    let mut all: Map<String, Value> = entries
         .into_iter()
         .map(|(name, schema)| (name.to_owned(), schema))
-        .collect()
+        .collect();
+    all.extend(handler_schemas());
+    all
+}
+
+/// Each handler type's schema, from the handlers crate (`WebhookHandler`, ...), and `Handler`,
+/// one of them by `type`.
+fn handler_schemas() -> Map<String, Value> {
+    let named: Vec<(String, &str, Value)> = Handler::schemas()
+        .into_iter()
+        .map(|(kind, schema)| (handler_schema_name(kind), kind, schema))
+        .collect();
+    let mapping: Map<String, Value> = named
+        .iter()
+        .map(|(name, kind, _)| {
+            (
+                (*kind).to_owned(),
+                json!(format!("#/components/schemas/{name}")),
+            )
+        })
+        .collect();
+    let one_of: Vec<Value> = named.iter().map(|(name, _, _)| reference(name)).collect();
+    let mut schemas: Map<String, Value> = named
+        .into_iter()
+        .map(|(name, _, schema)| (name, schema))
+        .collect();
+    schemas.insert(
+        "Handler".into(),
+        json!({"oneOf": one_of, "discriminator": {"propertyName": "type", "mapping": mapping}}),
+    );
+    schemas
+}
+
+/// `webhook` → `WebhookHandler`.
+pub fn handler_schema_name(kind: &str) -> String {
+    let camel: String = kind
+        .split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("{camel}Handler")
 }

@@ -4,9 +4,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use herald_common::action::ActionSpec;
 use herald_common::ids::TenantId;
-use herald_common::store::{ActionFilter, ActionRecord, DesiredAction, MAX_ACTION_SET, SetReport};
+use herald_handlers::{Action, ActionSpec, parse_action};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,6 +15,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::merge_patch::patch_action;
 use crate::routes::actions::{Shown, check_budget, find, shown};
 use crate::state::AppState;
+use crate::store::action_list::ActionFilter;
+use crate::store::action_set::{MAX_ACTION_SET, SetReport};
 
 /// The revision an update is based on, from `If-Match` (`"3"` or `3`).
 fn expected_revision(headers: &HeaderMap) -> ApiResult<Option<i64>> {
@@ -39,7 +40,7 @@ fn expected_revision(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 
 /// Wildcards and regexes an action costs while it can match.
 fn live_cost(spec: &ActionSpec, deleted: bool) -> usize {
-    if spec.enabled && !deleted {
+    if spec.matching.enabled && !deleted {
         spec.costly_parts()
     } else {
         0
@@ -66,8 +67,8 @@ pub async fn update(
     let current = find(&state, tenant, &id).await?;
     let mut merged = serde_json::to_value(&current.spec).unwrap_or_default();
     patch_action(&mut merged, &patch);
-    let mut spec = ActionSpec::parse(&merged)?;
-    spec.restore_masked(Some(&current.spec))?;
+    let mut spec = parse_action(&merged)?;
+    spec.keep_stored(Some(&current.spec))?;
     let deleted = current.deleted_at.is_some();
     let (before, after) = (live_cost(&current.spec, deleted), live_cost(&spec, deleted));
     if after > before {
@@ -91,7 +92,7 @@ pub struct ActionSet {
 }
 
 /// Parses every action of a set before anything is written: one bad action refuses the set.
-fn desired_actions(set: &[Value]) -> ApiResult<Vec<DesiredAction>> {
+fn desired_actions(set: &[Value]) -> ApiResult<Vec<ActionSpec>> {
     if set.len() > MAX_ACTION_SET {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -102,36 +103,34 @@ fn desired_actions(set: &[Value]) -> ApiResult<Vec<DesiredAction>> {
             ),
         ));
     }
-    let mut desired: Vec<DesiredAction> = Vec::with_capacity(set.len());
+    let mut desired: Vec<ActionSpec> = Vec::with_capacity(set.len());
     for (i, value) in set.iter().enumerate() {
-        let spec = ActionSpec::parse(value).map_err(|error| {
+        let spec = parse_action(value).map_err(|error| {
             let mut error = ApiError::from(error);
             error.message = format!("actions[{i}].{}", error.message);
             error
         })?;
-        if desired.iter().any(|d| d.spec.name == spec.name) {
+        let name = &spec.matching.name;
+        if desired.iter().any(|d| &d.matching.name == name) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "duplicate_name",
-                format!("actions[{i}]: the name {:?} appears twice", spec.name),
+                format!("actions[{i}]: the name {name:?} appears twice"),
             ));
         }
-        let handler = value.get("handler");
-        let keep_secrets = handler.is_some_and(|h| h.get("secret").is_none())
-            && handler.is_some_and(|h| h.get("secrets").is_none());
-        desired.push(DesiredAction { spec, keep_secrets });
+        desired.push(spec);
     }
     Ok(desired)
 }
 
 /// The tenant's wildcard and regex cost once `desired` is applied.
-fn cost_after(current: &[ActionRecord], desired: &[DesiredAction], prune: bool) -> usize {
-    let existing = |name: &str| current.iter().find(|a| a.spec.name == name);
+fn cost_after(current: &[Action], desired: &[ActionSpec], prune: bool) -> usize {
+    let existing = |name: &str| current.iter().find(|a| a.spec.matching.name == name);
     let in_set: usize = desired
         .iter()
-        .map(|d| match existing(&d.spec.name) {
+        .map(|d| match existing(&d.matching.name) {
             Some(a) if a.deleted_at.is_some() => 0,
-            _ => live_cost(&d.spec, false),
+            _ => live_cost(d, false),
         })
         .sum();
     let outside: usize = if prune {
@@ -139,7 +138,11 @@ fn cost_after(current: &[ActionRecord], desired: &[DesiredAction], prune: bool) 
     } else {
         current
             .iter()
-            .filter(|a| !desired.iter().any(|d| d.spec.name == a.spec.name))
+            .filter(|a| {
+                !desired
+                    .iter()
+                    .any(|d| d.matching.name == a.spec.matching.name)
+            })
             .map(|a| live_cost(&a.spec, a.deleted_at.is_some()))
             .sum()
     };
@@ -156,28 +159,31 @@ pub async fn apply_set(
 ) -> ApiResult<Json<Value>> {
     let desired = desired_actions(&set.actions)?;
     check_set_budget(&state, tenant, &desired, set.prune).await?;
-    let report: SetReport = state
-        .store
-        .apply_action_set(tenant, &desired, set.prune)
-        .await?;
+    let report: SetReport =
+        crate::store::action_set::apply_action_set(&state.store, tenant, &desired, set.prune)
+            .await?;
     Ok(Json(json!(report)))
 }
 
 async fn check_set_budget(
     state: &AppState,
     tenant: TenantId,
-    desired: &[DesiredAction],
+    desired: &[ActionSpec],
     prune: bool,
 ) -> ApiResult<()> {
     let everything = ActionFilter {
         include_deleted: true,
         ..ActionFilter::default()
     };
-    let current = state
-        .store
-        .list_actions(tenant, &everything, None, i64::MAX - 1)
-        .await?
-        .actions;
+    let current = crate::store::action_list::list_actions(
+        &state.store,
+        tenant,
+        &everything,
+        None,
+        i64::MAX - 1,
+    )
+    .await?
+    .actions;
     let held = state.engine.costly_parts(tenant);
     let after = cost_after(&current, desired, prune);
     if after > held {

@@ -1,12 +1,12 @@
 //! `GET /v1/actions`: the tenant's actions by filter, ordered by name, with cursor paging.
 
+use crate::store::action_list::ActionFilter;
 use axum::Json;
 use axum::extract::State;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use herald_common::action::HANDLER_TYPES;
 use herald_common::event::EventType;
-use herald_common::store::ActionFilter;
+use herald_handlers::Handler;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -43,9 +43,9 @@ fn flag(name: &str, text: Option<&str>) -> ApiResult<Option<bool>> {
 impl ListParams {
     fn filter(&self) -> ApiResult<ActionFilter> {
         if let Some(kind) = &self.handler_type
-            && !HANDLER_TYPES.contains(&kind.as_str())
+            && !Handler::TYPES.contains(&kind.as_str())
         {
-            return Err(invalid("handler_type", &HANDLER_TYPES.join(", ")));
+            return Err(invalid("handler_type", &Handler::TYPES.join(", ")));
         }
         if let Some(event_type) = &self.event_type {
             EventType::parse(event_type).map_err(|_| invalid("event_type", "an event type"))?;
@@ -89,10 +89,14 @@ pub async fn list(
     QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let filter = params.filter()?;
-    let page = state
-        .store
-        .list_actions(tenant, &filter, params.after()?.as_deref(), params.limit()?)
-        .await?;
+    let page = crate::store::action_list::list_actions(
+        &state.store,
+        tenant,
+        &filter,
+        params.after()?.as_deref(),
+        params.limit()?,
+    )
+    .await?;
     let data: Vec<Value> = page.actions.iter().map(|a| view(a, false)).collect();
     Ok(Json(json!({
         "data": data,

@@ -1,21 +1,22 @@
 //! `POST /v1/actions/{id}/test`: would this event match, and why or why not, condition by
-//! condition; with `"send": true`, also one real, signed delivery to the action's webhook,
-//! answered with what came back. A test delivery is not an execution: it is not recorded,
-//! retried or counted, and it does not touch the destination's circuit. It goes through the
-//! executor's own request building, signing and destination guard.
+//! condition; with `"send": true`, also one real attempt of the action's handler (for those
+//! that only send a request: a webhook), answered with what came back. A test attempt is not
+//! an execution: it is not recorded, retried or counted, and it does not touch the
+//! destination's circuit. It is made by the handler's own code, through the same guarded
+//! client, signing and response limit as the executor's.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
+use herald_common::action::HandlerSpec;
 use herald_common::event::{Event, IncomingEvent};
 use herald_common::ids::ExecutionId;
 use herald_common::messages::ExecutionJob;
-use herald_common::store::ActionRecord;
-use herald_executor::handlers::{Performed, webhook};
-use herald_executor::outcome::Verdict;
 use herald_engine::EventRef;
 use herald_engine::explain::explain;
+use herald_handlers::outcome::Verdict;
+use herald_handlers::{Action, Context, Performed};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -48,31 +49,37 @@ pub async fn test(
             error.message = format!("event: {}", error.message);
             error
         })?;
-    let mut report =
-        explain(&action.spec, action.is_live(), &EventRef::of(&event)).map_err(|error| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_event",
-                format!("event: {error}"),
-            )
-        })?;
+    let mut report = explain(
+        &action.spec.matching,
+        action.is_live(),
+        &EventRef::of(&event),
+    )
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event",
+            format!("event: {error}"),
+        )
+    })?;
     if request.send {
         report["delivery"] = send(&state, &action, event).await?;
     }
     Ok(Json(report))
 }
 
-async fn send(state: &AppState, action: &ActionRecord, event: Event) -> ApiResult<Value> {
-    let Some(hook) = action.spec.handler.webhook() else {
+async fn send(state: &AppState, action: &Action, event: Event) -> ApiResult<Value> {
+    let handler = &action.spec.handler;
+    if !handler.can_be_tried() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "not_sendable",
             format!(
-                "a test delivery needs a webhook handler; this action's is {}",
-                action.spec.handler.kind()
+                "a test delivery needs a handler that only sends a request (a webhook); this \
+                 action's is {}",
+                handler.kind()
             ),
         ));
-    };
+    }
     let job = ExecutionJob {
         execution_id: ExecutionId::new(),
         tenant_id: action.tenant_id,
@@ -80,16 +87,13 @@ async fn send(state: &AppState, action: &ActionRecord, event: Event) -> ApiResul
         attempt: 1,
         event,
     };
-    let performed = webhook(
-        &state.outbound.client,
-        &state.outbound.destinations,
-        &job,
-        hook,
-        None,
-        state.outbound.body_limit,
-        Utc::now(),
-    )
-    .await;
+    let context = Context {
+        job: &job,
+        now: Utc::now(),
+        outbound: &state.outbound,
+        publisher: None,
+    };
+    let performed = handler.execute(&context).await;
     Ok(attempt_view(&job, &performed))
 }
 

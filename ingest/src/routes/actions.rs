@@ -5,31 +5,22 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::header::{ETAG, LOCATION};
 use axum::http::{HeaderName, StatusCode};
-use herald_common::action::ActionSpec;
 use herald_common::ids::{ActionId, TenantId};
-use herald_common::store::{ActionRecord, Lifecycle};
-use serde_json::{Value, json};
+use herald_common::store::Lifecycle;
+use herald_handlers::{Action, parse_action};
+use serde_json::Value;
 
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// An action as the API shows it. Credential headers are always masked; signing secrets are
-/// too, except right after creation (Herald may have made them up).
-pub fn view(record: &ActionRecord, reveal_secrets: bool) -> Value {
+/// An action as the API shows it: its handler as the handler's own view shows it (credential
+/// headers masked; signing secrets too, except right after creation: Herald may have made
+/// them up).
+pub fn view(record: &Action, reveal_secrets: bool) -> Value {
     let mut value = serde_json::to_value(record).unwrap_or_default();
-    if let Some(hook) = record.spec.handler.webhook() {
-        value["handler"]["headers"] = json!(hook.shown_headers());
-        if !reveal_secrets {
-            let masked: Vec<String> = hook
-                .secrets
-                .iter()
-                .map(|s| format!("whsec_…{}", &s[s.len().saturating_sub(4)..]))
-                .collect();
-            value["handler"]["secrets"] = json!(masked);
-        }
-    }
+    value["handler"] = record.spec.handler.view(reveal_secrets);
     value
 }
 
@@ -38,12 +29,12 @@ pub type Shown = ([(HeaderName, String); 1], Json<Value>);
 
 /// The `ETag` of an action: its revision, the very token `If-Match` takes on an update, so a
 /// client can hand back what it was given.
-pub(crate) fn etag(record: &ActionRecord) -> (HeaderName, String) {
+pub(crate) fn etag(record: &Action) -> (HeaderName, String) {
     (ETAG, format!("\"{}\"", record.revision))
 }
 
 /// An action as answered by the routes that show one (secrets masked), with its `ETag`.
-pub(crate) fn shown(record: &ActionRecord) -> Shown {
+pub(crate) fn shown(record: &Action) -> Shown {
     ([etag(record)], Json(view(record, false)))
 }
 
@@ -52,9 +43,9 @@ pub async fn create(
     Tenant(tenant): Tenant,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, [(HeaderName, String); 2], Json<Value>)> {
-    let mut spec = ActionSpec::parse(&body)?;
-    spec.restore_masked(None)?;
-    if spec.enabled {
+    let mut spec = parse_action(&body)?;
+    spec.keep_stored(None)?;
+    if spec.matching.enabled {
         check_budget(&state, tenant, spec.costly_parts())?;
     }
     let record = state.store.create_action(tenant, &spec).await?;
@@ -106,7 +97,7 @@ fn action_id(id: &str) -> ApiResult<ActionId> {
 
 /// One of the tenant's actions as the API sees them: 404 for a malformed or unknown id, and
 /// for a delivery's own action (an implementation detail of the delivery).
-pub(crate) async fn find(state: &AppState, tenant: TenantId, id: &str) -> ApiResult<ActionRecord> {
+pub(crate) async fn find(state: &AppState, tenant: TenantId, id: &str) -> ApiResult<Action> {
     state
         .store
         .get_action(tenant, action_id(id)?)

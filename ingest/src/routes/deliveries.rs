@@ -2,15 +2,17 @@
 //! now or at `scheduled_at`. It becomes an execution like any other (retries, circuit breaker,
 //! audit, operator retry and cancel); the answer carries its id.
 
+use crate::store::deliveries::{DeliveryCreated, NewDelivery};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
-use herald_common::action::{ActionError, ActionSpec};
+use herald_common::action::ActionError;
 use herald_common::event::IncomingEvent;
 use herald_common::json_bounds;
-use herald_common::store::{ActionWriteError, DeliveryCreated, NewDelivery};
+use herald_common::store::ActionWriteError;
+use herald_handlers::{ActionSpec, parse_action};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -74,8 +76,8 @@ fn action_of(request: &DeliveryRequest) -> ApiResult<ActionSpec> {
         "handler": handler,
         "retry": retry,
     });
-    let parsed = ActionSpec::parse(&spec).and_then(|mut spec| {
-        spec.restore_masked(None)?;
+    let parsed = parse_action(&spec).and_then(|mut spec| {
+        spec.keep_stored(None)?;
         Ok(spec)
     });
     parsed.map_err(|ActionError { field, message }| {
@@ -151,9 +153,7 @@ pub async fn create(
         action,
         due_at,
     };
-    let created = state
-        .store
-        .create_delivery(&delivery)
+    let created = crate::store::deliveries::create_delivery(&state.store, &delivery)
         .await
         .map_err(|error| match error {
             ActionWriteError::Database(error) => ApiError::from(error),
@@ -187,7 +187,7 @@ pub async fn create(
             if request.secret.is_none()
                 && let Some(hook) = delivery.action.handler.webhook()
             {
-                body["secret"] = json!(hook.secrets.first());
+                body["secret"] = json!(hook.secrets.first().map(|s| s.text()));
             }
             body
         }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::store::cursor::encode_cursor;
+use crate::store::event_list::EventFilter;
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,7 +14,7 @@ use herald_common::event::{Event, EventId, IncomingEvent};
 use herald_common::ids::TenantId;
 use herald_common::json_bounds;
 use herald_common::metrics::{Door, Received};
-use herald_common::store::{EventFilter, InsertedEvent, encode_cursor};
+use herald_common::store::InsertedEvent;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -311,10 +313,8 @@ pub async fn list(
         since,
         until,
     };
-    let page = state
-        .store
-        .list_events(tenant, &filter, before, limit)
-        .await?;
+    let page =
+        crate::store::event_list::list_events(&state.store, tenant, &filter, before, limit).await?;
     Ok(Json(json!({
         "data": page.events,
         "next_cursor": page.next.as_ref().map(|(at, id)| encode_cursor(*at, id)),

@@ -41,10 +41,14 @@ pub async fn export(
     let mut rows = 0;
     let mut before = None;
     let truncated = loop {
-        let page = state
-            .store
-            .list_executions(tenant, &filter, before, PAGE)
-            .await?;
+        let page = crate::store::execution_list::list_executions(
+            &state.store,
+            tenant,
+            &filter,
+            before,
+            PAGE,
+        )
+        .await?;
         for execution in &page.executions {
             if rows == MAX_ROWS {
                 break;

@@ -4,13 +4,14 @@
 //! `POST /v1/executions/retry` (every execution matching a filter, carried out by the scheduler
 //! page by page; follow it at `/v1/bulk-retries/{id}`).
 
+use crate::store::cursor::encode_cursor;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use herald_common::ids::{ActionId, ExecutionId};
 use herald_common::status::ExecutionStatus;
-use herald_common::store::{CancelOne, ExecutionFilter, RetryOne, encode_cursor};
+use herald_common::store::{CancelOne, ExecutionFilter, RetryOne};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -89,10 +90,9 @@ pub async fn list(
         until: params.until,
     }
     .parse()?;
-    let page = state
-        .store
-        .list_executions(tenant, &filter, before, limit)
-        .await?;
+    let page =
+        crate::store::execution_list::list_executions(&state.store, tenant, &filter, before, limit)
+            .await?;
     Ok(Json(json!({
         "data": page.executions,
         "next_cursor": page.next.map(|(at, id)| encode_cursor(at, &id)),

@@ -3,14 +3,15 @@
 //! delivery and its signature authenticates it. A delivery that fails verification answers 401
 //! and stores nothing.
 
+use crate::provider::EventTypeFrom;
+use crate::store::providers::ProviderRecord;
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use herald_common::event::{Event, IncomingEvent};
 use herald_common::metrics::{Door, Received};
-use herald_common::provider::EventTypeFrom;
-use herald_common::store::{InsertedEvent, ProviderRecord};
+use herald_common::store::InsertedEvent;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -24,9 +25,7 @@ pub async fn receive(
     Path(id): Path<String>,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let provider = state
-        .store
-        .provider_for_hook(provider_id(&id)?)
+    let provider = crate::store::providers::provider_for_hook(&state.store, provider_id(&id)?)
         .await?
         .ok_or_else(|| ApiError::not_found("provider"))?;
     // A provider's deliveries count against its tenant's request rate, like the tenant's own.

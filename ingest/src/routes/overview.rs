@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use crate::store::overview::Overview;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::Stream;
 use herald_common::ids::TenantId;
-use herald_common::store::{Overview, Store};
+use herald_common::store::Store;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +34,9 @@ pub async fn get(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
 ) -> ApiResult<Json<Overview>> {
-    Ok(Json(state.store.overview(tenant, Utc::now()).await?))
+    Ok(Json(
+        crate::store::overview::overview(&state.store, tenant, Utc::now()).await?,
+    ))
 }
 
 pub async fn live(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Response> {
@@ -110,7 +113,8 @@ fn overview_changes(
             }
             watch.first = false;
             let started = Instant::now();
-            let looked = watch.store.overview(watch.tenant, Utc::now()).await;
+            let looked =
+                crate::store::overview::overview(&watch.store, watch.tenant, Utc::now()).await;
             watch.interval = MIN_INTERVAL.max(started.elapsed() * COST_FACTOR);
             match looked {
                 Ok(overview) => {

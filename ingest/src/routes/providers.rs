@@ -2,12 +2,12 @@
 //! `DELETE /v1/providers/{id}`: the senders of inbound webhooks a tenant registers (see
 //! `routes/hooks.rs` for their deliveries).
 
+use crate::provider::ProviderSpec;
+use crate::store::providers::{ProviderRecord, ProviderWriteError};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use herald_common::ids::ProviderId;
-use herald_common::provider::ProviderSpec;
-use herald_common::store::{ProviderRecord, ProviderWriteError};
 use serde_json::{Value, json};
 
 use crate::auth::Tenant;
@@ -68,7 +68,7 @@ pub async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Created> {
     let spec = ProviderSpec::parse(&body)?;
-    match state.store.create_provider(tenant, &spec).await {
+    match crate::store::providers::create_provider(&state.store, tenant, &spec).await {
         Ok(record) => Ok(created(
             format!("/v1/providers/{}", record.id),
             view(&record, true),
@@ -83,7 +83,7 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
-    let providers = state.store.providers_of(tenant).await?;
+    let providers = crate::store::providers::providers_of(&state.store, tenant).await?;
     let data: Vec<Value> = providers.iter().map(|p| view(p, false)).collect();
     Ok(Json(json!({"data": data})))
 }
@@ -93,9 +93,7 @@ pub async fn get(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let record = state
-        .store
-        .get_provider(tenant, provider_id(&id)?)
+    let record = crate::store::providers::get_provider(&state.store, tenant, provider_id(&id)?)
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(view(&record, false)))
@@ -108,9 +106,7 @@ pub async fn delete(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let record = state
-        .store
-        .delete_provider(tenant, provider_id(&id)?)
+    let record = crate::store::providers::delete_provider(&state.store, tenant, provider_id(&id)?)
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(view(&record, false)))

@@ -2,10 +2,10 @@
 //! attempts per success and attempt duration percentiles over a window (`since`, `until`,
 //! RFC 3339; the last 24 hours by default, at most 31 days).
 
+use crate::store::stats::Stats;
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Duration, Utc};
-use herald_common::store::Stats;
 use serde::Deserialize;
 
 use crate::auth::Tenant;
@@ -48,7 +48,9 @@ pub async fn overall(
     QueryParams(window): QueryParams<Window>,
 ) -> ApiResult<Json<Stats>> {
     let (since, until) = window.bounds()?;
-    Ok(Json(state.store.stats(tenant, None, since, until).await?))
+    Ok(Json(
+        crate::store::stats::stats(&state.store, tenant, None, since, until).await?,
+    ))
 }
 
 pub async fn of_action(
@@ -60,6 +62,6 @@ pub async fn of_action(
     let (since, until) = window.bounds()?;
     let id = find(&state, tenant, &id).await?.id;
     Ok(Json(
-        state.store.stats(tenant, Some(id), since, until).await?,
+        crate::store::stats::stats(&state.store, tenant, Some(id), since, until).await?,
     ))
 }

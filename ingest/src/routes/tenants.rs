@@ -43,7 +43,7 @@ pub async fn create(
             "name must be 1 to 200 bytes",
         ));
     }
-    let tenant = state.store.create_tenant(name).await?;
+    let tenant = crate::store::tenants::create_tenant(&state.store, name).await?;
     Ok(created(
         format!("/v1/tenants/{}", tenant.id),
         serde_json::to_value(tenant).unwrap_or_default(),
@@ -56,9 +56,7 @@ pub async fn whoami(State(state): State<AppState>, principal: Principal) -> ApiR
     Ok(Json(match principal {
         Principal::Admin => json!({"role": "admin"}),
         Principal::Tenant(id) => {
-            let tenant = state
-                .store
-                .get_tenant(id)
+            let tenant = crate::store::tenants::get_tenant(&state.store, id)
                 .await?
                 .ok_or_else(ApiError::unauthorized)?;
             json!({"role": "tenant", "tenant": tenant})
@@ -70,7 +68,7 @@ pub async fn whoami(State(state): State<AppState>, principal: Principal) -> ApiR
 const MAX_LISTED: i64 = 1000;
 
 pub async fn list(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Value>> {
-    let tenants = state.store.list_tenants(MAX_LISTED).await?;
+    let tenants = crate::store::tenants::list_tenants(&state.store, MAX_LISTED).await?;
     Ok(Json(json!({ "data": tenants })))
 }
 
@@ -82,12 +80,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = tenant_id(&id)?;
-    let tenant = state
-        .store
-        .get_tenant(id)
+    let tenant = crate::store::tenants::get_tenant(&state.store, id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
-    let keys = state.store.api_keys_of(id).await?;
+    let keys = crate::store::tenants::api_keys_of(&state.store, id).await?;
     let mut body = serde_json::to_value(tenant).unwrap_or_default();
     body["keys"] = serde_json::to_value(keys).unwrap_or_default();
     Ok(Json(body))
@@ -101,13 +97,11 @@ pub async fn create_key(
     OptionalJsonBody(request): OptionalJsonBody<NewKey>,
 ) -> ApiResult<Created> {
     let tenant = tenant_id(&id)?;
-    state
-        .store
-        .get_tenant(tenant)
+    crate::store::tenants::get_tenant(&state.store, tenant)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     let name = request.name;
-    let (record, key) = state.store.create_api_key(tenant, &name).await?;
+    let (record, key) = crate::store::tenants::create_api_key(&state.store, tenant, &name).await?;
     // Where it is revoked (keys are listed with their tenant).
     let location = format!("/v1/tenants/{tenant}/keys/{}", record.id);
     let mut value = serde_json::to_value(record).unwrap_or_default();
@@ -123,7 +117,7 @@ pub async fn revoke_key(
 ) -> ApiResult<StatusCode> {
     let tenant = tenant_id(&id)?;
     let key: ApiKeyId = key_id.parse().map_err(|_| ApiError::not_found("api key"))?;
-    if state.store.revoke_api_key(tenant, key).await? {
+    if crate::store::tenants::revoke_api_key(&state.store, tenant, key).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("api key"))

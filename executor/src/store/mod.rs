@@ -1,0 +1,3 @@
+//! Queries only the executor makes; shared ones are in `herald_common::store`.
+
+pub mod limits;

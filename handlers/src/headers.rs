@@ -1,0 +1,81 @@
+//! A handler's own request headers, as an action gives them: checked once when it is saved.
+
+use std::collections::BTreeMap;
+
+use herald_common::action::ActionError;
+use herald_common::json_tree::{At, Json};
+
+/// Most headers of a handler's own.
+pub const MAX_HEADERS: usize = 64;
+/// Longest value of one header: servers refuse larger header sections (431).
+pub const MAX_HEADER_VALUE_LEN: usize = 8192;
+
+/// Reads `headers` (an object of strings) named `field`: names lowercased and valid, none of
+/// those Herald sets itself, values without line breaks, within the limits.
+pub fn parse(
+    field: &str,
+    value: Option<&Json<'_>>,
+) -> Result<BTreeMap<String, String>, ActionError> {
+    let h = match value {
+        None => return Ok(BTreeMap::new()),
+        Some(Json::Object(h)) => h,
+        Some(_) => return Err(ActionError::new(field, "must be an object of strings")),
+    };
+    if h.len() > MAX_HEADERS {
+        return Err(ActionError::new(
+            field,
+            format!("may hold at most {MAX_HEADERS} headers"),
+        ));
+    }
+    let mut headers = BTreeMap::new();
+    for (name, value) in h.iter() {
+        let root = At::Root(field);
+        let at = root.key(name);
+        let Json::Str(value) = value else {
+            return Err(ActionError::new(at, "must be a string"));
+        };
+        let lower = name.to_ascii_lowercase();
+        if !is_token(&lower) {
+            return Err(ActionError::new(at, "is not a valid header name"));
+        }
+        if is_reserved(&lower) {
+            return Err(ActionError::new(
+                at,
+                "is set by Herald and cannot be overridden",
+            ));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(ActionError::new(at, "must not contain line breaks"));
+        }
+        if value.len() > MAX_HEADER_VALUE_LEN {
+            return Err(ActionError::new(
+                at,
+                format!("must be at most {MAX_HEADER_VALUE_LEN} bytes"),
+            ));
+        }
+        headers.insert(lower, value.as_ref().to_owned());
+    }
+    Ok(headers)
+}
+
+/// An HTTP token (RFC 9110), as a header name must be.
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "content-type"
+            | "content-length"
+            | "host"
+            | "user-agent"
+            | "traceparent"
+            | "tracestate"
+            | "transfer-encoding"
+            | "connection"
+    ) || name.starts_with("webhook-")
+}
