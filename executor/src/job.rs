@@ -29,7 +29,7 @@ use herald_common::broker::{Outgoing, Publisher};
 use herald_common::circuit::Admission;
 use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
 use herald_common::metrics::{Metrics, Stage};
-use herald_common::status::{AttemptOutcome, ErrorKind};
+use herald_common::status::ErrorKind;
 use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, Store};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind};
 use herald_handlers::outcome::Verdict;
@@ -40,8 +40,8 @@ use tokio::sync::Semaphore;
 use crate::actions::ActionCache;
 use crate::batcher::{Batcher, CallError};
 use crate::circuits::Circuits;
+use crate::decide::{Attempt, Decision, decide};
 use crate::gates::{ActionLimits, Busy, DestinationGates};
-use crate::retry;
 
 /// How long an attempt may wait in memory for its action's limits.
 const LIMIT_WAIT: Duration = Duration::from_secs(2);
@@ -284,67 +284,29 @@ impl Executor {
         started: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let now = Utc::now();
-        let Performed {
-            target,
-            delivered,
-            verdict,
-        } = performed;
-        let (outcome, attempt_outcome, error_kind) = match &verdict {
-            Verdict::Success => (Outcome::Succeeded, AttemptOutcome::Succeeded, None),
-            Verdict::Retry { kind, retry_after } => {
-                let random: f64 = rand::rng().random();
-                match retry::next_delay(
-                    &action.spec.matching.retry,
-                    job.attempt,
-                    random,
-                    *retry_after,
-                ) {
-                    Some(delay) => (
-                        Outcome::RetryAt(now + chrono::Duration::from_std(delay)?),
-                        AttemptOutcome::Retrying,
-                        Some(*kind),
-                    ),
-                    None => (Outcome::Failed, AttemptOutcome::Failed, Some(*kind)),
-                }
-            }
-            Verdict::Fail { kind } => (Outcome::Failed, AttemptOutcome::Failed, Some(*kind)),
-            Verdict::Gone => (
-                Outcome::Failed,
-                AttemptOutcome::Failed,
-                Some(ErrorKind::HttpStatus),
-            ),
-        };
-        let error_message = match (&delivered.error, delivered.status) {
-            (Some((_, message)), _) => Some(message.clone()),
-            (None, Some(status)) if !(200..300).contains(&status) => Some(format!("HTTP {status}")),
-            _ => None,
-        };
-        let record = AttemptRecord {
+        let attempt = Attempt {
             execution_id: job.execution_id,
             tenant_id: job.tenant_id,
-            attempt: job.attempt as i32,
+            number: job.attempt,
             started_at: started,
-            duration_ms: delivered.duration.as_millis().min(i32::MAX as u128) as i32,
-            request_url: target,
-            response_status: delivered.status.map(i32::from),
-            response_headers: (!delivered.headers.is_empty()).then(|| {
-                serde_json::Value::Object(
-                    delivered
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone().into()))
-                        .collect(),
-                )
-            }),
-            response_body: delivered.body.clone(),
-            outcome: attempt_outcome,
-            error_kind,
-            error_message: error_message.clone(),
         };
+        let duration = performed.delivered.duration;
+        let Decision {
+            record,
+            outcome,
+            disable_action,
+        } = decide(
+            attempt,
+            performed,
+            &action.spec.matching.retry,
+            now,
+            rand::rng().random(),
+        );
+        let (error_kind, error_message) = (record.error_kind, record.error_message.clone());
         self.metrics
             .attempt_duration
-            .with_label_values(&[attempt_outcome.as_str()])
-            .observe(delivered.duration.as_secs_f64());
+            .with_label_values(&[record.outcome.as_str()])
+            .observe(duration.as_secs_f64());
         // Kept in case what the destination answered cannot be stored: the attempt is then
         // recorded without it rather than sent again.
         let bare = record.without_response();
@@ -368,7 +330,7 @@ impl Executor {
             }
             answer => answer?,
         };
-        if verdict == Verdict::Gone {
+        if disable_action {
             let reason = format!("endpoint answered 410 Gone on {}", now.to_rfc3339());
             self.store
                 .disable_action(job.tenant_id, job.action_id, &reason)

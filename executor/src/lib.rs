@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod batcher;
 pub mod circuits;
+pub mod decide;
 pub mod gates;
 pub mod job;
 pub mod retry;

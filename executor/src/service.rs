@@ -12,14 +12,14 @@ use anyhow::Context;
 use futures_util::future::join_all;
 use herald_common::broker::topology::{EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE};
 use herald_common::broker::{
-    BatchHandler, ConsumerOptions, Delivery, dead_letter, header_str, run_consumer,
+    BatchHandler, ConsumerOptions, Delivery, QueueContext, header_str, run_consumer,
 };
 use herald_common::config::{Config, ServiceName};
-use herald_common::messages::{JobBatch, Message};
+use herald_common::messages::JobBatch;
 use herald_common::service::{Base, Running};
 use herald_common::trace::TRACEPARENT;
 use herald_handlers::Outbound;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicAckOptions;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -122,32 +122,13 @@ impl BatchHandler for QueueHandler {
 impl QueueHandler {
     async fn handle_delivery(&self, delivery: Delivery) {
         let executor = &self.executor;
-        if delivery.redelivered {
-            executor
-                .metrics
-                .redeliveries
-                .with_label_values(&[self.queue])
-                .inc();
-        }
-        let kind = delivery
-            .properties
-            .kind()
-            .as_ref()
-            .map(|s| s.as_str().to_owned());
-        let mut batch = match JobBatch::decode(kind.as_deref(), &delivery.data) {
-            Ok(batch) => batch,
-            Err(error) => {
-                dead_letter(
-                    &executor.publisher,
-                    &executor.metrics,
-                    &delivery,
-                    self.queue,
-                    error.code(),
-                    &error.to_string(),
-                )
-                .await;
-                return;
-            }
+        let queue = QueueContext {
+            queue: self.queue,
+            publisher: &executor.publisher,
+            metrics: &executor.metrics,
+        };
+        let Some(mut batch) = queue.receive_message::<JobBatch>(&delivery).await else {
+            return;
         };
         // A message of one job may carry its trace in the AMQP header (a release by the
         // scheduler sets it to its own span): that is the job's parent then.
@@ -155,23 +136,21 @@ impl QueueHandler {
             job.event.trace = Some(parent.to_owned());
         }
         let results = join_all(batch.jobs.iter().map(|job| executor.run_job(job))).await;
-        if results.iter().all(Result::is_ok) {
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(|e| format!("{e:#}")))
+            .collect();
+        if failed.is_empty() {
             let _ = delivery.ack(BasicAckOptions::default()).await;
         } else {
-            for error in results.iter().filter_map(|r| r.as_ref().err()) {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "job failed; it will be redelivered"
-                );
-            }
             // Jobs that did finish are idempotent on redelivery.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            let error = format!(
+                "{} of {} jobs failed: {}",
+                failed.len(),
+                results.len(),
+                failed.join("; ")
+            );
+            queue.give_back(&[&delivery], error).await;
         }
     }
 }

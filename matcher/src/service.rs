@@ -12,18 +12,18 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use herald_common::broker::topology::{JOBS_EXCHANGE, MATCHER_QUEUE};
 use herald_common::broker::{
-    BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, dead_letter, header_str,
+    BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, QueueContext, header_str,
     run_consumer,
 };
 use herald_common::config::{Config, ServiceName};
 use herald_common::event::{Event, EventLimits};
 use herald_common::ids::{ExecutionId, TenantId};
-use herald_common::messages::{Lane, UNSTORABLE, decode_events};
+use herald_common::messages::{Lane, UNSTORABLE, decode_events, is_internal};
 use herald_common::metrics::{Door, Metrics, Received, Stage};
 use herald_common::service::{Base, Running};
 use herald_common::store::{NewExecution, Store, WriteFailure, is_data_error_in, write_isolated};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicAckOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::first_attempt_jobs;
@@ -90,73 +90,63 @@ struct Decoded {
 impl BatchHandler for Matcher {
     async fn handle(&self, batch: Vec<Delivery>) {
         let now = Utc::now();
+        let queue = self.queue();
         let mut decoded = Vec::with_capacity(batch.len());
         // One span per event, ended once the batch is matched and its jobs are handed on.
         let mut spans = Vec::new();
         for delivery in batch {
-            if delivery.redelivered {
-                self.metrics
-                    .redeliveries
-                    .with_label_values(&[MATCHER_QUEUE])
-                    .inc();
-            }
-            let props = &delivery.properties;
-            let result = decode_events(
-                props.kind().as_ref().map(|s| s.as_str()),
-                props.content_type().as_ref().map(|s| s.as_str()),
-                props.message_id().as_ref().map(|s| s.as_str()),
-                &delivery.data,
-                now,
-                &self.limits,
-            );
-            match result {
-                Ok(mut events) => {
-                    let stored = herald_common::messages::is_internal(
-                        props.kind().as_ref().map(|s| s.as_str()),
-                    );
-                    // An outside publisher's trace comes in the AMQP header; Herald's own
-                    // batches carry one per event.
-                    let header = header_str(&delivery, TRACEPARENT).map(str::to_owned);
-                    for event in &mut events {
-                        let parent = event.trace.take().or_else(|| header.clone());
-                        let span = HeraldSpan::start(
-                            "herald.match",
-                            SpanKind::Consumer,
-                            parent.as_deref(),
-                            vec![KeyValue::new(
-                                "herald.event_id",
-                                event.id.as_str().to_owned(),
-                            )],
-                        );
-                        event.trace = Some(span.traceparent());
-                        spans.push(span);
-                    }
-                    decoded.push(Decoded {
-                        delivery,
-                        events,
-                        stored,
-                    });
-                }
-                Err(error) => {
-                    if !herald_common::messages::is_internal(
-                        props.kind().as_ref().map(|s| s.as_str()),
-                    ) {
+            let kind = delivery
+                .properties
+                .kind()
+                .as_ref()
+                .map(|s| s.as_str().to_owned());
+            let stored = is_internal(kind.as_deref());
+            let events = queue
+                .receive(&delivery, |d| {
+                    let props = &d.properties;
+                    decode_events(
+                        kind.as_deref(),
+                        props.content_type().as_ref().map(|s| s.as_str()),
+                        props.message_id().as_ref().map(|s| s.as_str()),
+                        &d.data,
+                        now,
+                        &self.limits,
+                    )
+                    .inspect_err(|_| {
                         // An outside program's event that cannot be read: refused at the
                         // broker door, as ingest refuses one at the HTTP door.
-                        self.metrics
-                            .count_events(Door::Broker, Received::Rejected, 1);
-                    }
-                    dead_letter(
-                        &self.publisher,
-                        &self.metrics,
-                        &delivery,
-                        MATCHER_QUEUE,
-                        error.code(),
-                        &error.to_string(),
-                    )
-                    .await;
-                }
+                        if !stored {
+                            self.metrics
+                                .count_events(Door::Broker, Received::Rejected, 1);
+                        }
+                    })
+                })
+                .await;
+            let Some(mut events) = events else {
+                continue;
+            };
+            // An outside publisher's trace comes in the AMQP header; Herald's own batches
+            // carry one per event.
+            let header = header_str(&delivery, TRACEPARENT).map(str::to_owned);
+            for event in &mut events {
+                let parent = event.trace.take().or_else(|| header.clone());
+                let span = HeraldSpan::start(
+                    "herald.match",
+                    SpanKind::Consumer,
+                    parent.as_deref(),
+                    vec![KeyValue::new(
+                        "herald.event_id",
+                        event.id.as_str().to_owned(),
+                    )],
+                );
+                event.trace = Some(span.traceparent());
+                spans.push(span);
             }
+            decoded.push(Decoded {
+                delivery,
+                events,
+                stored,
+            });
         }
         // Outside publishers name their tenant themselves: an event of a tenant that does not
         // exist is parked, not stored (see `tenants`).
@@ -172,15 +162,7 @@ impl BatchHandler for Matcher {
                 self.metrics
                     .count_events(Door::Broker, Received::Rejected, d.events.len() as u64);
                 let reason = format!("tenant {} does not exist", d.events[0].tenant_id);
-                dead_letter(
-                    &self.publisher,
-                    &self.metrics,
-                    &d.delivery,
-                    MATCHER_QUEUE,
-                    UNKNOWN_TENANT,
-                    &reason,
-                )
-                .await;
+                queue.park(&d.delivery, UNKNOWN_TENANT, &reason).await;
             }
         }
         if decoded.is_empty() {
@@ -190,7 +172,8 @@ impl BatchHandler for Matcher {
         // Out only once acknowledged; a batch returned to the broker is counted in again.
         let mut work = self.metrics.stage_enter(Stage::Matcher, count as u64);
         if let Err(error) = checked {
-            return self.give_back(&decoded, &error.into()).await;
+            let deliveries: Vec<&Delivery> = decoded.iter().map(|d| &d.delivery).collect();
+            return queue.give_back(&deliveries, error).await;
         }
         // One transaction for the batch while nothing is wrong; a message whose own data the
         // database refuses is parked alone, and the others are recorded without it.
@@ -216,61 +199,30 @@ impl BatchHandler for Matcher {
                         );
                     }
                     let reason = format!("the database refused the message's data: {error:#}");
-                    dead_letter(
-                        &self.publisher,
-                        &self.metrics,
-                        &d.delivery,
-                        MATCHER_QUEUE,
-                        UNSTORABLE,
-                        &reason,
-                    )
-                    .await;
+                    queue.park(&d.delivery, UNSTORABLE, &reason).await;
                     work.done(d.events.len() as u64);
                 }
-                Err(WriteFailure::Failed(error)) => returned.push((d, Some(error))),
-                Err(WriteFailure::Unanswered) => returned.push((d, None)),
+                Err(failure) => returned.push((d, failure)),
             }
         }
         // Acknowledged together: awaited one at a time, each ack waited for the connection's
         // thread to write it, and a batch's acks took longer than the batch's matching,
         // recording and publishing together.
         join_all(acks).await;
-        if let Some((_, error)) = returned.first() {
-            let error = match error {
-                Some(error) => anyhow::anyhow!("{error:#}"),
-                None => anyhow::anyhow!("recording answered no result"),
-            };
-            let returned: Vec<&Decoded> = returned.iter().map(|(d, _)| *d).collect();
-            self.give_back(&returned, &error).await;
+        if let Some((_, failure)) = returned.first() {
+            let error = failure.to_string();
+            let deliveries: Vec<&Delivery> = returned.iter().map(|(d, _)| &d.delivery).collect();
+            queue.give_back(&deliveries, error).await;
         }
     }
 }
 
 impl Matcher {
-    /// Returns deliveries to the broker after a failure of the moment (the database or the
-    /// broker away), to be matched again.
-    async fn give_back<D: std::borrow::Borrow<Decoded>>(
-        &self,
-        decoded: &[D],
-        error: &anyhow::Error,
-    ) {
-        let events: usize = decoded.iter().map(|d| d.borrow().events.len()).sum();
-        tracing::warn!(
-            error = format!("{error:#}"),
-            events,
-            "matching failed; returning the batch"
-        );
-        // Back off a little so an outage does not become a hot redelivery loop.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        for d in decoded {
-            let _ = d
-                .borrow()
-                .delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+    fn queue(&self) -> QueueContext<'_> {
+        QueueContext {
+            queue: MATCHER_QUEUE,
+            publisher: &self.publisher,
+            metrics: &self.metrics,
         }
     }
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use herald_common::broker::topology::SCHEDULER_QUEUE;
-use herald_common::broker::{BatchHandler, Delivery, Publisher, dead_letter};
-use herald_common::messages::{DelayedJob, Message, UNSTORABLE};
+use herald_common::broker::{BatchHandler, Delivery, Publisher, QueueContext};
+use herald_common::messages::{DelayedJob, UNSTORABLE};
 use herald_common::metrics::{Metrics, Stage};
 use herald_common::store::{Store, WriteFailure, is_data_error, write_isolated};
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicAckOptions;
 use tokio::sync::Notify;
 
 pub struct Intake {
@@ -20,36 +20,17 @@ pub struct Intake {
 
 impl BatchHandler for Intake {
     async fn handle(&self, batch: Vec<Delivery>) {
+        let queue = QueueContext {
+            queue: SCHEDULER_QUEUE,
+            publisher: &self.publisher,
+            metrics: &self.metrics,
+        };
         let mut jobs = Vec::with_capacity(batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
         for delivery in batch {
-            if delivery.redelivered {
-                self.metrics
-                    .redeliveries
-                    .with_label_values(&[SCHEDULER_QUEUE])
-                    .inc();
-            }
-            let kind = delivery
-                .properties
-                .kind()
-                .as_ref()
-                .map(|s| s.as_str().to_owned());
-            match DelayedJob::decode(kind.as_deref(), &delivery.data) {
-                Ok(job) => {
-                    jobs.push(job);
-                    accepted.push(delivery);
-                }
-                Err(error) => {
-                    dead_letter(
-                        &self.publisher,
-                        &self.metrics,
-                        &delivery,
-                        SCHEDULER_QUEUE,
-                        error.code(),
-                        &error.to_string(),
-                    )
-                    .await;
-                }
+            if let Some(job) = queue.receive_message::<DelayedJob>(&delivery).await {
+                jobs.push(job);
+                accepted.push(delivery);
             }
         }
         // Out once stored and acknowledged; jobs returned to the broker are counted in again.
@@ -76,15 +57,7 @@ impl BatchHandler for Intake {
                 }
                 Err(WriteFailure::Refused(error)) => {
                     let reason = format!("the database refused the job: {error}");
-                    dead_letter(
-                        &self.publisher,
-                        &self.metrics,
-                        delivery,
-                        SCHEDULER_QUEUE,
-                        UNSTORABLE,
-                        &reason,
-                    )
-                    .await;
+                    queue.park(delivery, UNSTORABLE, &reason).await;
                     work.done(1);
                 }
                 Err(failure) => returned.push((delivery, failure)),
@@ -92,16 +65,9 @@ impl BatchHandler for Intake {
         }
         self.wake.notify_one();
         if let Some((_, failure)) = returned.first() {
-            tracing::warn!(?failure, "could not store delayed jobs; returning them");
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            for (delivery, _) in &returned {
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
-            }
+            let error = failure.to_string();
+            let deliveries: Vec<&Delivery> = returned.iter().map(|(d, _)| *d).collect();
+            queue.give_back(&deliveries, error).await;
         }
     }
 }

@@ -9,6 +9,7 @@ mod connection;
 mod consumer;
 mod dead_letter;
 mod publisher;
+mod queue_context;
 pub mod topology;
 
 pub use connection::Link;
@@ -16,6 +17,7 @@ pub use consumer::{BatchHandler, ConsumerOptions, run_consumer};
 pub use dead_letter::dead_letter;
 pub use lapin::message::Delivery;
 pub use publisher::{Outgoing, PublishError, Publisher};
+pub use queue_context::{GIVE_BACK_AFTER, QueueContext};
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 

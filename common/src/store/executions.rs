@@ -67,7 +67,7 @@ pub struct ClaimRequest {
 }
 
 /// The result of an attempt, to record with the execution's new state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AttemptRecord {
     pub execution_id: ExecutionId,
     pub tenant_id: TenantId,
@@ -105,7 +105,7 @@ impl AttemptRecord {
 }
 
 /// The execution's state after an attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
     RetryAt(DateTime<Utc>),

@@ -50,6 +50,16 @@ pub enum WriteFailure<E> {
     Unanswered,
 }
 
+impl<E: std::fmt::Display> std::fmt::Display for WriteFailure<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(error) => write!(f, "refused: {error:#}"),
+            Self::Failed(error) => write!(f, "{error:#}"),
+            Self::Unanswered => f.write_str("the write answered no result for it"),
+        }
+    }
+}
+
 /// Writes `count` items with `write`, which writes the items in a range in one statement and
 /// answers one result per item. On a data error (`is_data`) the range is split in halves, each
 /// written on its own, down to the one item at fault. Ranges are written in order, so an item
