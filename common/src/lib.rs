@@ -5,6 +5,7 @@ pub mod action;
 pub mod broker;
 pub mod circuit;
 pub mod cli;
+pub mod clock;
 pub mod condition;
 pub mod config;
 pub mod credentials;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::{Link, Publisher};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ServiceName};
 use crate::metrics::Metrics;
 use crate::ops::{self, Health};
@@ -27,6 +28,9 @@ pub struct Base {
     pub shutdown: CancellationToken,
     pub ops_addr: SocketAddr,
     pub tasks: TaskTracker,
+    /// The time, as every part of the service reads it (the system's, unless a test gives
+    /// another).
+    pub clock: SharedClock,
 }
 
 impl Base {
@@ -93,6 +97,7 @@ impl Base {
             shutdown,
             ops_addr,
             tasks,
+            clock: Arc::new(SystemClock),
         })
     }
 

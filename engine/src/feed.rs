@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use herald_common::action::Unread;
+use herald_common::clock::SharedClock;
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::metrics::Metrics;
 use herald_common::store::Store;
@@ -31,6 +32,7 @@ pub async fn live_engine(base: &herald_common::service::Base) -> anyhow::Result<
         engine.clone(),
         base.store.clone(),
         base.metrics.clone(),
+        base.clock.clone(),
         Duration::from_secs(base.config.matcher.resync_interval_s),
     )
     .start(base.shutdown.clone())
@@ -43,15 +45,23 @@ pub struct ActionFeed {
     engine: Arc<Engine>,
     store: Store,
     metrics: Metrics,
+    clock: SharedClock,
     resync: Duration,
 }
 
 impl ActionFeed {
-    pub fn new(engine: Arc<Engine>, store: Store, metrics: Metrics, resync: Duration) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        store: Store,
+        metrics: Metrics,
+        clock: SharedClock,
+        resync: Duration,
+    ) -> Self {
         Self {
             engine,
             store,
             metrics,
+            clock,
             resync,
         }
     }
@@ -74,7 +84,7 @@ impl ActionFeed {
     }
 
     async fn reload(&self) -> anyhow::Result<()> {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let actions = self
             .store
             .live_actions::<Unread>()
@@ -118,7 +128,7 @@ impl ActionFeed {
         let mut resync = tokio::time::interval(self.resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await;
-        let mut last_resync = Utc::now();
+        let mut last_resync = self.clock.now();
         let mut needs_reload = false;
         loop {
             if needs_reload {
@@ -138,7 +148,7 @@ impl ActionFeed {
                 _ = resync.tick() => {
                     let window = chrono::Duration::from_std(self.resync * 2).unwrap_or_default();
                     let since = last_resync - window;
-                    last_resync = Utc::now();
+                    last_resync = self.clock.now();
                     if let Err(error) = self.resync_since(since).await {
                         tracing::warn!(error = format!("{error:#}"), "action resync failed");
                     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_common::circuit::{Admission, Circuit, CircuitPolicy, Outcomes, State};
+use herald_common::clock::SharedClock;
 use herald_common::ids::TenantId;
 use herald_common::metrics::Metrics;
 use herald_common::store::{CircuitEntry, EndpointOutcomes, Store};
@@ -24,6 +25,7 @@ const REREAD_OVERLAP: chrono::Duration = chrono::Duration::seconds(2);
 
 pub struct Circuits {
     store: Store,
+    clock: SharedClock,
     policy: CircuitPolicy,
     metrics: Metrics,
     /// Circuits that are not closed; a destination absent here is closed.
@@ -33,9 +35,10 @@ pub struct Circuits {
 }
 
 impl Circuits {
-    pub fn new(store: Store, policy: CircuitPolicy, metrics: Metrics) -> Self {
+    pub fn new(store: Store, clock: SharedClock, policy: CircuitPolicy, metrics: Metrics) -> Self {
         Self {
             store,
+            clock,
             policy,
             metrics,
             not_closed: RwLock::new(HashMap::new()),
@@ -105,7 +108,7 @@ impl Circuits {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let (outcomes, last_error, _) = pending
             .entry((tenant_id, endpoint.to_owned()))
-            .or_insert_with(|| (Outcomes::default(), None, Utc::now()));
+            .or_insert_with(|| (Outcomes::default(), None, self.clock.now()));
         outcomes.record(success);
         if let Some(error) = error {
             *last_error = Some(error.to_owned());
@@ -171,7 +174,7 @@ impl Circuits {
         }
         let written = match self
             .store
-            .absorb_outcomes(&batch, &self.policy, Utc::now())
+            .absorb_outcomes(&batch, &self.policy, self.clock.now())
             .await
         {
             Ok(written) => written,

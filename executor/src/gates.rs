@@ -8,9 +8,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
+use tokio::time::Instant;
+
+use herald_common::clock::SharedClock;
 use herald_common::ids::{ActionId, ExecutionId, TenantId};
 use herald_common::metrics::{Holding, Metrics};
 use herald_common::store::Store;
@@ -114,6 +116,7 @@ impl DestinationGates {
 /// PostgreSQL (only actions that set them pay for it).
 pub struct ActionLimits {
     store: Store,
+    clock: SharedClock,
     /// This process's share of each limited action's slots: never more in flight here than
     /// the limit, so polling the database only happens when other executors hold slots.
     /// Keyed by the limit too, so that a changed limit takes effect.
@@ -133,9 +136,10 @@ pub enum Busy {
 }
 
 impl ActionLimits {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, clock: SharedClock) -> Self {
         Self {
             store,
+            clock,
             local: Mutex::new(HashMap::new()),
         }
     }
@@ -158,13 +162,12 @@ impl ActionLimits {
                     .or_insert_with(|| Arc::new(Semaphore::new(max as usize)))
                     .clone()
             };
-            let permit = match tokio::time::timeout_at(deadline.into(), local.acquire_owned()).await
-            {
+            let permit = match tokio::time::timeout_at(deadline, local.acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
                 _ => return Ok(Err(Busy::Concurrency)),
             };
             loop {
-                let lease_until = Utc::now() + chrono::Duration::from_std(lease)?;
+                let lease_until = self.clock.now() + chrono::Duration::from_std(lease)?;
                 if limits::acquire_action_slot(
                     &self.store,
                     action.tenant_id,

@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use herald_common::broker::topology::{DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE};
 use herald_common::broker::{Outgoing, Publisher};
 use herald_common::circuit::Admission;
+use herald_common::clock::SharedClock;
 use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
 use herald_common::metrics::{Metrics, Stage};
 use herald_common::status::ErrorKind;
@@ -66,6 +67,7 @@ pub struct Executor {
     /// Checks whether attempts may be made, many per statement.
     pub checks: Batcher<ClaimRequest, Claim>,
     pub records: Batcher<(AttemptRecord, Outcome), bool>,
+    pub clock: SharedClock,
 }
 
 impl Executor {
@@ -119,12 +121,12 @@ impl Executor {
             Ok(taken) => taken,
             Err(Busy::RateLimited(after)) => {
                 return self
-                    .hold(job, Utc::now() + after.max(BUSY_HOLD), "rate_limited")
+                    .hold(job, self.clock.now() + after.max(BUSY_HOLD), "rate_limited")
                     .await;
             }
             Err(Busy::Concurrency) => {
                 return self
-                    .hold(job, Utc::now() + BUSY_HOLD, "max_concurrency")
+                    .hold(job, self.clock.now() + BUSY_HOLD, "max_concurrency")
                     .await;
             }
         };
@@ -140,9 +142,10 @@ impl Executor {
         endpoint: Option<String>,
     ) -> anyhow::Result<()> {
         // The cached circuit first: no waiting for a destination that is open.
-        let admission = endpoint
-            .as_deref()
-            .map(|endpoint| self.circuits.admit(job.tenant_id, endpoint, Utc::now()));
+        let admission = endpoint.as_deref().map(|endpoint| {
+            self.circuits
+                .admit(job.tenant_id, endpoint, self.clock.now())
+        });
         if let Some(Admission::HoldUntil(until)) = admission {
             return self.hold(job, until, "circuit_open").await;
         }
@@ -153,7 +156,7 @@ impl Executor {
             tenant_id: job.tenant_id,
             execution_id: job.execution_id,
             attempt: job.attempt as i32,
-            lease_until: Utc::now() + chrono::Duration::from_std(self.lease)?,
+            lease_until: self.clock.now() + chrono::Duration::from_std(self.lease)?,
         };
         match self.checks.call(request).await? {
             Claim::Claimed { .. } => {}
@@ -174,12 +177,12 @@ impl Executor {
                 Some(slot) => destination = Some(slot),
                 None => {
                     return self
-                        .hold(job, Utc::now() + BUSY_HOLD, "destination_busy")
+                        .hold(job, self.clock.now() + BUSY_HOLD, "destination_busy")
                         .await;
                 }
             }
             if admission == Some(Admission::TryProbe) {
-                let now = Utc::now();
+                let now = self.clock.now();
                 if self
                     .circuits
                     .claim_probe(job.tenant_id, endpoint, now)
@@ -194,14 +197,14 @@ impl Executor {
         }
         let slot = self.slots.acquire().await?;
 
-        let started = Utc::now();
+        let started = self.clock.now();
         let performing = self.perform(job, action);
         tokio::pin!(performing);
         let performed = tokio::select! {
             performed = &mut performing => performed,
             () = tokio::time::sleep(MARK_PROCESSING_AFTER) => {
                 let request = ClaimRequest {
-                    lease_until: Utc::now() + chrono::Duration::from_std(self.lease)?,
+                    lease_until: self.clock.now() + chrono::Duration::from_std(self.lease)?,
                     ..request
                 };
                 if let Err(error) = self.store.mark_processing(&request).await {
@@ -224,7 +227,7 @@ impl Executor {
     async fn perform(&self, job: &ExecutionJob, action: &Action) -> Performed {
         let context = Context {
             job,
-            now: Utc::now(),
+            now: self.clock.now(),
             outbound: &self.outbound,
             publisher: Some(&self.publisher),
         };
@@ -262,7 +265,7 @@ impl Executor {
                     endpoint,
                     healthy,
                     error.as_deref(),
-                    Utc::now(),
+                    self.clock.now(),
                 )
                 .await
             {
@@ -283,7 +286,7 @@ impl Executor {
         performed: Performed,
         started: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let attempt = Attempt {
             execution_id: job.execution_id,
             tenant_id: job.tenant_id,

@@ -44,6 +44,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     .context("building the HTTP client")?;
     let circuits = Arc::new(Circuits::new(
         base.store.clone(),
+        base.clock.clone(),
         settings.circuit_policy(),
         base.metrics.clone(),
     ));
@@ -76,7 +77,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             Duration::from_millis(settings.per_destination_wait_ms),
             base.metrics.clone(),
         ),
-        limits: ActionLimits::new(base.store.clone()),
+        limits: ActionLimits::new(base.store.clone(), base.clock.clone()),
+        clock: base.clock.clone(),
         checks,
         records,
     });

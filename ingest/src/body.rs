@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::error_codes::ErrorCode;
 
 /// A JSON body of type `T`, within the configured size limit.
 pub struct JsonBody<T>(pub T);
@@ -76,8 +77,7 @@ fn refuse_nul_characters(bytes: &[u8]) -> Result<(), ApiError> {
     }
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(value) if holds_nul(&value) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "nul_character",
+            ErrorCode::NulCharacter,
             "text in the body holds the NUL character (\\u0000), which cannot be stored",
         )),
         // Not JSON at all: the caller's parse reports that precisely.
@@ -98,8 +98,7 @@ fn check_json_content_type(request: &Request) -> Result<(), ApiError> {
             if content_type != "application/json" && !content_type.ends_with("+json") =>
         {
             Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 format!("content type {content_type:?} is not accepted; send application/json"),
             ))
         }
@@ -114,16 +113,11 @@ pub async fn read_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<B
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     "the request body is larger than allowed",
                 )
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable_body",
-                    rejection.body_text(),
-                )
+                ApiError::new(ErrorCode::UnreadableBody, rejection.body_text())
             }
         })
 }

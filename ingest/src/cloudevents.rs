@@ -10,7 +10,7 @@
 //! binding (3.1.3.2) requires: senders escape spaces, quotes, `%` and anything outside
 //! printable ASCII that way.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use base64::Engine as _;
 use herald_common::event::IncomingEvent;
 use herald_common::json_bounds;
@@ -18,6 +18,7 @@ use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::error_codes::ErrorCode;
 
 pub const STRUCTURED: &str = "application/cloudevents+json";
 pub const BATCH: &str = "application/cloudevents-batch+json";
@@ -37,11 +38,7 @@ const OWN_ATTRIBUTES: [&str; 8] = [
 ];
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_cloudevent",
-        message.into(),
-    )
+    ApiError::new(ErrorCode::InvalidCloudEvent, message.into())
 }
 
 fn raw(value: &Value) -> Result<Box<RawValue>, ApiError> {
@@ -73,8 +70,7 @@ fn data_from_bytes(
         return raw(&Value::String(text.to_owned())).map(Some);
     }
     Err(ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        ErrorCode::UnsupportedMediaType,
         format!("data of type {media:?} cannot be stored; send JSON or text"),
     ))
 }
@@ -157,8 +153,7 @@ pub fn batch(value: Value) -> Result<Vec<IncomingEvent>, ApiError> {
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            structured(item)
-                .map_err(|e| ApiError::new(e.status, e.code, format!("[{i}]: {}", e.message)))
+            structured(item).map_err(|e| ApiError::new(e.code, format!("[{i}]: {}", e.message)))
         })
         .collect()
 }
@@ -321,7 +316,7 @@ mod tests {
         ];
         for (event, needle) in cases {
             let error = structured(event.clone()).expect_err("invalid");
-            assert_eq!(error.code, "invalid_cloudevent", "{event}");
+            assert_eq!(error.code.code(), "invalid_cloudevent", "{event}");
             assert!(error.message.contains(needle), "{event}: {}", error.message);
         }
     }
@@ -351,7 +346,7 @@ mod tests {
         assert_eq!(
             binary(&headers, b"\x00\x01")
                 .expect_err("binary data")
-                .status,
+                .status(),
             415
         );
     }
@@ -379,7 +374,7 @@ mod tests {
         for bad in ["100%", "%zz", "%+1", "%C3", "%e"] {
             headers.insert("ce-subject", bad.parse().expect("header value"));
             let error = binary(&headers, b"").expect_err(bad);
-            assert_eq!(error.code, "invalid_cloudevent", "{bad}");
+            assert_eq!(error.code.code(), "invalid_cloudevent", "{bad}");
             assert!(error.message.contains("ce-subject"), "{}", error.message);
         }
     }

@@ -19,6 +19,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/dom.js", JS, include_str!("../console/js/dom.js")),
     ("js/live.js", JS, include_str!("../console/js/live.js")),
     (
+        "js/handlers.js",
+        JS,
+        include_str!("../console/js/handlers.js"),
+    ),
+    (
         "js/overview.js",
         JS,
         include_str!("../console/js/overview.js"),

@@ -12,11 +12,11 @@ use herald_common::store::ActionWriteError;
 use serde_json::json;
 
 use crate::batcher::NotStored;
+use crate::error_codes::ErrorCode;
 
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Sent as `Retry-After` (whole seconds, rounded up).
     pub retry_after: Option<std::time::Duration>,
@@ -25,40 +25,46 @@ pub struct ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             retry_after: None,
         }
     }
 
+    /// A code produced as text (by event validation, a provider check), with its status
+    /// from the table; one that is not declared there is Herald's fault.
+    fn named(code: &str, message: impl Into<String>) -> Self {
+        match ErrorCode::from_code(code) {
+            Some(code) => Self::new(code, message),
+            None => {
+                tracing::error!(code, "an error code is not in the table");
+                Self::new(ErrorCode::Internal, "internal error")
+            }
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer key is required",
-        )
+        Self::new(ErrorCode::Unauthorized, "a valid bearer key is required")
     }
 
     /// Valid credentials, but not for this route.
     pub fn forbidden(message: &str) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
     pub fn invalid_json(detail: impl std::fmt::Display) -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!("the body is not valid JSON: {detail}"),
         )
     }
@@ -66,17 +72,12 @@ impl ApiError {
     /// JSON that could not be stored or read back, in the value `root` names (`data`,
     /// `payload`; empty for the whole body).
     pub fn json_refused(refusal: &JsonRefusal, root: &str) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            refusal.code(),
-            refusal.message(root),
-        )
+        Self::named(refusal.code(), refusal.message(root))
     }
 
     pub fn rate_limited(wait: std::time::Duration) -> Self {
         let mut error = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many requests for this tenant; retry after the time in Retry-After",
         );
         error.retry_after = Some(wait);
@@ -86,16 +87,14 @@ impl ApiError {
     /// PostgreSQL refused the request's own data (in its words): not worth sending again.
     pub fn unstorable(words: &str) -> Self {
         Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unstorable",
+            ErrorCode::Unstorable,
             format!("the database refused what this request would store: {words}"),
         )
     }
 
     pub fn unavailable() -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             "the service is temporarily unavailable; retry",
         )
     }
@@ -103,8 +102,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        let mut response = (self.status, Json(body)).into_response();
+        let body = json!({"error": {"code": self.code.code(), "message": self.message}});
+        let mut response = (self.status(), Json(body)).into_response();
         if let Some(wait) = self.retry_after {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response
@@ -117,12 +116,7 @@ impl IntoResponse for ApiError {
 
 impl From<EventError> for ApiError {
     fn from(error: EventError) -> Self {
-        let status = if error.code == "metadata_too_large" {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
-        Self::new(status, error.code, error.message)
+        Self::named(error.code, error.message)
     }
 }
 
@@ -136,28 +130,20 @@ impl From<JsonRefusal> for ApiError {
 
 impl From<ActionError> for ApiError {
     fn from(error: ActionError) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_action",
-            error.to_string(),
-        )
+        Self::new(ErrorCode::InvalidAction, error.to_string())
     }
 }
 
 impl From<ProviderError> for ApiError {
     fn from(error: ProviderError) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_provider",
-            error.to_string(),
-        )
+        Self::new(ErrorCode::InvalidProvider, error.to_string())
     }
 }
 
 /// A provider's delivery that fails verification: 401, and nothing is stored.
 impl From<VerifyError> for ApiError {
     fn from(error: VerifyError) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, error.code(), error.to_string())
+        Self::named(error.code(), error.to_string())
     }
 }
 
@@ -165,18 +151,15 @@ impl From<ActionWriteError> for ApiError {
     fn from(error: ActionWriteError) -> Self {
         match error {
             ActionWriteError::NameTaken(name) => Self::new(
-                StatusCode::CONFLICT,
-                "name_taken",
+                ErrorCode::NameTaken,
                 format!("an action named {name:?} already exists"),
             ),
             ActionWriteError::RevisionMismatch(revision) => Self::new(
-                StatusCode::PRECONDITION_FAILED,
-                "revision_mismatch",
+                ErrorCode::RevisionMismatch,
                 format!("the action has changed since: it is at revision {revision}"),
             ),
             ActionWriteError::Invalid { name, error } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_action",
+                ErrorCode::InvalidAction,
                 format!("the action named {name:?}: {error}"),
             ),
             ActionWriteError::Database(error) => error.into(),
@@ -207,11 +190,7 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 Self::unavailable()
             }
-            _ => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            ),
+            _ => Self::new(ErrorCode::Internal, "internal error"),
         }
     }
 }

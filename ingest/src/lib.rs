@@ -7,6 +7,7 @@ mod body;
 mod cloudevents;
 mod console;
 pub mod error;
+pub mod error_codes;
 mod live_streams;
 mod merge_patch;
 pub mod openapi;

@@ -1,12 +1,12 @@
 //! Reading query strings so that a bad one answers in the contract's error shape.
 
 use axum::extract::{FromRequestParts, RawQuery};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::error_codes::ErrorCode;
 
 /// Query parameters of type `T`; an unknown or malformed one answers 422.
 pub struct QueryParams<T>(pub T);
@@ -22,8 +22,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             .map(QueryParams)
             .map_err(|error| {
                 ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_parameter",
+                    ErrorCode::InvalidParameter,
                     format!("bad query parameters: {error}"),
                 )
             })
@@ -50,8 +49,7 @@ pub fn page_limit(limit: Option<&str>) -> Result<i64, ApiError> {
 /// A query parameter that is not what it must be.
 pub fn invalid(parameter: &str, expected: &str) -> ApiError {
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_parameter",
+        ErrorCode::InvalidParameter,
         format!("`{parameter}` must be {expected}"),
     )
 }

@@ -1,7 +1,9 @@
 //! Building and starting ingest: the router (also used by tests) and the service around it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::Context;
 use axum::Router;
@@ -35,8 +37,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                crate::error_codes::ErrorCode::MethodNotAllowed,
                 "this path does not take that method",
             )
         })
@@ -104,6 +105,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         )),
         config: Arc::new(ingest),
         outbound,
+        clock: base.clock.clone(),
         shutdown: shutdown.clone(),
         live_streams: Default::default(),
     };

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use herald_common::clock::SharedClock;
 use herald_common::config::IngestConfig;
 use herald_common::event::EventLimits;
 use herald_common::metrics::Metrics;
@@ -33,4 +34,6 @@ pub struct AppState {
     /// For test deliveries (`POST /v1/actions/{id}/test` with `send`): the handlers' guarded
     /// client, with the executor's destination policy and response limit.
     pub outbound: Outbound,
+    /// The time, as every route reads it.
+    pub clock: SharedClock,
 }

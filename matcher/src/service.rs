@@ -8,13 +8,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures_util::future::join_all;
 use herald_common::broker::topology::{JOBS_EXCHANGE, MATCHER_QUEUE};
 use herald_common::broker::{
     BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, QueueContext, header_str,
     run_consumer,
 };
+use herald_common::clock::SharedClock;
 use herald_common::config::{Config, ServiceName};
 use herald_common::event::{Event, EventLimits};
 use herald_common::ids::{ExecutionId, TenantId};
@@ -38,6 +38,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // engine would be recorded as matching nothing.
     let engine = live_engine(&base).await?;
     let handler = Arc::new(Matcher {
+        clock: base.clock.clone(),
         engine,
         tenants: KnownTenants::new(base.store.clone()),
         store: base.store.clone(),
@@ -71,6 +72,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 const BATCHES_IN_FLIGHT: usize = 4;
 
 struct Matcher {
+    clock: SharedClock,
     engine: Arc<Engine>,
     tenants: KnownTenants,
     store: Store,
@@ -89,7 +91,7 @@ struct Decoded {
 
 impl BatchHandler for Matcher {
     async fn handle(&self, batch: Vec<Delivery>) {
-        let now = Utc::now();
+        let now = self.clock.now();
         let queue = self.queue();
         let mut decoded = Vec::with_capacity(batch.len());
         // One span per event, ended once the batch is matched and its jobs are handed on.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use herald_common::metrics::Metrics;
 use herald_common::store::Store;
 
-use crate::clock::Clock;
+use herald_common::clock::Clock;
 
 pub struct BulkRetries<C: Clock> {
     pub store: Store,

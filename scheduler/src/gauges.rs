@@ -15,7 +15,7 @@ use herald_common::store::Store;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 
-use crate::clock::Clock;
+use herald_common::clock::Clock;
 
 /// The queues whose depth is reported.
 const QUEUES: [&str; 6] = [

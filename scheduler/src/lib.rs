@@ -3,7 +3,6 @@
 //! was lost and executions that got stuck; carries out retries by filter; applies retention.
 
 mod bulk;
-pub mod clock;
 mod gauges;
 mod intake;
 mod outbox;

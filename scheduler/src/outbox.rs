@@ -11,7 +11,7 @@ use herald_common::messages::EventBatch;
 use herald_common::metrics::{Metrics, Stage};
 use herald_common::store::Store;
 
-use crate::clock::Clock;
+use herald_common::clock::Clock;
 
 pub struct OutboxSweep<C: Clock> {
     pub store: Store,

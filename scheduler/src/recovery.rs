@@ -10,7 +10,7 @@ use std::time::Duration;
 use herald_common::metrics::Metrics;
 use herald_common::store::{Store, Stuck};
 
-use crate::clock::Clock;
+use herald_common::clock::Clock;
 
 /// Executions re-sent per statement.
 const BATCH: i64 = 500;

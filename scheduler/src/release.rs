@@ -14,7 +14,7 @@ use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
+use herald_common::clock::Clock;
 
 /// Shortest pause after a round that released nothing: jobs due now but held by another
 /// release loop are not worth asking for again at once.

@@ -10,7 +10,7 @@ use herald_common::store::Store;
 
 use crate::store::retention::{self, Deleted};
 
-use crate::clock::Clock;
+use herald_common::clock::Clock;
 
 /// Pause between two batches.
 const BETWEEN_BATCHES: Duration = Duration::from_millis(20);

@@ -13,7 +13,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::bulk::BulkRetries;
-use crate::clock::{Clock, SystemClock};
 use crate::gauges::Gauges;
 use crate::intake::Intake;
 use crate::outbox::OutboxSweep;
@@ -21,6 +20,7 @@ use crate::periodic::every;
 use crate::recovery::Recovery;
 use crate::release::Releaser;
 use crate::retention::Retention;
+use herald_common::clock::{Clock, SystemClock};
 
 /// How often the outbox is swept, and how long an event may wait for the matcher first.
 const OUTBOX_INTERVAL: Duration = Duration::from_secs(5);
@@ -41,7 +41,8 @@ pub async fn start_with_clock<C: Clock + Clone>(
     shutdown: CancellationToken,
     clock: C,
 ) -> anyhow::Result<Running> {
-    let base = Base::start(ServiceName::Scheduler, config, shutdown.clone()).await?;
+    let mut base = Base::start(ServiceName::Scheduler, config, shutdown.clone()).await?;
+    base.clock = Arc::new(clock.clone());
     let settings = base.config.scheduler.clone();
     let wake = Arc::new(Notify::new());
     let intake = Intake {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald_scheduler::clock::ManualClock;
+use herald_common::clock::ManualClock;
 use herald_tests::{Receiver, Sandbox, SandboxOptions, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use herald_common::broker::topology::EXECUTOR_FIRST_QUEUE;
+use herald_common::clock::ManualClock;
 use herald_common::config::ServiceName;
-use herald_scheduler::clock::ManualClock;
 use herald_tests::sandbox::TestTenant;
 use herald_tests::{Receiver, Sandbox, SandboxOptions};
 use lapin::options::QueuePurgeOptions;

@@ -329,7 +329,7 @@ impl Sandbox {
     }
 
     /// Starts one more scheduler in-process on `clock`, so that the test decides what time it is.
-    pub async fn start_scheduler_on(&mut self, clock: herald_scheduler::clock::ManualClock) {
+    pub async fn start_scheduler_on(&mut self, clock: herald_common::clock::ManualClock) {
         let config = self.config(ServiceName::Scheduler);
         let running = herald_scheduler::start_with_clock(config, CancellationToken::new(), clock)
             .await

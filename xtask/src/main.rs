@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask up`: the whole cluster on a local broker and database, with a demo event;
 //! - `cargo xtask test`: the full test suite with a broker and database of its own;
-//! - `cargo xtask openapi`: rewrite the committed `openapi.json` from the code.
+//! - `cargo xtask openapi`: rewrite the committed `openapi.json` from the code;
+//! - `cargo xtask docs`: rewrite the README's tables made from the code.
 
 mod api;
 mod bench_executor;
@@ -12,12 +13,14 @@ mod bench_matcher;
 mod bench_matcher_service;
 mod bench_scheduler;
 mod bench_support;
+mod docs;
 mod packages;
 mod ports;
 mod postgres;
 mod rabbitmq;
 mod stack;
 mod test_suite;
+mod tidy;
 mod tools_console;
 mod tools_kubernetes;
 mod tools_observability;
@@ -54,6 +57,8 @@ enum Task {
     },
     /// Rewrite `openapi.json` from the code (a test fails while it is out of date).
     Openapi,
+    /// Rewrite the README's tables made from the code: error codes and configuration.
+    Docs,
     /// Run lints and the full test suite against a throwaway broker and database.
     Test {
         /// Skip cargo fmt and clippy.
@@ -255,6 +260,7 @@ fn main() -> ExitCode {
             },
         ),
         Task::Openapi => write_openapi(&root),
+        Task::Docs => docs::run(&root),
         Task::Up { release, no_demo } => up::run(&root, up::UpOptions { release, no_demo }),
         Task::Test {
             skip_lint,

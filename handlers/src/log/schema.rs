@@ -9,6 +9,7 @@ pub fn schema() -> Value {
         "description": "Writes the event to the executor's log: for trying actions out.",
         "required": ["type"],
         "additionalProperties": false,
+        "x-herald-summary": ["level"],
         "properties": {
             "type": {"const": "log"},
             "level": {"enum": ["info", "warn"], "default": "info", "title": "Log level"}

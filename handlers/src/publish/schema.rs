@@ -12,6 +12,7 @@ pub fn schema() -> Value {
                         most 8 deep).",
         "required": ["type", "event_type"],
         "additionalProperties": false,
+        "x-herald-summary": ["event_type"],
         "properties": {
             "type": {"const": "publish"},
             "event_type": {"type": "string", "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$",

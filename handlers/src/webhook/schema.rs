@@ -14,6 +14,7 @@ pub fn schema() -> Value {
                         Standard Webhooks headers, signed with every active secret.",
         "required": ["type", "url"],
         "additionalProperties": false,
+        "x-herald-summary": ["method", "url"],
         "properties": {
             "type": {"const": "webhook"},
             "url": {"type": "string", "format": "uri", "maxLength": MAX_URL_LEN,

@@ -1,10 +1,13 @@
 // Creating and editing an action: the settings operators change most as plain fields, the
-// structured ones (conditions, headers, retry policy) as JSON. A new action is created with
-// POST /v1/actions; an edit is a JSON merge patch of what changed, sent with the revision it
-// was based on (If-Match), so that two people editing at once cannot overwrite each other.
+// structured ones (conditions, retry policy, a handler's objects) as JSON. The handler's
+// fields are drawn from its type's schema (see handlers.js), so every type has its form
+// without code of its own here. A new action is created with POST /v1/actions; an edit is a
+// JSON merge patch of what changed, sent with the revision it was based on (If-Match), so
+// that two people editing at once cannot overwrite each other.
 
 import { api } from "./api.js";
 import { field, fill, h, heading, notify, run, select } from "./dom.js";
+import { formProperties, handlerTypes, isStructured } from "./handlers.js";
 
 const PRIORITIES = [["critical", "critical"], ["high", "high"], ["normal", "normal"], ["low", "low"]];
 
@@ -17,21 +20,31 @@ function numberOrNull(text) {
   return text.trim() === "" ? null : Number(text);
 }
 
-/** The action the form describes, in the API's shape (no secrets: those are kept). */
-function read(form) {
+/** What the form holds of handler `type`'s properties: a field left empty is left out (its
+ *  default, or what is stored: a write-only secret), or null where the schema allows it. */
+function readHandler(form, type, schema) {
+  const handler = { type };
+  for (const [key, property] of formProperties(schema)) {
+    const text = form.elements[`handler.${type}.${key}`]?.value ?? "";
+    const label = property.title || key;
+    const types = [].concat(property.type || []);
+    if (text.trim() === "") {
+      if (types.includes("object")) handler[key] = {};
+      else if (types.includes("null")) handler[key] = null;
+      continue;
+    }
+    if (isStructured(property)) handler[key] = parseJson(label, text, undefined);
+    else if (types.includes("integer") || types.includes("number")) handler[key] = Number(text);
+    else handler[key] = text.trim();
+  }
+  return handler;
+}
+
+/** The action the form describes, in the API's shape. */
+function read(form, types) {
   const value = (name) => form.elements[name].value;
   const handlerType = value("handler_type");
-  const handler = { type: handlerType };
-  if (handlerType === "webhook") {
-    handler.url = value("url").trim();
-    handler.method = value("method");
-    handler.timeout_ms = Number(value("timeout_ms")) || undefined;
-    handler.headers = parseJson("Headers", value("headers"), {});
-  } else if (handlerType === "publish") {
-    handler.event_type = value("publish_type").trim();
-  } else {
-    handler.level = value("level");
-  }
+  const chosen = types.find((t) => t.type === handlerType);
   const priorityText = value("priority").trim();
   return {
     name: value("name").trim(),
@@ -41,12 +54,36 @@ function read(form) {
     conditions: parseJson("Conditions", value("conditions"), []),
     priority: /^-?\d+$/.test(priorityText) ? Number(priorityText) : priorityText || "normal",
     mode: value("mode"),
-    handler,
+    handler: readHandler(form, handlerType, chosen.schema),
     retry: parseJson("Retry policy", value("retry"), { max_attempts: 5 }),
     rate_limit_per_s: numberOrNull(value("rate_limit_per_s")),
     max_concurrency: numberOrNull(value("max_concurrency")),
     enabled: form.elements.enabled.checked,
   };
+}
+
+/** One of a handler's properties as a form control, named `handler.<type>.<key>`. */
+function handlerField(type, key, property, value) {
+  const name = `handler.${type}.${key}`;
+  const label = property.title || key;
+  if (property.enum) {
+    return field(label, select(name, property.enum.map((v) => [v, v]), value ?? property.default));
+  }
+  if (isStructured(property)) {
+    const text = value === undefined || value === null ? "" : JSON.stringify(value, null, 2);
+    return field(`${label} (JSON)`, h("textarea", { name, rows: 2 }, text));
+  }
+  const types = [].concat(property.type || []);
+  if (types.includes("integer") || types.includes("number")) {
+    return field(label, h("input", { name, type: "number", value: value ?? "", min: property.minimum,
+      max: property.maximum, placeholder: property.default }));
+  }
+  if (property.writeOnly) {
+    return field(`${label} (write-only; empty keeps the stored one)`,
+      h("input", { name, type: "password", autocomplete: "off" }));
+  }
+  return field(label, h("input", { name, value: value ?? "", type: property.format === "uri" ? "url" : "text",
+    placeholder: property.examples?.[0] }));
 }
 
 /** A JSON merge patch (RFC 7396) turning `before` into `after`, for the keys `after` has. */
@@ -68,21 +105,25 @@ function mergePatch(before, after) {
 }
 
 /** The form, filled from `action` (or blank); `done` runs after a successful save. */
-export function actionForm(action, done) {
+export async function actionForm(action, done) {
+  const types = await handlerTypes();
   const a = action || {
     name: "", description: "", event_types: [], source: null, conditions: [], priority: "normal", mode: "async",
-    handler: { type: "webhook", url: "", method: "POST", headers: {} }, retry: { max_attempts: 5 },
+    handler: { type: types[0].type }, retry: { max_attempts: 5 },
     rate_limit_per_s: null, max_concurrency: null, enabled: true,
   };
   const handler = a.handler;
   const input = (name, value, attrs = {}) => h("input", { name, value: value ?? "", ...attrs });
   const area = (name, value, rows = 4) => h("textarea", { name, rows }, value);
-  // Fields of one handler type, shown only while that type is chosen.
-  const only = (type, node) => {
-    node.dataset.handler = type;
-    node.hidden = handler.type !== type;
-    return node;
-  };
+  // Each type's fields, shown only while that type is chosen.
+  const handlerFields = types.map(({ type, schema }) => {
+    const values = type === handler.type ? handler : {};
+    const group = h("fieldset", { class: "grid2", "data-handler": type },
+      h("legend", {}, schema.title || type),
+      formProperties(schema).map(([key, property]) => handlerField(type, key, property, values[key])));
+    group.hidden = type !== handler.type;
+    return group;
+  });
   const form = h("form", { class: "panel", id: "action-form", "aria-labelledby": "form-title" },
     h("h2", { id: "form-title" }, action ? `Edit ${action.name}` : "Settings"),
     h("div", { class: "grid2" },
@@ -92,19 +133,14 @@ export function actionForm(action, done) {
       field("Source (optional)", input("source", a.source)),
       field("Priority (number or critical/high/normal/low)", input("priority", a.priority, { list: "priorities" })),
       field("Mode", select("mode", [["async", "async"], ["sync", "sync"]], a.mode)),
-      field("Handler", select("handler_type", [["webhook", "webhook"], ["publish", "publish"], ["log", "log"]], handler.type)),
-      only("webhook", field("Webhook URL", input("url", handler.url, { type: "url", placeholder: "https://example.com/hook" }))),
-      only("webhook", field("Method", select("method", [["POST", "POST"], ["PUT", "PUT"], ["PATCH", "PATCH"]], handler.method || "POST"))),
-      only("webhook", field("Timeout (ms)", input("timeout_ms", handler.timeout_ms, { type: "number", min: 1 }))),
-      only("publish", field("Chained event type", input("publish_type", handler.event_type))),
-      only("log", field("Log level", select("level", [["info", "info"], ["warn", "warn"], ["debug", "debug"]], handler.level || "info"))),
+      field("Handler", select("handler_type", types.map(({ type, title }) => [type, `${type}: ${title}`]), handler.type)),
       field("Rate limit per second (empty: none)", input("rate_limit_per_s", a.rate_limit_per_s, { type: "number", min: 1 })),
       field("Max concurrency (empty: none)", input("max_concurrency", a.max_concurrency, { type: "number", min: 1 })),
       field("Description", input("description", a.description))),
+    handlerFields,
     h("datalist", { id: "priorities" }, PRIORITIES.map(([v]) => h("option", { value: v }))),
     field("Conditions (JSON array, e.g. [{\"path\": \"data.amount\", \"op\": \"gt\", \"value\": 100}])",
       area("conditions", JSON.stringify(a.conditions, null, 2))),
-    only("webhook", field("Webhook headers (JSON object)", area("headers", JSON.stringify(handler.headers || {}, null, 2), 2))),
     field("Retry policy (JSON: {\"max_attempts\": 5, \"delays_s\": [30, 60]} or {\"backoff\": \"exponential\", …})",
       area("retry", JSON.stringify(a.retry), 2)),
     h("label", { class: "inline" }, h("input", { type: "checkbox", name: "enabled", checked: a.enabled }), "Enabled"),
@@ -120,13 +156,16 @@ export function actionForm(action, done) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     run(form.querySelector("button[type=submit]"), async () => {
-      const wanted = read(form);
+      const wanted = read(form, types);
       if (!action) {
         const created = await api("POST", "/v1/actions", wanted);
         await done(created);
         return;
       }
-      const patch = mergePatch(action, wanted);
+      // A changed type replaces the handler whole (a merge would keep the old type's fields).
+      const patch = wanted.handler.type === action.handler.type
+        ? mergePatch(action, wanted)
+        : { ...mergePatch({ ...action, handler: undefined }, { ...wanted, handler: undefined }), handler: wanted.handler };
       if (!Object.keys(patch).length) {
         notify("Nothing changed.");
         return;
@@ -142,7 +181,7 @@ export function actionForm(action, done) {
 
 export async function newActionPage(main) {
   const result = h("div", {});
-  fill(main, heading("New action"), actionForm(null, async (created) => {
+  fill(main, heading("New action"), await actionForm(null, async (created) => {
     const secret = created.handler?.secrets?.[0] || created.handler?.secret;
     fill(main, heading(`Created ${created.name}`),
       secret ? h("div", { class: "secret", role: "status" },

@@ -5,13 +5,8 @@ import { api, query } from "./api.js";
 import { actionForm } from "./action_form.js";
 import { badge, field, pager, shortId, fill, h, hashParams, heading, json, ms, notify, percent, run, select,
   setHashParams, table, time } from "./dom.js";
+import { handlerSummary, handlerTypes } from "./handlers.js";
 import { refreshOnChange } from "./live.js";
-
-function handlerSummary(handler) {
-  if (handler.type === "webhook") return h("span", { class: "mono" }, `${handler.method || "POST"} ${handler.url}`);
-  if (handler.type === "publish") return `publish ${handler.event_type}`;
-  return `log ${handler.level || ""}`;
-}
 
 function lifecycle(action) {
   if (action.deleted_at) return badge("deleted");
@@ -20,14 +15,15 @@ function lifecycle(action) {
 
 export async function actionsPage(main) {
   const params = hashParams();
+  const types = await handlerTypes();
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter actions" },
     field("Search name or description", h("input", { type: "search", name: "q", value: params.get("q") || "" })),
     field("Event type", h("input", { name: "event_type", placeholder: "order.created",
       value: params.get("event_type") || "" })),
     field("State", select("enabled", [["", "any"], ["true", "enabled"], ["false", "disabled"]],
       params.get("enabled") || "")),
-    field("Handler", select("handler_type", [["", "any"], ["webhook", "webhook"], ["publish", "publish"],
-      ["log", "log"]], params.get("handler_type") || "")),
+    field("Handler", select("handler_type", [["", "any"], ...types.map(({ type }) => [type, type])],
+      params.get("handler_type") || "")),
     h("label", { class: "inline" }, h("input", { type: "checkbox", name: "include_deleted", value: "true",
       checked: params.get("include_deleted") === "true" }), "Include deleted"),
     h("button", { type: "submit" }, "Filter"));
@@ -44,7 +40,7 @@ export async function actionsPage(main) {
       table("Actions", [
         ["Name", (a) => h("a", { href: `#/actions/${a.id}` }, a.name)],
         ["Event types", (a) => h("span", { class: "mono" }, a.event_types.join(", "))],
-        ["Handler", (a) => handlerSummary(a.handler)],
+        ["Handler", (a) => handlerSummary(types, a.handler)],
         ["Priority", (a) => a.priority, { num: true }],
         ["Mode", (a) => a.mode],
         ["State", lifecycle],
@@ -62,7 +58,7 @@ export async function actionsPage(main) {
   refreshOnChange(() => load().catch(() => {}));
 }
 
-function settings(action) {
+function settings(action, types) {
   const rows = [
     ["Id", h("code", {}, action.id)],
     ["Description", action.description || "—"],
@@ -70,7 +66,7 @@ function settings(action) {
     ["Source", action.source || "any"],
     ["Priority", action.priority],
     ["Mode", action.mode],
-    ["Handler", handlerSummary(action.handler)],
+    ["Handler", handlerSummary(types, action.handler)],
     ["Retry", h("code", {}, JSON.stringify(action.retry))],
     ["Rate limit", action.rate_limit_per_s ? `${action.rate_limit_per_s}/s` : "none"],
     ["Max concurrency", action.max_concurrency ?? "none"],
@@ -159,10 +155,11 @@ function testForm(action) {
 }
 
 export async function actionPage(main, id) {
-  const [action, stats, recent] = await Promise.all([
+  const [action, stats, recent, types] = await Promise.all([
     api("GET", `/v1/actions/${id}`),
     api("GET", `/v1/actions/${id}/stats`),
     api("GET", `/v1/executions${query({ action_id: id, limit: 20 })}`),
+    handlerTypes(),
   ]);
   const reopen = () => actionPage(main, id).then(() => document.getElementById("page-title")?.focus());
   const lifecycleCall = (path, message) => async (event) => run(event.currentTarget, async () => {
@@ -176,7 +173,7 @@ export async function actionPage(main, id) {
       action.enabled
         ? h("button", { type: "button", onclick: lifecycleCall("disable", "Disabled.") }, "Disable")
         : h("button", { type: "button", onclick: lifecycleCall("enable", "Enabled.") }, "Enable"),
-      h("button", { type: "button", id: "edit-action", onclick: () => fill(editor, actionForm(action, reopen)) }, "Edit"),
+      h("button", { type: "button", id: "edit-action", onclick: async () => fill(editor, await actionForm(action, reopen)) }, "Edit"),
       h("button", { type: "button", class: "danger", onclick: (event) => run(event.currentTarget, async () => {
         if (!window.confirm(`Delete ${action.name}? It can be restored.`)) return;
         await api("DELETE", `/v1/actions/${id}`);
@@ -193,7 +190,7 @@ export async function actionPage(main, id) {
     editor,
     h("div", { class: "grid2" },
       h("section", { class: "panel", "aria-labelledby": "settings-title" },
-        h("h2", { id: "settings-title" }, "Settings"), settings(action),
+        h("h2", { id: "settings-title" }, "Settings"), settings(action, types),
         action.conditions.length ? [h("h3", {}, "Conditions"), json(action.conditions)] : null),
       h("section", { class: "panel", "aria-labelledby": "stats-title" },
         h("h2", { id: "stats-title" }, "Last 24 hours"), statsPanel(stats))),

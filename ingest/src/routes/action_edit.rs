@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use herald_common::ids::TenantId;
 use herald_handlers::{Action, ActionSpec, parse_action};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::merge_patch::patch_action;
 use crate::routes::actions::{Shown, check_budget, find, shown};
 use crate::state::AppState;
@@ -31,8 +32,7 @@ fn expected_revision(headers: &HeaderMap) -> ApiResult<Option<i64>> {
         .map(Some)
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_if_match",
+                ErrorCode::InvalidIfMatch,
                 "If-Match must hold the action's revision, for example \"3\"",
             )
         })
@@ -58,8 +58,7 @@ pub async fn update(
 ) -> ApiResult<Shown> {
     if !patch.is_object() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_action",
+            ErrorCode::InvalidAction,
             "$: a patch must be a JSON object",
         ));
     }
@@ -95,8 +94,7 @@ pub struct ActionSet {
 fn desired_actions(set: &[Value]) -> ApiResult<Vec<ActionSpec>> {
     if set.len() > MAX_ACTION_SET {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_actions",
+            ErrorCode::TooManyActions,
             format!(
                 "a set holds at most {MAX_ACTION_SET} actions; this one has {}",
                 set.len()
@@ -113,8 +111,7 @@ fn desired_actions(set: &[Value]) -> ApiResult<Vec<ActionSpec>> {
         let name = &spec.matching.name;
         if desired.iter().any(|d| &d.matching.name == name) {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "duplicate_name",
+                ErrorCode::DuplicateName,
                 format!("actions[{i}]: the name {name:?} appears twice"),
             ));
         }

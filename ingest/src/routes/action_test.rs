@@ -7,8 +7,6 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use chrono::Utc;
 use herald_common::action::HandlerSpec;
 use herald_common::event::{Event, IncomingEvent};
 use herald_common::ids::ExecutionId;
@@ -23,6 +21,7 @@ use serde_json::{Value, json};
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::routes::actions::find;
 use crate::state::AppState;
 
@@ -43,7 +42,7 @@ pub async fn test(
     let action = find(&state, tenant, &id).await?;
     let event = request
         .event
-        .validate(tenant, None, Utc::now(), &state.limits)
+        .validate(tenant, None, state.clock.now(), &state.limits)
         .map_err(|error| {
             let mut error = ApiError::from(error);
             error.message = format!("event: {}", error.message);
@@ -54,13 +53,7 @@ pub async fn test(
         action.is_live(),
         &EventRef::of(&event),
     )
-    .map_err(|error| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_event",
-            format!("event: {error}"),
-        )
-    })?;
+    .map_err(|error| ApiError::new(ErrorCode::InvalidEvent, format!("event: {error}")))?;
     if request.send {
         report["delivery"] = send(&state, &action, event).await?;
     }
@@ -71,8 +64,7 @@ async fn send(state: &AppState, action: &Action, event: Event) -> ApiResult<Valu
     let handler = &action.spec.handler;
     if !handler.can_be_tried() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_sendable",
+            ErrorCode::NotSendable,
             format!(
                 "a test delivery needs a handler that only sends a request (a webhook); this \
                  action's is {}",
@@ -89,7 +81,7 @@ async fn send(state: &AppState, action: &Action, event: Event) -> ApiResult<Valu
     };
     let context = Context {
         job: &job,
-        now: Utc::now(),
+        now: state.clock.now(),
         outbound: &state.outbound,
         publisher: None,
     };

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::state::AppState;
 
 /// An action as the API shows it: its handler as the handler's own view shows it (credential
@@ -69,8 +70,7 @@ pub(crate) fn check_budget(state: &AppState, tenant: TenantId, adding: usize) ->
     let held = state.engine.costly_parts(tenant);
     if held + adding > budget {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wildcard_budget_exceeded",
+            ErrorCode::WildcardBudgetExceeded,
             format!(
                 "event_types and conditions: this action adds {adding} wildcard patterns or \
                  regex conditions to the tenant's {held}; the budget is {budget} \

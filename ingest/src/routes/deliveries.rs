@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::routes::events::idempotency_key;
 use crate::state::AppState;
 
@@ -51,8 +52,7 @@ pub struct DeliveryRequest {
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_delivery",
+        ErrorCode::InvalidDelivery,
         format!("`{field}` {}", message.into()),
     )
 }
@@ -115,7 +115,7 @@ pub async fn create(
     headers: HeaderMap,
     JsonBody(request): JsonBody<DeliveryRequest>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
-    let now = Utc::now();
+    let now = state.clock.now();
     // Checked here too, so that a refusal names the request's field rather than the event's.
     json_bounds::check(
         request.payload.get().as_bytes(),

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use herald_common::circuit::State as CircuitState;
 use herald_common::ids::EndpointId;
 use herald_common::store::CircuitEntry;
@@ -13,12 +13,12 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// A destination's circuit as the API shows it.
-fn view(entry: &CircuitEntry) -> Value {
+/// A destination's circuit as the API shows it at `now`.
+fn view(entry: &CircuitEntry, now: DateTime<Utc>) -> Value {
     let circuit = &entry.circuit;
     // An open circuit past its cool-down admits a probe: show it as half-open.
     let state = match circuit.state {
-        CircuitState::Open if circuit.retry_at.is_some_and(|at| at <= Utc::now()) => {
+        CircuitState::Open if circuit.retry_at.is_some_and(|at| at <= now) => {
             CircuitState::HalfOpen
         }
         state => state,
@@ -45,7 +45,7 @@ fn view(entry: &CircuitEntry) -> Value {
 pub async fn list(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
     let entries = state.store.circuits_of(tenant).await?;
     Ok(Json(json!({
-        "data": entries.iter().map(view).collect::<Vec<_>>(),
+        "data": entries.iter().map(|e| view(e, state.clock.now())).collect::<Vec<_>>(),
     })))
 }
 
@@ -58,8 +58,8 @@ pub async fn reset(
     let id: EndpointId = id.parse().map_err(|_| ApiError::not_found("endpoint"))?;
     let entry = state
         .store
-        .reset_circuit(tenant, id, Utc::now())
+        .reset_circuit(tenant, id, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    Ok(Json(view(&entry)))
+    Ok(Json(view(&entry, state.clock.now())))
 }

@@ -9,7 +9,6 @@ use crate::store::event_list::EventFilter;
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use chrono::Utc;
 use herald_common::event::{Event, EventId, IncomingEvent};
 use herald_common::ids::TenantId;
 use herald_common::json_bounds;
@@ -24,6 +23,7 @@ use crate::auth::Tenant;
 use crate::body::{check_json_body, read_bytes};
 use crate::cloudevents;
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::query::{QueryParams, cursor, page_limit, time_window};
 use crate::state::AppState;
 use crate::sync_results::{sync_actions, wait_for_results};
@@ -44,8 +44,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> 
         .filter(|t| !t.is_empty() && t.len() <= MAX_IDEMPOTENCY_KEY)
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_idempotency_key",
+                ErrorCode::InvalidIdempotencyKey,
                 format!(
                     "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
                 ),
@@ -87,8 +86,7 @@ fn read_incoming(headers: &HeaderMap, bytes: &[u8], batch: bool) -> ApiResult<In
         None => read_json(bytes, batch),
         Some(m) if m == "application/json" || m.ends_with("+json") => read_json(bytes, batch),
         Some(other) => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!(
                 "content type {other:?} is not accepted; send application/json or a CloudEvent"
             ),
@@ -124,13 +122,12 @@ fn accept(
     };
     if incoming.tenant_id.is_some() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "tenant_id_not_allowed",
+            ErrorCode::TenantIdNotAllowed,
             name("`tenant_id` comes from the API key and must not be in the body".into()),
         ));
     }
     incoming
-        .validate(tenant, None, Utc::now(), &state.limits)
+        .validate(tenant, None, state.clock.now(), &state.limits)
         .map_err(|error| {
             state
                 .metrics
@@ -239,23 +236,20 @@ async fn store_batch(
     // is safe: batch items are deduplicated by their own `id` instead.
     if headers.contains_key(IDEMPOTENCY_KEY) {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_not_allowed",
+            ErrorCode::IdempotencyKeyNotAllowed,
             "Idempotency-Key names one event; a batch's events are deduplicated by their own `id`",
         ));
     }
     let max = state.config.max_batch_events;
     if batch.is_empty() {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "empty_batch",
+            ErrorCode::EmptyBatch,
             "a batch must hold at least one event",
         ));
     }
     if batch.len() > max {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            ErrorCode::BatchTooLarge,
             format!(
                 "a batch holds at most {max} events; this one has {}",
                 batch.len()

@@ -8,7 +8,6 @@ use crate::store::cursor::encode_cursor;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::Utc;
 use herald_common::ids::{ActionId, ExecutionId};
 use herald_common::status::ExecutionStatus;
 use herald_common::store::{CancelOne, ExecutionFilter, RetryOne};
@@ -18,6 +17,7 @@ use serde_json::{Value, json};
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::query::{QueryParams, cursor, invalid, page_limit, time_window};
 use crate::state::AppState;
 
@@ -129,7 +129,11 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = execution_id(&id)?;
-    match state.store.retry_execution(tenant, id, Utc::now()).await? {
+    match state
+        .store
+        .retry_execution(tenant, id, state.clock.now())
+        .await?
+    {
         RetryOne::Retried(execution) => {
             state
                 .metrics
@@ -139,8 +143,7 @@ pub async fn retry(
             Ok((StatusCode::ACCEPTED, Json(json!(execution))))
         }
         RetryOne::NotFinished(status) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "execution_not_finished",
+            ErrorCode::ExecutionNotFinished,
             format!("the execution is {status}; only a finished one can be retried"),
         )),
         RetryOne::NotFound => Err(ApiError::not_found("execution")),
@@ -157,8 +160,7 @@ pub async fn cancel(
     match state.store.cancel_by_operator(tenant, id).await? {
         CancelOne::Cancelled(execution) => Ok(Json(json!(execution))),
         CancelOne::AlreadyFinished(status) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "execution_finished",
+            ErrorCode::ExecutionFinished,
             format!("the execution is already {status}"),
         )),
         CancelOne::NotFound => Err(ApiError::not_found("execution")),

@@ -8,7 +8,6 @@ use crate::store::providers::ProviderRecord;
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use chrono::Utc;
 use herald_common::event::{Event, IncomingEvent};
 use herald_common::metrics::{Door, Received};
 use herald_common::store::InsertedEvent;
@@ -17,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::body::{check_json_body, read_bytes};
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::routes::providers::provider_id;
 use crate::state::AppState;
 
@@ -39,7 +39,7 @@ pub async fn receive(
     // provider is configured.
     if let Err(error) = provider
         .spec
-        .verify(&headers, &body, Utc::now().timestamp())
+        .verify(&headers, &body, state.clock.now().timestamp())
     {
         tracing::debug!(provider = %provider.id, %error, "refused a provider's delivery");
         return Err(rejected(&state, error.into()));
@@ -92,7 +92,7 @@ fn event_of(
         metadata: Some(json!({"provider_id": provider.id})),
         tenant_id: None,
     };
-    Ok(incoming.validate(provider.tenant_id, None, Utc::now(), &state.limits)?)
+    Ok(incoming.validate(provider.tenant_id, None, state.clock.now(), &state.limits)?)
 }
 
 fn event_type_missing(from: &EventTypeFrom) -> ApiError {
@@ -101,8 +101,7 @@ fn event_type_missing(from: &EventTypeFrom) -> ApiError {
         EventTypeFrom::Header(name) => format!("no `{name}` header"),
     };
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "event_type_missing",
+        ErrorCode::EventTypeMissing,
         format!("the delivery has no event type: {place}"),
     )
 }

@@ -3,16 +3,17 @@
 //! operator console and anyone's own dashboard.
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::store::overview::Overview;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use futures_util::Stream;
+use herald_common::clock::SharedClock;
 use herald_common::ids::TenantId;
 use herald_common::store::Store;
 use serde_json::json;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::live_streams::{MAX_PER_TENANT, StreamSlot};
 use crate::state::AppState;
 
@@ -35,22 +37,27 @@ pub async fn get(
     Tenant(tenant): Tenant,
 ) -> ApiResult<Json<Overview>> {
     Ok(Json(
-        crate::store::overview::overview(&state.store, tenant, Utc::now()).await?,
+        crate::store::overview::overview(&state.store, tenant, state.clock.now()).await?,
     ))
 }
 
 pub async fn live(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Response> {
     let slot = state.live_streams.open(tenant).ok_or_else(|| {
         ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_streams",
+            ErrorCode::TooManyStreams,
             format!(
                 "at most {MAX_PER_TENANT} live streams per tenant on one ingest replica; \
                  close one"
             ),
         )
     })?;
-    let stream = overview_changes(state.store.clone(), tenant, state.shutdown.clone(), slot);
+    let stream = overview_changes(
+        state.store.clone(),
+        state.clock.clone(),
+        tenant,
+        state.shutdown.clone(),
+        slot,
+    );
     // Proxies that buffer (nginx) would hold the events back.
     Ok((
         [("x-accel-buffering", "no")],
@@ -77,6 +84,7 @@ fn marker(overview: &Overview) -> String {
 
 struct Watch {
     store: Store,
+    clock: SharedClock,
     tenant: TenantId,
     shutdown: CancellationToken,
     last: Option<String>,
@@ -90,12 +98,14 @@ struct Watch {
 /// an open console never holds up a graceful shutdown).
 fn overview_changes(
     store: Store,
+    clock: SharedClock,
     tenant: TenantId,
     shutdown: CancellationToken,
     slot: StreamSlot,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let watch = Watch {
         store,
+        clock,
         tenant,
         shutdown,
         last: None,
@@ -114,7 +124,8 @@ fn overview_changes(
             watch.first = false;
             let started = Instant::now();
             let looked =
-                crate::store::overview::overview(&watch.store, watch.tenant, Utc::now()).await;
+                crate::store::overview::overview(&watch.store, watch.tenant, watch.clock.now())
+                    .await;
             watch.interval = MIN_INTERVAL.max(started.elapsed() * COST_FACTOR);
             match looked {
                 Ok(overview) => {

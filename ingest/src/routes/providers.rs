@@ -6,13 +6,13 @@ use crate::provider::ProviderSpec;
 use crate::store::providers::{ProviderRecord, ProviderWriteError};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use herald_common::ids::ProviderId;
 use serde_json::{Value, json};
 
 use crate::auth::Tenant;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::routes::{Created, created};
 use crate::state::AppState;
 
@@ -74,8 +74,7 @@ pub async fn create(
             view(&record, true),
         )),
         Err(ProviderWriteError::NameTaken(name)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "name_taken",
+            ErrorCode::NameTaken,
             format!("a provider named {name:?} already exists"),
         )),
         Err(ProviderWriteError::Database(error)) => Err(error.into()),

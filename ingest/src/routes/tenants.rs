@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::auth::{Admin, Principal};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::error::{ApiError, ApiResult};
+use crate::error_codes::ErrorCode;
 use crate::routes::{Created, created};
 use crate::state::AppState;
 
@@ -38,8 +39,7 @@ pub async fn create(
     let name = body.name.trim();
     if name.is_empty() || name.len() > 200 {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_name",
+            ErrorCode::InvalidName,
             "name must be 1 to 200 bytes",
         ));
     }

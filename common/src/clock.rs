@@ -1,4 +1,8 @@
-//! Time, injectable: the scheduler asks a clock rather than the system, so tests control it.
+//! Time, injectable: services ask a clock rather than the system, so tests control it.
+//!
+//! The only place that reads the wall clock. Monotonic time (timeouts, durations) is
+//! `tokio::time::Instant`, which tokio's test clock pauses and advances (a tidy test holds
+//! both rules).
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -19,6 +23,9 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// A clock shared by a service's parts.
+pub type SharedClock = Arc<dyn Clock>;
 
 /// A clock that moves only when told to.
 #[derive(Debug, Clone)]
