@@ -8,7 +8,6 @@ pub mod cli;
 pub mod clock;
 pub mod condition;
 pub mod config;
-pub mod credentials;
 pub mod event;
 pub mod ids;
 pub mod json_bounds;

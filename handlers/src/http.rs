@@ -184,10 +184,7 @@ mod tests {
     fn no_kept_response_header_is_a_credential() {
         // Attempts show these headers to anyone who may read the execution.
         for name in KEPT_HEADERS {
-            assert!(
-                !herald_common::credentials::is_credential_header(name),
-                "{name}"
-            );
+            assert!(!crate::credentials::is_credential_header(name), "{name}");
         }
     }
 

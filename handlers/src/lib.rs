@@ -19,6 +19,7 @@
 pub mod attempt;
 pub mod client;
 pub mod context;
+pub mod credentials;
 pub mod destination;
 pub mod handler;
 pub mod headers;

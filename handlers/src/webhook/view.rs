@@ -2,8 +2,8 @@
 //! headers are shown as the mask, signing secrets by their last characters (in full only in
 //! the answer that created them).
 
+use crate::credentials::{self, MASK};
 use herald_common::action::ActionError;
-use herald_common::credentials::{self, MASK};
 use herald_common::json_tree::At;
 use serde_json::{Value, json};
 
