@@ -107,10 +107,18 @@ mod tests {
     fn the_documentation_points_nowhere_outside_the_repository() {
         // The contract the project keeps is docs/contract.md; nothing refers to notes that
         // only its developers have.
-        let docs = ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "docs/contract.md"];
+        let docs = [
+            "README.md",
+            "ARCHITECTURE.md",
+            "BENCHMARKS.md",
+            "docs/contract.md",
+        ];
         for doc in docs {
             let text = read(Path::new(doc));
-            assert!(!text.contains("../shared"), "{doc} points outside the repository");
+            assert!(
+                !text.contains("../shared"),
+                "{doc} points outside the repository"
+            );
         }
     }
 
