@@ -1,5 +1,5 @@
-//! The shared command line of the four binaries: `serve` (the default) and `migrate`, with
-//! `--config FILE` (or `HERALD_CONFIG`). Keeps each `main.rs` to a few lines.
+//! The shared command line of the four binaries: `serve` (the default), `migrate`, `reencrypt`
+//! and `config`, with `--config FILE` (or `HERALD_CONFIG`). Keeps each `main.rs` to a few lines.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ServiceName};
 use crate::service::Running;
-use crate::store::Store;
+use crate::store::{Reseal, Store};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Herald: event actions over RabbitMQ")]
@@ -26,8 +26,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the service (the default).
     Serve,
-    /// Apply database migrations and exit.
+    /// Apply database migrations (and seal, with a key, what was stored before sealing
+    /// began) and exit.
     Migrate,
+    /// Seal every stored secret, handler and provider secret again with the current
+    /// `security.encryption_key` (after a rotation: the old key stays in
+    /// `security.previous_encryption_keys` until this has run) and exit.
+    Reencrypt,
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
 }
@@ -40,7 +45,15 @@ where
     Fut: Future<Output = anyhow::Result<Running>>,
 {
     let cli = Cli::parse();
-    let config = match Config::load(service, cli.config.as_deref()) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let loaded = Config::load(service, cli.config.as_deref()).and_then(|config| {
+        // Only a service that runs needs its keys: `migrate` and `config` work without.
+        if matches!(command, Command::Serve) {
+            config.validate_for(service)?;
+        }
+        Ok(config)
+    });
+    let config = match loaded {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{}: invalid configuration: {error}", service.binary());
@@ -68,9 +81,10 @@ where
                 return ExitCode::FAILURE;
             }
         };
-        let outcome = match cli.command.unwrap_or(Command::Serve) {
+        let outcome = match command {
             Command::Serve => serve(service, config, start).await,
             Command::Migrate => migrate(&config).await,
+            Command::Reencrypt => reencrypt(&config).await,
             Command::Config => {
                 println!("{config:#?}");
                 Ok(())
@@ -106,9 +120,24 @@ where
     Ok(())
 }
 
+async fn connect(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::connect(&config.database)
+        .await?
+        .with_keys(config.security.key_ring()))
+}
+
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database).await?;
-    store.migrate().await?;
+    connect(config).await?.migrate().await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn reencrypt(config: &Config) -> anyhow::Result<()> {
+    let store = connect(config).await?;
+    let done = store.reseal(Reseal::NotCurrent).await?;
+    println!(
+        "sealed again with the current key: {} actions, {} providers, {} secrets",
+        done.actions, done.providers, done.secrets
+    );
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod condition;
 pub mod config;
+pub mod crypto;
 pub mod event;
 pub mod ids;
 pub mod json_bounds;

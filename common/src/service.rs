@@ -42,10 +42,12 @@ impl Base {
         config: Config,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
+        config.validate_for(service)?;
         let metrics = Metrics::new(service.as_str());
         let store = Store::connect(&config.database)
             .await
-            .context("connecting to the database")?;
+            .context("connecting to the database")?
+            .with_keys(config.security.key_ring());
         if config.database.migrate_on_start {
             store
                 .migrate()

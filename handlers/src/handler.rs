@@ -1,7 +1,7 @@
 //! The handler types, in one place: each variant is a folder of its own (spec, view, schema,
 //! execution), and this is where a new type is added to what actions may use.
 
-use herald_common::action::{ActionError, HandlerSpec};
+use herald_common::action::{ActionError, HandlerSpec, ReadHandler};
 use herald_common::json_tree::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -97,6 +97,12 @@ impl Handler {
             Self::Publish(spec) => publish::execute(spec, ctx).await,
             Self::Log(spec) => log::execute(spec, ctx).await,
         }
+    }
+}
+
+impl ReadHandler for Handler {
+    fn read(plain: Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(plain)
     }
 }
 

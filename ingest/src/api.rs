@@ -12,7 +12,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::routes::{
     action_edit, action_list, action_test, actions, bulk_retries, deliveries, endpoints, events,
-    execution_export, executions, hooks, overview, providers, stats, tenants,
+    execution_export, executions, hooks, overview, providers, secrets, stats, tenants,
 };
 use crate::state::AppState;
 
@@ -701,6 +701,53 @@ pub static OPERATIONS: &[Operation] = &[
         errors: &[],
         extra: Extra::NONE,
         handler: || delete(providers::delete),
+    },
+    Operation {
+        method: Method::PUT,
+        path: "/v1/secrets/{name}",
+        access: Access::Tenant,
+        name: "putSecret",
+        tag: "secrets",
+        summary: "Store a secret for templates to use as {{ secrets.NAME }} (201 when new, 200 \
+                  when replaced). Its value is sealed and never shown again.",
+        body: Some("SecretIn"),
+        query: &[],
+        success: (200, Some("Secret")),
+        errors: &[],
+        extra: Extra {
+            also: &[(201, "Secret", "the secret is new")],
+            ..Extra::NONE
+        },
+        handler: || put(secrets::put),
+    },
+    Operation {
+        method: Method::GET,
+        path: "/v1/secrets",
+        access: Access::Tenant,
+        name: "listSecrets",
+        tag: "secrets",
+        summary: "The tenant's secrets by name, with when each was made and last replaced; \
+                  never their values.",
+        body: None,
+        query: &[],
+        success: (200, Some("SecretList")),
+        errors: &[],
+        extra: Extra::NONE,
+        handler: || get(secrets::list),
+    },
+    Operation {
+        method: Method::DELETE,
+        path: "/v1/secrets/{name}",
+        access: Access::Tenant,
+        name: "deleteSecret",
+        tag: "secrets",
+        summary: "Remove a secret; an action still using it fails each attempt, naming it.",
+        body: None,
+        query: &[],
+        success: (204, None),
+        errors: &[],
+        extra: Extra::NONE,
+        handler: || delete(secrets::delete),
     },
     Operation {
         method: Method::POST,

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use herald_common::action::ActionError;
+use herald_common::crypto::SealError;
 use herald_common::event::EventError;
 use herald_common::json_bounds::JsonRefusal;
 use herald_common::store::ActionWriteError;
@@ -162,8 +163,17 @@ impl From<ActionWriteError> for ApiError {
                 ErrorCode::InvalidAction,
                 format!("the action named {name:?}: {error}"),
             ),
+            ActionWriteError::Seal(error) => error.into(),
             ActionWriteError::Database(error) => error.into(),
         }
+    }
+}
+
+/// A value that could not be sealed or opened: a key missing from the configuration.
+impl From<SealError> for ApiError {
+    fn from(error: SealError) -> Self {
+        tracing::error!(%error, "a sealed value could not be written or read");
+        Self::new(ErrorCode::Internal, "internal error")
     }
 }
 

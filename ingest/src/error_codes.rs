@@ -119,6 +119,8 @@ error_codes! {
         "a provider breaks a rule; the message names the field";
     InvalidDelivery = "invalid_delivery", UNPROCESSABLE_ENTITY,
         "a one-off delivery breaks a rule; the message names the field";
+    InvalidSecret = "invalid_secret", UNPROCESSABLE_ENTITY,
+        "a secret's name is not `[a-z0-9_]{1,64}`, or its value is empty or longer than 16 KiB";
     InvalidName = "invalid_name", UNPROCESSABLE_ENTITY, "a tenant's or key's name is not usable";
     InvalidParameter = "invalid_parameter", UNPROCESSABLE_ENTITY,
         "a query string parameter is unknown or malformed";

@@ -23,12 +23,15 @@ const COMPONENTS: [(&str, ServiceName); 4] = [
 
 /// Settings the chart sets itself (listen addresses from its ports, secrets from the existing
 /// Secret), so its `config` value must not accept them.
-const CHART_OWNED: [&str; 5] = [
+const CHART_OWNED: [&str; 8] = [
     "http.listen",
     "ops.listen",
     "amqp.url",
     "database.url",
     "ingest.admin_token",
+    "security.encryption_key",
+    "security.previous_encryption_keys",
+    "executor.smtp.password",
 ];
 
 fn root() -> PathBuf {
@@ -90,21 +93,35 @@ fn run_json(program: &Path, args: &[&str]) -> Value {
 }
 
 /// Every setting of Herald's configuration as `section.key`, with its default.
+/// Every setting by its dotted name (`section.key`, or `section.table.key` within a table
+/// such as `executor.smtp`), with its default.
 fn settings() -> BTreeMap<String, Value> {
-    let defaults = serde_json::to_value(Config::defaults(ServiceName::Ingest)).expect("json");
-    let mut settings = BTreeMap::new();
-    for (section, keys) in defaults.as_object().expect("sections") {
-        for (key, value) in keys.as_object().expect("keys") {
-            settings.insert(format!("{section}.{key}"), value.clone());
+    fn walk(prefix: &str, value: &Value, into: &mut BTreeMap<String, Value>) {
+        match value {
+            Value::Object(keys) => {
+                for (key, value) in keys {
+                    let name = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&name, value, into);
+                }
+            }
+            _ => {
+                into.insert(prefix.to_owned(), value.clone());
+            }
         }
     }
+    let defaults = serde_json::to_value(Config::defaults(ServiceName::Ingest)).expect("json");
+    let mut settings = BTreeMap::new();
+    walk("", &defaults, &mut settings);
     settings
 }
 
-/// `HERALD_<SECTION>__<KEY>` of a setting.
+/// `HERALD_<SECTION>__<KEY>` of a setting (`HERALD_<SECTION>__<TABLE>__<KEY>` within a table).
 fn variable(setting: &str) -> String {
-    let (section, key) = setting.split_once('.').expect("section.key");
-    format!("HERALD_{}__{}", section.to_uppercase(), key.to_uppercase())
+    format!("HERALD_{}", setting.to_uppercase().replace('.', "__"))
 }
 
 fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
@@ -359,12 +376,21 @@ fn container_env(container: &Value, what: &str) -> BTreeMap<String, String> {
                 "HERALD_DATABASE__URL" => "postgres://herald:secret@db:5432/herald".into(),
                 "HERALD_AMQP__URL" => "amqp://herald:secret@mq:5672/%2f".into(),
                 "HERALD_INGEST__ADMIN_TOKEN" => "an-admin-token-of-32-characters!".into(),
+                "HERALD_SECURITY__ENCRYPTION_KEY" => herald_tests::sandbox::ENCRYPTION_KEY.into(),
+                "HERALD_SECURITY__PREVIOUS_ENCRYPTION_KEYS" => {
+                    herald_common::crypto::generate_key()
+                }
+                "HERALD_EXECUTOR__SMTP__PASSWORD" => "an smtp password".into(),
                 other => panic!("{what}: unexpected secret variable {other}"),
             }
         };
         env.insert(name, value);
     }
-    for secret in ["HERALD_DATABASE__URL", "HERALD_AMQP__URL"] {
+    for secret in [
+        "HERALD_DATABASE__URL",
+        "HERALD_AMQP__URL",
+        "HERALD_SECURITY__ENCRYPTION_KEY",
+    ] {
         assert!(env.contains_key(secret), "{what}: no {secret}");
     }
     env
@@ -565,13 +591,25 @@ fn the_chart_schema_takes_every_herald_setting_the_chart_does_not_set_itself() {
         &std::fs::read_to_string(root().join("helm/herald/values.schema.json")).expect("schema"),
     )
     .expect("JSON");
-    let config = &schema["definitions"]["config"]["properties"];
-    let mut in_schema = BTreeMap::new();
-    for (section, keys) in config.as_object().expect("sections") {
-        for (key, spec) in keys["properties"].as_object().expect("keys") {
-            in_schema.insert(format!("{section}.{key}"), spec.clone());
+    fn walk(prefix: &str, spec: &Value, into: &mut BTreeMap<String, Value>) {
+        match spec.get("properties").and_then(Value::as_object) {
+            Some(keys) => {
+                for (key, spec) in keys {
+                    let name = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&name, spec, into);
+                }
+            }
+            None => {
+                into.insert(prefix.to_owned(), spec.clone());
+            }
         }
     }
+    let mut in_schema = BTreeMap::new();
+    walk("", &schema["definitions"]["config"], &mut in_schema);
     let in_code: BTreeMap<String, Value> = settings()
         .into_iter()
         .filter(|(setting, _)| !CHART_OWNED.contains(&setting.as_str()))

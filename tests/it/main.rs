@@ -32,6 +32,7 @@ mod recovery;
 mod retention;
 mod retries;
 mod scheduler;
+mod secrets;
 mod stats;
 mod support;
 mod sync_mode;

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::env;
 
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The key the sandbox's secrets are sealed with (32 bytes of 0x42, in base64).
+pub const ENCRYPTION_KEY: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
 const TEMPLATE: &str = "herald_template";
 
 /// Which services to run in-process.
@@ -283,6 +285,7 @@ impl Sandbox {
         config.http.listen = "127.0.0.1:0".parse().expect("addr");
         config.ops.listen = "127.0.0.1:0".parse().expect("addr");
         config.ingest.admin_token = ADMIN_TOKEN.into();
+        config.security.encryption_key = ENCRYPTION_KEY.into();
         config.executor.allow_private_destinations = vec!["127.0.0.1/32".into()];
         config.telemetry.log_format = LogFormat::Text;
         config.shutdown.grace_s = 5;
@@ -300,6 +303,7 @@ impl Sandbox {
             ("HERALD_HTTP__LISTEN", "127.0.0.1:0".into()),
             ("HERALD_OPS__LISTEN", "127.0.0.1:0".into()),
             ("HERALD_INGEST__ADMIN_TOKEN", ADMIN_TOKEN.into()),
+            ("HERALD_SECURITY__ENCRYPTION_KEY", ENCRYPTION_KEY.into()),
             (
                 "HERALD_EXECUTOR__ALLOW_PRIVATE_DESTINATIONS",
                 "127.0.0.1/32".into(),
@@ -353,6 +357,11 @@ impl Sandbox {
             }
         })
         .await;
+    }
+
+    /// Changes how services started from now on are configured (those running keep theirs).
+    pub fn reconfigure(&mut self, configure: fn(&mut Config)) {
+        self.configure = configure;
     }
 
     /// Stops every in-process replica of `service` and waits for them to drain.

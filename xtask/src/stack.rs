@@ -77,6 +77,7 @@ pub struct Stack {
     pub api_url: String,
     api_port: u16,
     pub admin_token: String,
+    encryption_key: String,
     pub services: Vec<ServiceChild>,
     pub rabbit: Option<Rabbit>,
     pub postgres: Option<Postgres>,
@@ -99,18 +100,41 @@ fn port_or_free(preferred: u16) -> anyhow::Result<u16> {
     }
 }
 
-/// The admin token for this stack: kept in the stack's folder so that it survives restarts.
+/// A secret of this stack: from `env` when set, else kept in the stack's folder (made once by
+/// `make`) so that it survives restarts.
+fn kept_secret(base: &Path, file: &str, env: &str, make: fn() -> String) -> anyhow::Result<String> {
+    if let Ok(value) = std::env::var(env) {
+        return Ok(value);
+    }
+    let path = base.join(file);
+    if let Ok(value) = fs::read_to_string(&path) {
+        return Ok(value.trim().to_owned());
+    }
+    let value = make();
+    fs::write(&path, &value)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(value)
+}
+
+/// The admin token for this stack.
 fn admin_token(base: &Path) -> anyhow::Result<String> {
-    if let Ok(token) = std::env::var("HERALD_INGEST__ADMIN_TOKEN") {
-        return Ok(token);
-    }
-    let path = base.join("admin-token");
-    if let Ok(token) = fs::read_to_string(&path) {
-        return Ok(token.trim().to_owned());
-    }
-    let token = herald_handlers::signing::generate_secret().replace("whsec_", "adm_");
-    fs::write(&path, &token)?;
-    Ok(token)
+    kept_secret(base, "admin-token", "HERALD_INGEST__ADMIN_TOKEN", || {
+        herald_handlers::signing::generate_secret().replace("whsec_", "adm_")
+    })
+}
+
+/// The key this stack's secrets are sealed with: lost, they could not be opened again.
+fn encryption_key(base: &Path) -> anyhow::Result<String> {
+    kept_secret(
+        base,
+        "encryption-key",
+        "HERALD_SECURITY__ENCRYPTION_KEY",
+        herald_common::crypto::generate_key,
+    )
 }
 
 impl Stack {
@@ -128,6 +152,7 @@ impl Stack {
             api_url: String::new(),
             api_port: 0,
             admin_token: admin_token(&options.base)?,
+            encryption_key: encryption_key(&options.base)?,
             services: Vec::new(),
             rabbit: None,
             postgres: None,
@@ -244,6 +269,10 @@ impl Stack {
             (
                 "HERALD_INGEST__ADMIN_TOKEN".into(),
                 self.admin_token.clone(),
+            ),
+            (
+                "HERALD_SECURITY__ENCRYPTION_KEY".into(),
+                self.encryption_key.clone(),
             ),
         ];
         env.extend(options.env.iter().cloned());

@@ -43,9 +43,18 @@ impl ActionError {
     }
 }
 
+/// How the store reads a handler from its stored JSON (once unsealed).
+pub trait ReadHandler: Sized {
+    /// Whether the stored handler is unsealed and read at all ([`Unread`] skips it, and the
+    /// cost of opening a million sealed handlers with it).
+    const READ: bool = true;
+
+    fn read(plain: serde_json::Value) -> Result<Self, serde_json::Error>;
+}
+
 /// What the store needs of a handler, whatever its type.
 pub trait HandlerSpec:
-    Serialize + DeserializeOwned + Clone + PartialEq + fmt::Debug + Send + Sync + 'static
+    Serialize + DeserializeOwned + ReadHandler + Clone + PartialEq + fmt::Debug + Send + Sync + 'static
 {
     /// Its type's name, as `handler.type` gives it (and `actions.handler_type` stores it).
     fn kind(&self) -> &'static str;
@@ -63,6 +72,14 @@ pub struct Unread;
 impl<'de> Deserialize<'de> for Unread {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         IgnoredAny::deserialize(deserializer).map(|_| Self)
+    }
+}
+
+impl ReadHandler for Unread {
+    const READ: bool = false;
+
+    fn read(_: serde_json::Value) -> Result<Self, serde_json::Error> {
+        Ok(Self)
     }
 }
 

@@ -88,6 +88,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub retention: RetentionConfig,
     pub shutdown: ShutdownConfig,
+    pub security: SecurityConfig,
 }
 
 /// Ingest's public API listener.
@@ -265,6 +266,74 @@ pub struct ExecutorConfig {
     pub circuit_max_cooldown_s: u64,
     /// Probes admitted at once while half-open.
     pub circuit_half_open_probes: u32,
+    /// The default relay for email actions that name none.
+    pub smtp: SmtpRelayConfig,
+}
+
+/// An SMTP relay: the default one in configuration, or an email action's own.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpRelayConfig {
+    /// Empty: there is no default relay.
+    pub host: String,
+    pub port: u16,
+    /// `starttls`, `tls` or `none`.
+    pub security: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SmtpRelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpRelayConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    "unset"
+                } else {
+                    "set"
+                },
+            )
+            .finish()
+    }
+}
+
+/// The keys that seal what must not be readable at rest (see [`crate::crypto`]).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub encryption_key: String,
+    #[serde(default)]
+    pub previous_encryption_keys: Vec<String>,
+}
+
+impl SecurityConfig {
+    pub fn key_ring(&self) -> crate::crypto::KeyRing {
+        crate::crypto::KeyRing::new(&self.encryption_key, &self.previous_encryption_keys)
+    }
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field(
+                "encryption_key",
+                &if self.encryption_key.is_empty() {
+                    "unset"
+                } else {
+                    "set"
+                },
+            )
+            .field(
+                "previous_encryption_keys",
+                &self.previous_encryption_keys.len(),
+            )
+            .finish()
+    }
 }
 
 impl ExecutorConfig {
@@ -384,6 +453,7 @@ impl Config {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("executor.allow_private_destinations")
+                .with_list_parse_key("security.previous_encryption_keys")
                 .try_parsing(true)
                 .source(Some(env.into_iter().collect())),
         );

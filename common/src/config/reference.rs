@@ -24,7 +24,7 @@ pub fn reference_table() -> String {
             };
             table.push_str(&format!(
                 "| `{section}.{key}` | `HERALD_{}__{}` | {default} | {} |\n",
-                section.to_uppercase(),
+                section.to_uppercase().replace('.', "__"),
                 key.to_uppercase(),
                 comment.join(" ")
             ));

@@ -2,9 +2,30 @@
 
 use super::*;
 
+/// The executor's configuration from `vars`.
 fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-    Config::load_from(ServiceName::Executor, None, vars)
+    Config::load_from(ServiceName::Executor, None, vars.collect::<Vec<_>>())
+}
+
+#[test]
+fn the_services_that_seal_need_a_key_to_serve_and_the_others_do_not() {
+    let none = [("HERALD_SECURITY__ENCRYPTION_KEY".to_owned(), String::new())];
+    for service in [ServiceName::Ingest, ServiceName::Executor] {
+        let config = Config::load_from(service, None, none.clone()).expect("loads");
+        let err = config.validate_for(service).unwrap_err();
+        assert_eq!(err.key, "security.encryption_key", "{service:?}");
+        let key = [(
+            "HERALD_SECURITY__ENCRYPTION_KEY".to_owned(),
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".to_owned(),
+        )];
+        let config = Config::load_from(service, None, key).expect("loads");
+        config.validate_for(service).expect("serves with a key");
+    }
+    for service in [ServiceName::Matcher, ServiceName::Scheduler] {
+        let config = Config::load_from(service, None, none.clone()).expect("loads");
+        config.validate_for(service).expect("needs none");
+    }
 }
 
 #[test]
@@ -27,6 +48,22 @@ fn every_documented_variable_overrides_its_default() {
     let cases: &[OverrideCase] = &[
         ("HERALD_AMQP__URL", "amqp://u:p@broker:5672/v", |c| {
             c.amqp.url.clone()
+        }),
+        (
+            "HERALD_SECURITY__ENCRYPTION_KEY",
+            "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+            |c| c.security.encryption_key.clone(),
+        ),
+        (
+            "HERALD_SECURITY__PREVIOUS_ENCRYPTION_KEYS",
+            "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=",
+            |c| c.security.previous_encryption_keys.join("|"),
+        ),
+        ("HERALD_EXECUTOR__SMTP__HOST", "smtp.example.com", |c| {
+            c.executor.smtp.host.clone()
+        }),
+        ("HERALD_EXECUTOR__SMTP__PORT", "2525", |c| {
+            c.executor.smtp.port.to_string()
         }),
         ("HERALD_AMQP__PREFETCH", "7", |c| {
             c.amqp.prefetch.to_string()
@@ -127,6 +164,16 @@ fn bad_values_name_the_key() {
         ),
         ("HERALD_TELEMETRY__LOG_LEVEL", "=[", "telemetry.log_level"),
         (
+            "HERALD_SECURITY__ENCRYPTION_KEY",
+            "c2hvcnQ=",
+            "security.encryption_key",
+        ),
+        (
+            "HERALD_EXECUTOR__SMTP__SECURITY",
+            "ssl",
+            "executor.smtp.security",
+        ),
+        (
             "HERALD_INGEST__MAX_JSON_DEPTH",
             "0",
             "ingest.max_json_depth",
@@ -156,7 +203,7 @@ fn a_file_layer_sits_between_defaults_and_environment() {
     assert_eq!(config.executor.concurrency, 7);
 
     std::fs::write(&path, "[amqp]\nprefech = 5\n").unwrap();
-    let err = Config::load_from(ServiceName::Executor, Some(&path), []).unwrap_err();
+    let err = Config::load_from(ServiceName::Matcher, Some(&path), []).unwrap_err();
     assert!(err.to_string().contains("prefech"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -1,11 +1,47 @@
 //! Checking a loaded configuration: every value within its bounds, and the settings that
 //! depend on each other consistent, each problem named by its key.
 
-use super::{Config, ConfigError};
+use super::{Config, ConfigError, ServiceName};
+use crate::crypto::decode_key;
 
 impl Config {
+    /// What one service needs beyond [`Config::validate`]: the services that seal and open
+    /// secrets (ingest, the executor) refuse to start without a key.
+    pub fn validate_for(&self, service: ServiceName) -> Result<(), ConfigError> {
+        if matches!(service, ServiceName::Ingest | ServiceName::Executor)
+            && self.security.encryption_key.is_empty()
+        {
+            return Err(ConfigError::new(
+                "security.encryption_key",
+                "must be set: 32 random bytes in base64 (openssl rand -base64 32)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let key_ok = |text: &str| text.is_empty() || decode_key(text).is_some();
+        if !key_ok(&self.security.encryption_key) {
+            return Err(ConfigError::new(
+                "security.encryption_key",
+                "must be 32 bytes in base64 (openssl rand -base64 32)",
+            ));
+        }
+        for (i, key) in self.security.previous_encryption_keys.iter().enumerate() {
+            if key.is_empty() || !key_ok(key) {
+                return Err(ConfigError::new(
+                    format!("security.previous_encryption_keys[{i}]"),
+                    "must be 32 bytes in base64",
+                ));
+            }
+        }
+        if !["starttls", "tls", "none"].contains(&self.executor.smtp.security.as_str()) {
+            return Err(ConfigError::new(
+                "executor.smtp.security",
+                "must be starttls, tls or none",
+            ));
+        }
         check_url(&self.amqp.url, "amqp.url", &["amqp", "amqps"])?;
         check_url(
             &self.database.url,

@@ -5,13 +5,14 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use serde::de::DeserializeOwned;
-
 use super::Store;
+use super::sealed::{action_context, open_json, seal_json};
 use crate::action::{
-    ActionError, ActionMatching, ActionMode, ActionSpec, HandlerSpec, Priority, RetryPolicy,
+    ActionError, ActionMatching, ActionMode, ActionSpec, HandlerSpec, Priority, ReadHandler,
+    RetryPolicy,
 };
 use crate::condition::Condition;
+use crate::crypto::{KeyRing, SealError};
 use crate::ids::{ActionId, TenantId};
 
 /// A stored action, with its handler read as `H` (see [`crate::action`]).
@@ -47,16 +48,35 @@ fn decode_json<T: serde::de::DeserializeOwned>(
     column: &str,
 ) -> Result<T, sqlx::Error> {
     let value: serde_json::Value = row.try_get(column)?;
-    serde_json::from_value(value).map_err(|e| sqlx::Error::ColumnDecode {
-        index: column.to_owned(),
-        source: Box::new(e),
-    })
+    serde_json::from_value(value).map_err(|e| column_error(column, e))
 }
 
-pub fn action_from_row<H: DeserializeOwned>(row: &PgRow) -> Result<ActionRecord<H>, sqlx::Error> {
+fn column_error(
+    column: &str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(error),
+    }
+}
+
+/// An action as stored, its handler opened with `keys` (left sealed and unread when `H` reads
+/// none, as the matcher's [`crate::action::Unread`]).
+pub fn action_from_row<H: ReadHandler>(
+    row: &PgRow,
+    keys: &KeyRing,
+) -> Result<ActionRecord<H>, sqlx::Error> {
     let mode: String = row.try_get("mode")?;
     let conditions: Vec<Condition> = decode_json(row, "conditions")?;
-    let handler: H = decode_json(row, "handler")?;
+    let handler = if H::READ {
+        let stored: serde_json::Value = row.try_get("handler")?;
+        let context = action_context(row.try_get("tenant_id")?, row.try_get("id")?);
+        let plain = open_json(keys, stored, &context).map_err(|e| column_error("handler", e))?;
+        H::read(plain).map_err(|e| column_error("handler", e))?
+    } else {
+        H::read(serde_json::Value::Null).map_err(|e| column_error("handler", e))?
+    };
     let retry: RetryPolicy = decode_json(row, "retry")?;
     let rate_limit: Option<i32> = row.try_get("rate_limit_per_s")?;
     let max_concurrency: Option<i32> = row.try_get("max_concurrency")?;
@@ -129,6 +149,9 @@ pub enum ActionWriteError {
     /// An action of a set sent a masked credential that it does not have stored.
     #[error("the action named {name:?}: {error}")]
     Invalid { name: String, error: ActionError },
+    /// No key to seal its handler with (`security.encryption_key`).
+    #[error(transparent)]
+    Seal(#[from] SealError),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -139,11 +162,11 @@ impl Store {
         tenant_id: TenantId,
         spec: &ActionSpec<H>,
     ) -> Result<ActionRecord<H>, ActionWriteError> {
-        insert_action(&self.pool, tenant_id, spec, false).await
+        insert_action(&self.pool, self.keys(), tenant_id, spec, false).await
     }
 
     /// One action of one tenant, including soft-deleted ones.
-    pub async fn get_action<H: DeserializeOwned>(
+    pub async fn get_action<H: ReadHandler>(
         &self,
         tenant_id: TenantId,
         id: ActionId,
@@ -154,33 +177,37 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(action_from_row).transpose()
+        row.as_ref()
+            .map(|row| action_from_row(row, self.keys()))
+            .transpose()
     }
 
     /// Every live action of every tenant, for loading a matching engine.
-    pub async fn live_actions<H: DeserializeOwned>(
-        &self,
-    ) -> Result<Vec<ActionRecord<H>>, sqlx::Error> {
+    pub async fn live_actions<H: ReadHandler>(&self) -> Result<Vec<ActionRecord<H>>, sqlx::Error> {
         let sql = format!(
             "SELECT {ACTION_COLUMNS} FROM actions WHERE enabled AND deleted_at IS NULL AND NOT one_off"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(action_from_row).collect()
+        rows.iter()
+            .map(|row| action_from_row(row, self.keys()))
+            .collect()
     }
 
     /// Every action changed at or after `since`, live or not, for a resync.
-    pub async fn actions_changed_since<H: DeserializeOwned>(
+    pub async fn actions_changed_since<H: ReadHandler>(
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<ActionRecord<H>>, sqlx::Error> {
         let sql = format!("SELECT {ACTION_COLUMNS} FROM actions WHERE updated_at >= $1");
         let rows = sqlx::query(&sql).bind(since).fetch_all(&self.pool).await?;
-        rows.iter().map(action_from_row).collect()
+        rows.iter()
+            .map(|row| action_from_row(row, self.keys()))
+            .collect()
     }
 
     /// Applies `change` to one of the tenant's actions (not a delivery's) and returns it as it
     /// now is; matchers hear of it at once (the table's trigger).
-    pub async fn change_action<H: DeserializeOwned>(
+    pub async fn change_action<H: ReadHandler>(
         &self,
         tenant_id: TenantId,
         id: ActionId,
@@ -197,7 +224,9 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(action_from_row).transpose()
+        row.as_ref()
+            .map(|row| action_from_row(row, self.keys()))
+            .transpose()
     }
 
     /// Replaces the spec of one of the tenant's actions (a soft-deleted one too: it stays
@@ -225,7 +254,7 @@ impl Store {
         if expected_revision.is_some_and(|expected| expected != revision) {
             return Err(ActionWriteError::RevisionMismatch(revision));
         }
-        let record = rewrite_action(&mut *tx, tenant_id, id, spec).await?;
+        let record = rewrite_action(&mut *tx, self.keys(), tenant_id, id, spec).await?;
         tx.commit().await?;
         Ok(Some(record))
     }
@@ -255,6 +284,7 @@ impl Store {
 /// when the new spec enables the action.
 pub async fn rewrite_action<H: HandlerSpec>(
     db: impl sqlx::PgExecutor<'_>,
+    keys: &KeyRing,
     tenant_id: TenantId,
     id: ActionId,
     spec: &ActionSpec<H>,
@@ -268,7 +298,8 @@ pub async fn rewrite_action<H: HandlerSpec>(
          WHERE tenant_id = $1 AND id = $2
          RETURNING {ACTION_COLUMNS}"
     );
-    let row = bind_spec(sqlx::query(&sql).bind(tenant_id).bind(id), spec)
+    let handler = sealed_handler(keys, tenant_id, id, &spec.handler)?;
+    let row = bind_spec(sqlx::query(&sql).bind(tenant_id).bind(id), spec, handler)
         .fetch_one(db)
         .await
         .map_err(|error| match &error {
@@ -277,13 +308,26 @@ pub async fn rewrite_action<H: HandlerSpec>(
             }
             _ => ActionWriteError::Database(error),
         })?;
-    Ok(action_from_row(&row)?)
+    Ok(action_from_row(&row, keys)?)
 }
 
-/// Binds a spec's columns, in the order both writes name them (`$3` to `$15`).
+/// The handler as stored: its JSON sealed for the action's row, since it holds signing
+/// secrets and credentials.
+fn sealed_handler<H: HandlerSpec>(
+    keys: &KeyRing,
+    tenant_id: TenantId,
+    id: ActionId,
+    handler: &H,
+) -> Result<serde_json::Value, SealError> {
+    seal_json(keys, &json(handler), &action_context(tenant_id.0, id.0))
+}
+
+/// Binds a spec's columns, in the order both writes name them (`$3` to `$15`), with its
+/// handler as sealed.
 fn bind_spec<'q, H: HandlerSpec>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     spec: &'q ActionSpec<H>,
+    handler: serde_json::Value,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let matching = &spec.matching;
     query
@@ -295,7 +339,7 @@ fn bind_spec<'q, H: HandlerSpec>(
         .bind(matching.priority.0)
         .bind(mode_name(matching.mode))
         .bind(spec.handler.kind())
-        .bind(json(&spec.handler))
+        .bind(handler)
         .bind(json(&matching.retry))
         .bind(spec.rate_limit_per_s.map(|v| v as i32))
         .bind(spec.max_concurrency.map(|v| v as i32))
@@ -312,6 +356,7 @@ fn mode_name(mode: ActionMode) -> &'static str {
 /// Stores a new action (`one_off`: the action of one delivery, see [`ActionRecord::one_off`]).
 pub async fn insert_action<H: HandlerSpec>(
     db: impl sqlx::PgExecutor<'_>,
+    keys: &KeyRing,
     tenant_id: TenantId,
     spec: &ActionSpec<H>,
     one_off: bool,
@@ -324,15 +369,14 @@ pub async fn insert_action<H: HandlerSpec>(
          ON CONFLICT (tenant_id, name) DO NOTHING
          RETURNING {ACTION_COLUMNS}"
     );
-    let row = bind_spec(
-        sqlx::query(&sql).bind(ActionId::new()).bind(tenant_id),
-        spec,
-    )
-    .bind(one_off)
-    .fetch_optional(db)
-    .await?;
+    let id = ActionId::new();
+    let handler = sealed_handler(keys, tenant_id, id, &spec.handler)?;
+    let row = bind_spec(sqlx::query(&sql).bind(id).bind(tenant_id), spec, handler)
+        .bind(one_off)
+        .fetch_optional(db)
+        .await?;
     match row {
-        Some(row) => Ok(action_from_row(&row)?),
+        Some(row) => Ok(action_from_row(&row, keys)?),
         None => Err(ActionWriteError::NameTaken(spec.matching.name.clone())),
     }
 }

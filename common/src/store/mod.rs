@@ -11,13 +11,17 @@ mod events;
 mod executions;
 mod isolate;
 mod requeue;
+mod sealed;
+mod secrets;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::DatabaseConfig;
+use crate::crypto::KeyRing;
 
 pub use actions::{
     ACTION_COLUMNS, ActionRecord, ActionWriteError, Lifecycle, action_from_row, insert_action,
@@ -36,6 +40,8 @@ pub use executions::{
 };
 pub use isolate::{WriteFailure, is_data_error, is_data_error_in, write_isolated};
 pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};
+pub use sealed::{Reseal, Resealed, open_text, provider_context, seal_text};
+pub use secrets::{MAX_SECRET_LEN, SecretInfo, SecretValues, SecretWriteError, valid_secret_name};
 
 /// Text from outside (a response body, an error's words) as PostgreSQL's `text` can hold
 /// it: U+0000, which it refuses, is stored as U+FFFD, as invalid UTF-8 already is.
@@ -53,6 +59,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// What sealed values at rest are sealed and opened with (see [`crate::crypto`]).
+    keys: Arc<KeyRing>,
 }
 
 impl Store {
@@ -68,21 +76,43 @@ impl Store {
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
+    /// A store on `pool` without keys: it reads and writes nothing sealed.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            keys: Arc::new(KeyRing::default()),
+        }
+    }
+
+    /// This store with `keys` to seal and open values at rest.
+    pub fn with_keys(mut self, keys: KeyRing) -> Self {
+        self.keys = Arc::new(keys);
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Applies pending migrations; safe to run concurrently from several replicas (sqlx takes
-    /// an advisory lock).
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        MIGRATOR.run(&self.pool).await
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Applies pending migrations, then (with a key) seals what was stored before sealing
+    /// began; safe to run concurrently from several replicas (sqlx takes an advisory lock, and
+    /// sealing locks each row it rewrites).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        if self.keys.can_seal() {
+            let sealed = self.reseal(Reseal::Plain).await?;
+            if sealed != Resealed::default() {
+                tracing::info!(?sealed, "sealed values stored before sealing began");
+            }
+        }
+        Ok(())
     }
 
     /// Whether the database answers, for `/readyz`.

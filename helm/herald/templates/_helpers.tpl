@@ -71,7 +71,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "herald.existingSecret" -}}
-{{- required "existingSecret must name the Secret holding the database URL, the AMQP URL and the admin token" .Values.existingSecret }}
+{{- required "existingSecret must name the Secret holding the database URL, the AMQP URL, the encryption key and the admin token" .Values.existingSecret }}
 {{- end }}
 
 {{/*
@@ -89,6 +89,17 @@ secrets from the existing Secret (environment variables win over the file).
     secretKeyRef:
       name: {{ include "herald.existingSecret" . }}
       key: {{ .Values.secretKeys.amqpUrl }}
+- name: HERALD_SECURITY__ENCRYPTION_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "herald.existingSecret" . }}
+      key: {{ .Values.secretKeys.encryptionKey }}
+- name: HERALD_SECURITY__PREVIOUS_ENCRYPTION_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "herald.existingSecret" . }}
+      key: {{ .Values.secretKeys.previousEncryptionKeys }}
+      optional: true
 {{- end }}
 
 {{/*
@@ -104,6 +115,9 @@ integers (Herald's integer settings refuse 1.0e+06, and its one fractional setti
 {{- if eq . (floor .) -}}{{ int64 . }}{{- else -}}{{ . }}{{- end -}}
 {{- else if kindIs "slice" . -}}
 [{{ range $i, $item := . }}{{ if $i }}, {{ end }}{{ include "herald.tomlValue" $item }}{{ end }}]
+{{- else if kindIs "map" . -}}
+{{- $table := . -}}
+{ {{- range $i, $key := keys $table | sortAlpha }}{{ if $i }},{{ end }} {{ $key }} = {{ include "herald.tomlValue" (index $table $key) }}{{ end }} }
 {{- else -}}
 {{ . }}
 {{- end -}}

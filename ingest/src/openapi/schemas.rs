@@ -383,6 +383,19 @@ pub fn all() -> Map<String, Value> {
             "duplicate": {"type": "boolean"},
             "secret": {"type": "string", "description": "Only when Herald made it up"}}}),
         ),
+        (
+            "SecretIn",
+            json!({"type": "object", "required": ["value"], "additionalProperties": false,
+            "properties": {"value": {"type": "string", "minLength": 1,
+                "maxLength": herald_common::store::MAX_SECRET_LEN, "writeOnly": true}}}),
+        ),
+        (
+            "Secret",
+            every_field_required(json!({"type": "object", "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"},
+            "created_at": time(), "updated_at": time()}})),
+        ),
+        ("SecretList", list_of("Secret")),
         ("ProviderIn", provider_in),
         ("Provider", provider),
         ("ProviderList", list_of("Provider")),

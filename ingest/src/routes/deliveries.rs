@@ -157,6 +157,7 @@ pub async fn create(
         .await
         .map_err(|error| match error {
             ActionWriteError::Database(error) => ApiError::from(error),
+            ActionWriteError::Seal(error) => ApiError::from(error),
             // A delivery's action has a fresh unique name, is checked before, and is never
             // updated.
             ActionWriteError::NameTaken(_)

@@ -18,6 +18,7 @@ pub mod executions;
 pub mod hooks;
 pub mod overview;
 pub mod providers;
+pub mod secrets;
 pub mod stats;
 pub mod tenants;
 

@@ -77,6 +77,7 @@ pub async fn create(
             ErrorCode::NameTaken,
             format!("a provider named {name:?} already exists"),
         )),
+        Err(ProviderWriteError::Seal(error)) => Err(error.into()),
         Err(ProviderWriteError::Database(error)) => Err(error.into()),
     }
 }

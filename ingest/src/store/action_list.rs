@@ -94,7 +94,7 @@ pub async fn list_actions(
     let rows = query.build().fetch_all(store.pool()).await?;
     let mut actions = rows
         .iter()
-        .map(action_from_row)
+        .map(|row| action_from_row(row, store.keys()))
         .collect::<Result<Vec<_>, _>>()?;
     let next = if actions.len() as i64 > limit {
         actions.truncate(limit as usize);

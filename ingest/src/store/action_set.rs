@@ -62,7 +62,7 @@ pub async fn apply_action_set<H: HandlerSpec>(
         .await?;
     let current = rows
         .iter()
-        .map(action_from_row::<H>)
+        .map(|row| action_from_row::<H>(row, store.keys()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut report = SetReport::default();
     for wanted in desired {
@@ -70,7 +70,7 @@ pub async fn apply_action_set<H: HandlerSpec>(
         match current.iter().find(|a| a.spec.matching.name == name) {
             None => {
                 let spec = to_store(wanted, None)?;
-                insert_action(&mut *tx, tenant_id, &spec, false).await?;
+                insert_action(&mut *tx, store.keys(), tenant_id, &spec, false).await?;
                 report.created.push(name);
             }
             Some(existing) if existing.deleted_at.is_some() => {
@@ -81,7 +81,7 @@ pub async fn apply_action_set<H: HandlerSpec>(
                 if spec == existing.spec {
                     report.unchanged.push(name);
                 } else {
-                    rewrite_action(&mut *tx, tenant_id, existing.id, &spec).await?;
+                    rewrite_action(&mut *tx, store.keys(), tenant_id, existing.id, &spec).await?;
                     report.updated.push(name);
                 }
             }

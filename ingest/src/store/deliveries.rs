@@ -69,7 +69,7 @@ pub async fn create_delivery(
     let mut action = delivery.action.clone();
     action.matching.name = format!("delivery {}", event.id.as_str());
     action.matching.event_types = Vec::new();
-    let action = insert_action(&mut *tx, event.tenant_id, &action, true).await?;
+    let action = insert_action(&mut *tx, store.keys(), event.tenant_id, &action, true).await?;
     let execution = NewExecution {
         id: ExecutionId::new(),
         tenant_id: event.tenant_id,

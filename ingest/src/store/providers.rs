@@ -5,8 +5,9 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::provider::{EventTypeFrom, ProviderSpec, Scheme};
+use herald_common::crypto::{KeyRing, SealError};
 use herald_common::ids::{ProviderId, TenantId};
-use herald_common::store::Store;
+use herald_common::store::{Store, open_text, provider_context, seal_text};
 
 /// A stored provider.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub enum ProviderWriteError {
     #[error("a provider named {0:?} already exists")]
     NameTaken(String),
     #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
 
@@ -36,7 +39,8 @@ fn decode_error(column: &str, message: String) -> sqlx::Error {
     }
 }
 
-fn from_row(row: &PgRow) -> Result<ProviderRecord, sqlx::Error> {
+/// A provider as stored, its secret opened with `keys`.
+fn from_row(row: &PgRow, keys: &KeyRing) -> Result<ProviderRecord, sqlx::Error> {
     let scheme_name: String = row.try_get("scheme")?;
     let scheme = Scheme::from_parts(&scheme_name, row.try_get("signature_header")?)
         .ok_or_else(|| decode_error("scheme", format!("unknown scheme {scheme_name:?}")))?;
@@ -50,7 +54,12 @@ fn from_row(row: &PgRow) -> Result<ProviderRecord, sqlx::Error> {
         spec: ProviderSpec {
             name: row.try_get("name")?,
             scheme,
-            secret: row.try_get("secret")?,
+            secret: open_text(
+                keys,
+                &row.try_get::<String, _>("secret")?,
+                &provider_context(row.try_get("tenant_id")?, row.try_get("id")?),
+            )
+            .map_err(|e| decode_error("secret", e.to_string()))?,
             tolerance_s: tolerance_s.map(|t| t as u32),
             event_type,
             type_prefix: row.try_get("type_prefix")?,
@@ -73,12 +82,19 @@ pub async fn create_provider(
          RETURNING {COLUMNS}"
     );
     let event_type = serde_json::to_value(&spec.event_type).unwrap_or_default();
+    let id = ProviderId::new();
+    // Verifying a signature needs the secret itself: it is kept, sealed for this row.
+    let secret = seal_text(
+        store.keys(),
+        &spec.secret,
+        &provider_context(tenant_id.0, id.0),
+    )?;
     let row = sqlx::query(&sql)
-        .bind(ProviderId::new())
+        .bind(id)
         .bind(tenant_id)
         .bind(&spec.name)
         .bind(spec.scheme.as_str())
-        .bind(&spec.secret)
+        .bind(secret)
         .bind(spec.tolerance_s.map(|t| t as i32))
         .bind(event_type)
         .bind(&spec.type_prefix)
@@ -87,7 +103,7 @@ pub async fn create_provider(
         .fetch_optional(store.pool())
         .await?;
     match row {
-        Some(row) => Ok(from_row(&row)?),
+        Some(row) => Ok(from_row(&row, store.keys())?),
         None => Err(ProviderWriteError::NameTaken(spec.name.clone())),
     }
 }
@@ -102,7 +118,7 @@ pub async fn providers_of(
         .bind(tenant_id)
         .fetch_all(store.pool())
         .await?;
-    rows.iter().map(from_row).collect()
+    rows.iter().map(|row| from_row(row, store.keys())).collect()
 }
 
 pub async fn get_provider(
@@ -116,7 +132,9 @@ pub async fn get_provider(
         .bind(id)
         .fetch_optional(store.pool())
         .await?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref()
+        .map(|row| from_row(row, store.keys()))
+        .transpose()
 }
 
 /// Deletes one of the tenant's providers and returns it as it was: its hook URL answers
@@ -132,7 +150,9 @@ pub async fn delete_provider(
         .bind(id)
         .fetch_optional(store.pool())
         .await?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref()
+        .map(|row| from_row(row, store.keys()))
+        .transpose()
 }
 
 /// A provider by id alone, for `POST /v1/hooks/{id}`: the one query on tenant data without
@@ -148,5 +168,7 @@ pub async fn provider_for_hook(
         .bind(id)
         .fetch_optional(store.pool())
         .await?;
-    row.as_ref().map(from_row).transpose()
+    row.as_ref()
+        .map(|row| from_row(row, store.keys()))
+        .transpose()
 }
