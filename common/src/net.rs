@@ -227,6 +227,12 @@ impl Destinations {
         })
     }
 
+    /// Whether `host` at `ip` is on the allow-list itself (whatever its address class): what a
+    /// connection without encryption needs (SMTP with `security: none`).
+    pub fn allow_listed(&self, host: &str, ip: IpAddr) -> bool {
+        self.allow.iter().any(|entry| entry.contains(host, ip))
+    }
+
     pub fn check(&self, host: &str, ip: IpAddr) -> Result<(), Refused> {
         match restriction(ip) {
             None => Ok(()),

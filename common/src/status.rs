@@ -83,6 +83,15 @@ string_enum!(
         ChainTooDeep => "chain_too_deep",
         /// A `publish` action's event could not be handed to the broker.
         Publish => "publish",
+        /// A template could not render: a missing value (or secret), too much work or output,
+        /// a value a header or URL cannot carry. Permanent: the same event renders the same.
+        Template => "template",
+        /// The OAuth token endpoint refused the credentials (or, retried, was down).
+        Auth => "auth",
+        /// An SMTP server answered 4xx: try again later.
+        SmtpDeferred => "smtp_deferred",
+        /// An SMTP server answered 5xx: the message is refused for good.
+        SmtpRejected => "smtp_rejected",
     }
 );
 

@@ -31,7 +31,7 @@ use herald_common::clock::SharedClock;
 use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
 use herald_common::metrics::{Metrics, Stage};
 use herald_common::status::ErrorKind;
-use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, Store};
+use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, SecretValues, Store};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind};
 use herald_handlers::outcome::Verdict;
 use herald_handlers::{Action, Context, Outbound, Performed};
@@ -43,6 +43,7 @@ use crate::batcher::{Batcher, CallError};
 use crate::circuits::Circuits;
 use crate::decide::{Attempt, Decision, decide};
 use crate::gates::{ActionLimits, Busy, DestinationGates};
+use crate::secrets::SecretCache;
 
 /// How long an attempt may wait in memory for its action's limits.
 const LIMIT_WAIT: Duration = Duration::from_secs(2);
@@ -61,6 +62,8 @@ pub struct Executor {
     pub slots: Semaphore,
     pub lease: Duration,
     pub actions: ActionCache,
+    /// The tenant secrets actions' templates use.
+    pub secrets: SecretCache,
     pub circuits: Arc<Circuits>,
     pub gates: DestinationGates,
     pub limits: ActionLimits,
@@ -168,6 +171,10 @@ impl Executor {
             }
             Claim::Finished(_) | Claim::Stale | Claim::NotFound => return Ok(()),
         }
+        let secrets = self
+            .secrets
+            .get(job.tenant_id, &action.spec.handler.secret_names())
+            .await?;
         // Then the destination's share of this process and, for a trial, the probe claim;
         // then one of the process's slots.
         let mut probe = false;
@@ -198,7 +205,7 @@ impl Executor {
         let slot = self.slots.acquire().await?;
 
         let started = self.clock.now();
-        let performing = self.perform(job, action);
+        let performing = self.perform(job, action, &secrets);
         tokio::pin!(performing);
         let performed = tokio::select! {
             performed = &mut performing => performed,
@@ -224,10 +231,17 @@ impl Executor {
     }
 
     /// Makes the attempt, by handler type.
-    async fn perform(&self, job: &ExecutionJob, action: &Action) -> Performed {
+    async fn perform(
+        &self,
+        job: &ExecutionJob,
+        action: &Action,
+        secrets: &SecretValues,
+    ) -> Performed {
         let context = Context {
             job,
             now: self.clock.now(),
+            action_name: &action.spec.matching.name,
+            secrets,
             outbound: &self.outbound,
             publisher: Some(&self.publisher),
         };
@@ -235,7 +249,8 @@ impl Executor {
     }
 
     /// A response that says the endpoint is up (anything but a transport error, a timeout or
-    /// a server-side status) counts as a success for its circuit.
+    /// a server-side status) counts as a success for its circuit. An attempt that never
+    /// reached it (a template that did not render, a token refused) says nothing about it.
     async fn report_to_circuit(
         &self,
         job: &ExecutionJob,
@@ -243,11 +258,20 @@ impl Executor {
         performed: &Performed,
         probe: bool,
     ) {
+        let reached = !matches!(
+            performed.delivered.error,
+            Some((ErrorKind::Template | ErrorKind::Auth, _))
+        );
+        if !reached {
+            // A probe's claim lapses with its lease, and another attempt probes.
+            return;
+        }
         let healthy = match &performed.verdict {
             Verdict::Success | Verdict::Gone => true,
-            Verdict::Fail { kind } => {
-                *kind == ErrorKind::HttpStatus || *kind == ErrorKind::Redirect
-            }
+            Verdict::Fail { kind } => matches!(
+                kind,
+                ErrorKind::HttpStatus | ErrorKind::Redirect | ErrorKind::SmtpRejected
+            ),
             Verdict::Retry { .. } => false,
         };
         let error = performed

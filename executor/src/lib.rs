@@ -1,5 +1,5 @@
-//! The executor: performs executions (through the handlers crate: signed webhooks, chained
-//! events, log lines), records every attempt, schedules retries through the scheduler, and keeps failing destinations
+//! The executor: performs executions (through the handlers crate: signed webhooks, API
+//! requests, email, chained events, log lines), records every attempt, schedules retries through the scheduler, and keeps failing destinations
 //! behind circuit breakers.
 
 pub mod actions;
@@ -9,6 +9,7 @@ pub mod decide;
 pub mod gates;
 pub mod job;
 pub mod retry;
+pub mod secrets;
 mod service;
 mod store;
 

@@ -28,6 +28,7 @@ use crate::batcher::Batcher;
 use crate::circuits::Circuits;
 use crate::gates::{ActionLimits, DestinationGates};
 use crate::job::Executor;
+use crate::secrets::SecretCache;
 
 /// Most checks or records sent in one statement.
 const DB_BATCH_MAX: usize = 256;
@@ -36,12 +37,7 @@ const DB_BATCH_MAX: usize = 256;
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let base = Base::start(ServiceName::Executor, config, shutdown.clone()).await?;
     let settings = &base.config.executor;
-    let outbound = Outbound::new(
-        &settings.allow_private_destinations,
-        Duration::from_millis(settings.connect_timeout_ms),
-        settings.response_body_limit_bytes,
-    )
-    .context("building the HTTP client")?;
+    let outbound = Outbound::from_config(settings).context("building the HTTP client")?;
     let circuits = Arc::new(Circuits::new(
         base.store.clone(),
         base.clock.clone(),
@@ -70,6 +66,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         slots: Semaphore::new(settings.concurrency),
         lease: Duration::from_secs(settings.lease_s),
         actions: ActionCache::new(base.store.clone()),
+        secrets: SecretCache::new(base.store.clone()),
         circuits,
         gates: DestinationGates::new(
             settings.per_destination_concurrency,

@@ -5,8 +5,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_common::config::ExecutorConfig;
 use herald_common::net::{Destinations, Refused};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::email::Security;
+use crate::mail::{Relay, Relays};
+use crate::oauth::TokenCache;
 
 /// Resolves names and keeps only addresses the destination policy allows.
 struct GuardedResolver {
@@ -49,6 +54,12 @@ pub struct Outbound {
     pub client: reqwest::Client,
     pub destinations: Arc<Destinations>,
     pub body_limit: usize,
+    /// OAuth tokens by action, shared by every attempt of the process.
+    pub tokens: Arc<TokenCache>,
+    /// SMTP connection pools by relay.
+    pub relays: Arc<Relays>,
+    /// The operator's relay, for email actions that name none (`executor.smtp`).
+    pub default_relay: Option<Relay>,
 }
 
 impl Outbound {
@@ -74,7 +85,39 @@ impl Outbound {
             client,
             destinations,
             body_limit,
+            tokens: Arc::default(),
+            relays: Arc::default(),
+            default_relay: None,
         })
+    }
+
+    /// The outbound the executor's settings describe: its destination policy, timeouts,
+    /// response limit and default SMTP relay.
+    pub fn from_config(settings: &ExecutorConfig) -> anyhow::Result<Self> {
+        let relay = &settings.smtp;
+        let default_relay = (!relay.host.is_empty()).then(|| {
+            let security = Security::parse(&relay.security).unwrap_or(Security::StartTls);
+            Relay {
+                host: relay.host.clone(),
+                port: relay.port,
+                security,
+                credentials: (!relay.username.is_empty())
+                    .then(|| (relay.username.clone(), relay.password.clone())),
+                trusted: true,
+            }
+        });
+        Ok(Self::new(
+            &settings.allow_private_destinations,
+            Duration::from_millis(settings.connect_timeout_ms),
+            settings.response_body_limit_bytes,
+        )?
+        .with_default_relay(default_relay))
+    }
+
+    /// This outbound with the operator's default SMTP relay.
+    pub fn with_default_relay(mut self, relay: Option<Relay>) -> Self {
+        self.default_relay = relay;
+        self
     }
 }
 

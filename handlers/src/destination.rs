@@ -3,6 +3,8 @@
 
 use herald_common::action::ActionError;
 
+use crate::template::{Builder, Kind, RenderContext, RenderError, Templates, Text, is_template};
+
 /// Longest URL: what HTTP servers commonly accept on a request line.
 pub const MAX_URL_LEN: usize = 8192;
 
@@ -45,6 +47,87 @@ pub fn endpoint_of(url: &url::Url) -> String {
     let host = url.host_str().unwrap_or_default();
     let port = url.port_or_known_default().unwrap_or_default();
     format!("{}://{host}:{port}", url.scheme())
+}
+
+/// A URL whose path and query may be templates: its scheme, host and port are written out, so
+/// that the SSRF guard and the circuit see the real destination before anything renders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlTemplate {
+    /// The URL with its templates unrendered, as given.
+    pub source: String,
+    /// Its fixed part (`scheme://host:port/`).
+    pub origin: url::Url,
+    text: Text,
+}
+
+impl UrlTemplate {
+    /// Reads `text` (the URL named `field`): a plain URL, or one with templates after its
+    /// authority.
+    pub fn parse(field: &str, text: &str, builder: &mut Builder) -> Result<Self, ActionError> {
+        if !is_template(text) {
+            let url = parse_url(field, text)?;
+            return Ok(Self {
+                source: text.to_owned(),
+                origin: url.clone(),
+                text: Text::Literal(url.to_string()),
+            });
+        }
+        let fixed = "the scheme, host and port must be written out: a template may fill the \
+                     path and query only";
+        let first = ["{{", "{%", "{#"]
+            .iter()
+            .filter_map(|marker| text.find(marker))
+            .min()
+            .unwrap_or(0);
+        let before = &text[..first];
+        let authority_end = before
+            .find("://")
+            .and_then(|scheme| before[scheme + 3..].find('/').map(|i| scheme + 3 + i))
+            .ok_or_else(|| ActionError::new(field, fixed))?;
+        if text.len() > MAX_URL_LEN {
+            return Err(ActionError::new(
+                field,
+                format!("must be at most {MAX_URL_LEN} bytes"),
+            ));
+        }
+        let origin = parse_url(field, &text[..=authority_end])?;
+        Ok(Self {
+            source: text.to_owned(),
+            origin,
+            text: builder.text(field, text, Kind::Url)?,
+        })
+    }
+
+    /// The endpoint it reaches (`scheme://host:port`).
+    pub fn endpoint(&self) -> String {
+        endpoint_of(&self.origin)
+    }
+
+    /// The URL for one attempt: still one an HTTP client can send, at the fixed origin.
+    pub fn render(
+        &self,
+        field: &str,
+        templates: &Templates,
+        ctx: &RenderContext,
+    ) -> Result<url::Url, RenderError> {
+        let failed = |message: String| RenderError {
+            field: field.to_owned(),
+            message,
+        };
+        let text = templates.render(&self.text, ctx)?;
+        if text.len() > MAX_URL_LEN {
+            return Err(failed(format!("renders more than {MAX_URL_LEN} bytes")));
+        }
+        let url = url::Url::parse(&text)
+            .map_err(|e| failed(format!("renders {text:?}, which is not a URL: {e}")))?;
+        if url.origin() != self.origin.origin() || !url.username().is_empty() {
+            return Err(failed(format!(
+                "renders {text:?}, which leaves {}",
+                endpoint_of(&self.origin)
+            )));
+        }
+        Ok(url)
+    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,15 @@
 use herald_common::action::{ActionError, HandlerSpec, ReadHandler};
 use herald_common::json_tree::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::attempt::Performed;
 use crate::context::Context;
+use crate::email::{self, EmailSpec};
+use crate::http::{self, HttpSpec};
 use crate::log::{self, LogSpec};
 use crate::publish::{self, PublishSpec};
+use crate::template::RenderError;
 use crate::webhook::{self, WebhookSpec};
 
 /// What an action does when it runs.
@@ -18,6 +21,10 @@ use crate::webhook::{self, WebhookSpec};
 pub enum Handler {
     /// A signed HTTP request to another system.
     Webhook(WebhookSpec),
+    /// A templated API request.
+    Http(HttpSpec),
+    /// An email over SMTP.
+    Email(EmailSpec),
     /// A new event for the same tenant on `herald.events`, so that actions can chain.
     Publish(PublishSpec),
     /// A line in the executor's log: for trying actions out.
@@ -26,7 +33,7 @@ pub enum Handler {
 
 impl Handler {
     /// The handler types, as `handler.type` names them.
-    pub const TYPES: [&'static str; 3] = ["webhook", "publish", "log"];
+    pub const TYPES: [&'static str; 5] = ["webhook", "http", "email", "publish", "log"];
 
     /// Checks a handler as an action gives it, naming the field of anything wrong.
     pub fn parse(value: &Json<'_>) -> Result<Self, ActionError> {
@@ -35,6 +42,8 @@ impl Handler {
         };
         match map.get("type").and_then(Json::as_str) {
             Some("webhook") => webhook::parse(map).map(Self::Webhook),
+            Some("http") => http::parse(map).map(Self::Http),
+            Some("email") => email::parse(map).map(Self::Email),
             Some("publish") => publish::parse(map).map(Self::Publish),
             Some("log") => log::parse(map).map(Self::Log),
             Some(other) => Err(ActionError::new(
@@ -49,9 +58,11 @@ impl Handler {
     }
 
     /// Each type's JSON Schema, by type name.
-    pub fn schemas() -> [(&'static str, Value); 3] {
+    pub fn schemas() -> [(&'static str, Value); 5] {
         [
             ("webhook", webhook::schema()),
+            ("http", http::schema()),
+            ("email", email::schema()),
             ("publish", publish::schema()),
             ("log", log::schema()),
         ]
@@ -62,6 +73,8 @@ impl Handler {
     pub fn view(&self, reveal_secrets: bool) -> Value {
         match self {
             Self::Webhook(spec) => webhook::view(spec, reveal_secrets),
+            Self::Http(spec) => http::view(spec, reveal_secrets),
+            Self::Email(spec) => email::view(spec),
             Self::Publish(spec) => publish::view(spec),
             Self::Log(spec) => log::view(spec),
         }
@@ -72,6 +85,8 @@ impl Handler {
     pub fn destination(&self) -> Option<&str> {
         match self {
             Self::Webhook(spec) => Some(&spec.endpoint),
+            Self::Http(spec) => Some(&spec.endpoint),
+            Self::Email(spec) => Some(&spec.endpoint),
             Self::Publish(_) | Self::Log(_) => None,
         }
     }
@@ -79,7 +94,31 @@ impl Handler {
     /// Whether a test send (`POST /v1/actions/{id}/test` with `send`) may make one real
     /// attempt of it: one that only sends a request, and changes nothing in Herald.
     pub fn can_be_tried(&self) -> bool {
-        matches!(self, Self::Webhook(_))
+        matches!(self, Self::Webhook(_) | Self::Http(_) | Self::Email(_))
+    }
+
+    /// The tenant secrets its templates use (`secrets.NAME`), each with the first field that
+    /// does: the ones an attempt opens, and that must exist when the action is saved.
+    pub fn secret_uses(&self) -> Vec<(&str, &str)> {
+        let templates = match self {
+            Self::Webhook(spec) => &spec.body.templates,
+            Self::Http(spec) => &spec.templates,
+            Self::Email(spec) => &spec.templates,
+            Self::Publish(_) | Self::Log(_) => return Vec::new(),
+        };
+        templates
+            .secrets()
+            .iter()
+            .map(|(name, field)| (name.as_str(), field.as_str()))
+            .collect()
+    }
+
+    /// The names of the tenant secrets its templates use.
+    pub fn secret_names(&self) -> Vec<&str> {
+        self.secret_uses()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// The webhook's settings, for a handler that is one.
@@ -90,10 +129,54 @@ impl Handler {
         }
     }
 
+    /// What an attempt would do, every template rendered, nothing sent: the request (or the
+    /// event, the log line) with credentials and secrets masked. An error names the template
+    /// that does not render.
+    pub fn preview(&self, ctx: &Context<'_>) -> Result<Value, RenderError> {
+        match self {
+            Self::Webhook(spec) => {
+                let payload = webhook::payload(spec, &ctx.job.event, || ctx.render_context())?;
+                let request = webhook::build(
+                    ctx.job.execution_id,
+                    payload,
+                    spec,
+                    ctx.now.timestamp(),
+                    None,
+                );
+                Ok(json!({"request": request.preview(&ctx.secret_values())}))
+            }
+            Self::Http(spec) => {
+                let prepared = http::prepare(spec, ctx)?;
+                let credentials: Vec<&str> =
+                    prepared.credentials.iter().map(String::as_str).collect();
+                let mut request = prepared.request.preview(&credentials);
+                if let Some(token) = &prepared.token {
+                    request["headers"]["authorization"] = json!(crate::credentials::MASK);
+                    request["token_url"] = json!(token.token_url.as_str());
+                }
+                Ok(json!({"request": request}))
+            }
+            Self::Email(spec) => {
+                let rendered = email::render(spec, ctx)?;
+                let mut secrets = ctx.secret_values();
+                if let Some((_, password)) =
+                    rendered.relay.as_ref().and_then(|r| r.credentials.as_ref())
+                {
+                    secrets.push(password);
+                }
+                Ok(json!({"email": rendered.preview(&secrets)}))
+            }
+            Self::Publish(spec) => Ok(json!({"publish": publish::view(spec)})),
+            Self::Log(spec) => Ok(json!({"log": log::view(spec)})),
+        }
+    }
+
     /// Makes one attempt.
     pub async fn execute(&self, ctx: &Context<'_>) -> Performed {
         match self {
             Self::Webhook(spec) => webhook::execute(spec, ctx).await,
+            Self::Http(spec) => http::execute(spec, ctx).await,
+            Self::Email(spec) => email::execute(spec, ctx).await,
             Self::Publish(spec) => publish::execute(spec, ctx).await,
             Self::Log(spec) => log::execute(spec, ctx).await,
         }
@@ -110,6 +193,8 @@ impl HandlerSpec for Handler {
     fn kind(&self) -> &'static str {
         match self {
             Self::Webhook(_) => "webhook",
+            Self::Http(_) => "http",
+            Self::Email(_) => "email",
             Self::Publish(_) => "publish",
             Self::Log(_) => "log",
         }
@@ -118,6 +203,20 @@ impl HandlerSpec for Handler {
     fn keep_stored(&mut self, stored: Option<&Self>) -> Result<(), ActionError> {
         match self {
             Self::Webhook(spec) => webhook::keep_stored(spec, stored.and_then(Self::webhook)),
+            Self::Http(spec) => http::keep_stored(
+                spec,
+                match stored {
+                    Some(Self::Http(stored)) => Some(stored),
+                    _ => None,
+                },
+            ),
+            Self::Email(spec) => email::keep_stored(
+                spec,
+                match stored {
+                    Some(Self::Email(stored)) => Some(stored),
+                    _ => None,
+                },
+            ),
             Self::Publish(_) | Self::Log(_) => Ok(()),
         }
     }

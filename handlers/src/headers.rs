@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use herald_common::action::ActionError;
 use herald_common::json_tree::{At, Json};
 
+use crate::template::{Builder, Kind, RenderContext, RenderError, Templates, Text};
+
 /// Most headers of a handler's own.
 pub const MAX_HEADERS: usize = 64;
 /// Longest value of one header: servers refuse larger header sections (431).
@@ -56,6 +58,55 @@ pub fn parse(
         headers.insert(lower, value.as_ref().to_owned());
     }
     Ok(headers)
+}
+
+/// Headers whose values are templates, compiled (`field` names the headers' object).
+pub fn compile(
+    field: &str,
+    headers: &BTreeMap<String, String>,
+    builder: &mut Builder,
+) -> Result<Vec<(String, Text)>, ActionError> {
+    let root = At::Root(field);
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let at = root.key(name).to_string();
+            Ok((name.clone(), builder.text(&at, value, Kind::Text)?))
+        })
+        .collect()
+}
+
+/// Header values for one attempt: a rendered value must still be one a header can carry.
+pub fn render(
+    field: &str,
+    headers: &[(String, Text)],
+    templates: &Templates,
+    ctx: &RenderContext,
+) -> Result<Vec<(String, String)>, RenderError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let rendered = templates.render(value, ctx)?.into_owned();
+            let control = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f;
+            let problem = if rendered.bytes().any(control) {
+                Some(
+                    "renders a line break or control character, which a header cannot carry"
+                        .to_owned(),
+                )
+            } else if rendered.len() > MAX_HEADER_VALUE_LEN {
+                Some(format!("renders more than {MAX_HEADER_VALUE_LEN} bytes"))
+            } else {
+                None
+            };
+            match problem {
+                Some(message) => Err(RenderError {
+                    field: At::Root(field).key(name).to_string(),
+                    message,
+                }),
+                None => Ok((name.clone(), rendered)),
+            }
+        })
+        .collect()
 }
 
 /// An HTTP token (RFC 9110), as a header name must be.

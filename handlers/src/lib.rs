@@ -5,7 +5,7 @@
 //! masked), `schema.rs` (its JSON Schema, from which the OpenAPI document and the console's
 //! action form are made) and `execute.rs` (one attempt, and what its result means). Around
 //! them: [`handler`] (the list of types), [`client`] (the only way out of the process: the
-//! guarded HTTP client with its vetted resolver), [`http`] (one request and its answer),
+//! guarded HTTP client with its vetted resolver), [`transport`] (one HTTP request and its answer),
 //! [`signing`] (Standard Webhooks), [`outcome`] (what an answer means) and [`attempt`] (what an
 //! attempt did, as the executor records it).
 //!
@@ -17,17 +17,23 @@
 //! as they are.
 
 pub mod attempt;
+pub mod body;
 pub mod client;
 pub mod context;
 pub mod credentials;
 pub mod destination;
+pub mod email;
 pub mod handler;
 pub mod headers;
 pub mod http;
 pub mod log;
+pub mod mail;
+pub mod oauth;
 pub mod outcome;
 pub mod publish;
 pub mod signing;
+pub mod template;
+pub mod transport;
 pub mod webhook;
 
 use herald_common::action::ActionError;

@@ -5,6 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_common::status::ErrorKind;
 
+use crate::attempt::Delivered;
+
 /// The executor's reading of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -40,6 +42,40 @@ pub fn classify_status(status: u16, retry_after: Option<&str>, now: DateTime<Utc
     }
 }
 
+/// Classifies an HTTP status for a handler whose `success_codes` (if given) replace 2xx as the
+/// statuses that succeed: another 2xx then fails for good, anything else is read as usual.
+pub fn classify_status_with(
+    status: u16,
+    success_codes: Option<&[u16]>,
+    retry_after: Option<&str>,
+    now: DateTime<Utc>,
+) -> Verdict {
+    match success_codes {
+        Some(codes) if codes.contains(&status) => Verdict::Success,
+        Some(_) if (200..=299).contains(&status) => Verdict::Fail {
+            kind: ErrorKind::HttpStatus,
+        },
+        _ => classify_status(status, retry_after, now),
+    }
+}
+
+/// What one HTTP attempt's result means, its `Retry-After` read from when the answer came
+/// (the attempt started at `started`).
+pub fn verdict_of(
+    delivered: &Delivered,
+    success_codes: Option<&[u16]>,
+    started: DateTime<Utc>,
+) -> Verdict {
+    let answered = started + chrono::Duration::from_std(delivered.duration).unwrap_or_default();
+    match (&delivered.status, &delivered.error) {
+        (Some(status), _) => {
+            classify_status_with(*status, success_codes, delivered.retry_after(), answered)
+        }
+        (None, Some((kind, _))) => classify_error(*kind),
+        (None, None) => classify_error(ErrorKind::Request),
+    }
+}
+
 /// Classifies a failure that produced no response.
 pub fn classify_error(kind: ErrorKind) -> Verdict {
     match kind {
@@ -48,7 +84,8 @@ pub fn classify_error(kind: ErrorKind) -> Verdict {
         | ErrorKind::Connect
         | ErrorKind::Dns
         | ErrorKind::Request
-        | ErrorKind::Publish => Verdict::Retry {
+        | ErrorKind::Publish
+        | ErrorKind::SmtpDeferred => Verdict::Retry {
             kind,
             retry_after: None,
         },
@@ -57,7 +94,10 @@ pub fn classify_error(kind: ErrorKind) -> Verdict {
         | ErrorKind::HttpStatus
         | ErrorKind::Redirect
         | ErrorKind::ActionUnavailable
-        | ErrorKind::ChainTooDeep => Verdict::Fail { kind },
+        | ErrorKind::ChainTooDeep
+        | ErrorKind::Template
+        | ErrorKind::Auth
+        | ErrorKind::SmtpRejected => Verdict::Fail { kind },
     }
 }
 
@@ -138,6 +178,39 @@ mod tests {
     }
 
     #[test]
+    fn success_codes_replace_2xx() {
+        let fail = Verdict::Fail {
+            kind: ErrorKind::HttpStatus,
+        };
+        let codes: &[u16] = &[200, 202, 302];
+        let table = [
+            (200, Verdict::Success),
+            (202, Verdict::Success),
+            (302, Verdict::Success),
+            (204, fail.clone()),
+            (404, fail.clone()),
+            (
+                503,
+                Verdict::Retry {
+                    kind: ErrorKind::HttpStatus,
+                    retry_after: None,
+                },
+            ),
+        ];
+        for (status, expected) in table {
+            assert_eq!(
+                classify_status_with(status, Some(codes), None, now()),
+                expected,
+                "{status}"
+            );
+        }
+        assert_eq!(
+            classify_status_with(204, None, None, now()),
+            Verdict::Success
+        );
+    }
+
+    #[test]
     fn retry_after_is_read_on_retryable_statuses_only() {
         let verdict = classify_status(429, Some("2"), now());
         assert_eq!(
@@ -181,6 +254,7 @@ mod tests {
             ErrorKind::Dns,
             ErrorKind::Request,
             ErrorKind::Publish,
+            ErrorKind::SmtpDeferred,
         ] {
             assert!(
                 matches!(classify_error(kind), Verdict::Retry { .. }),
@@ -192,6 +266,9 @@ mod tests {
             ErrorKind::Tls,
             ErrorKind::ChainTooDeep,
             ErrorKind::ActionUnavailable,
+            ErrorKind::Template,
+            ErrorKind::Auth,
+            ErrorKind::SmtpRejected,
         ] {
             assert_eq!(classify_error(kind), Verdict::Fail { kind });
         }

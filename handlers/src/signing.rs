@@ -3,6 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use herald_common::action::ActionError;
+use herald_common::json_tree::{At, Json, Object};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -11,6 +13,8 @@ use subtle::ConstantTimeEq;
 type HmacSha256 = Hmac<Sha256>;
 
 const SECRET_PREFIX: &str = "whsec_";
+/// Most secrets active at once (while one rotates, several sign every delivery).
+pub const MAX_SECRETS: usize = 5;
 
 /// Why a secret is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +124,75 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(redacted)")
     }
+}
+
+/// The signing secrets of a handler's `secret` (one) and `secrets` (every active one, newest
+/// first), at most [`MAX_SECRETS`]; one is made up when neither is given (`true` in the answer).
+pub fn parse_secrets(map: &Object<'_>) -> Result<(Vec<Secret>, bool), ActionError> {
+    let mut secrets = Vec::new();
+    if let Some(v) = map.get("secret") {
+        secrets.push(parse_secret(At::Root("handler.secret"), v)?);
+    }
+    if let Some(v) = map.get("secrets") {
+        let Json::Array(items) = v else {
+            return Err(ActionError::new(
+                "handler.secrets",
+                "must be a list of secrets",
+            ));
+        };
+        for (i, item) in items.iter().enumerate() {
+            secrets.push(parse_secret(At::Root("handler.secrets").index(i), item)?);
+        }
+    }
+    if secrets.len() > MAX_SECRETS {
+        return Err(ActionError::new(
+            "handler.secrets",
+            format!("at most {MAX_SECRETS} secrets may be active at once"),
+        ));
+    }
+    let generated = secrets.is_empty();
+    if generated {
+        // Signing on every webhook: a handler without a secret gets a fresh one.
+        secrets.push(Secret::generate());
+    }
+    Ok((secrets, generated))
+}
+
+fn parse_secret(field: At<'_>, value: &Json<'_>) -> Result<Secret, ActionError> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| ActionError::new(field, "must be a string"))?;
+    Secret::parse(text).map_err(|e| ActionError::new(field, e.to_string()))
+}
+
+/// A secret as reads show it: its last characters, in full only in the answer that created
+/// it (`reveal`).
+pub fn shown(secret: &Secret, reveal: bool) -> String {
+    let text = secret.text();
+    if reveal {
+        text.to_owned()
+    } else {
+        format!("whsec_…{}", &text[text.len().saturating_sub(4)..])
+    }
+}
+
+/// The Standard Webhooks headers of one signed request: its id, timestamp and one signature
+/// per active secret.
+pub fn standard_headers(
+    secrets: &[Secret],
+    webhook_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> [(String, String); 3] {
+    let keys = secrets.iter().map(|s| s.key());
+    [
+        (
+            "webhook-signature".into(),
+            signature_header(keys, webhook_id, timestamp, body),
+        ),
+        ("webhook-id".into(), webhook_id.to_owned()),
+        ("webhook-timestamp".into(), timestamp.to_string()),
+    ]
 }
 
 /// A fresh random secret, for actions created without one.

@@ -86,12 +86,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     let engine = live_engine(&base).await?;
     let executor = &base.config.executor;
-    let outbound = Outbound::new(
-        &executor.allow_private_destinations,
-        Duration::from_millis(executor.connect_timeout_ms),
-        executor.response_body_limit_bytes,
-    )
-    .context("building the HTTP client for test deliveries")?;
+    let outbound =
+        Outbound::from_config(executor).context("building the HTTP client for test deliveries")?;
     let state = AppState {
         engine,
         store: base.store.clone(),

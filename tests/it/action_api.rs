@@ -264,7 +264,7 @@ async fn actions_are_listed_by_filter_and_by_page() {
 
     for query in [
         "?enabled=yes",
-        "?handler_type=email",
+        "?handler_type=carrier_pigeon",
         "?event_type=a..b",
         "?limit=0",
         "?cursor=%25%25",

@@ -7,11 +7,13 @@
 
 pub mod env;
 pub mod eventually;
+pub mod mail_server;
 pub mod process;
 pub mod receiver;
 pub mod sandbox;
 pub mod servers;
 
 pub use eventually::eventually;
+pub use mail_server::MailServer;
 pub use receiver::{Receiver, Reply};
 pub use sandbox::{Sandbox, SandboxOptions};

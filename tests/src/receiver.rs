@@ -51,7 +51,10 @@ impl Reply {
 /// A request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     pub path: String,
+    /// The query string as sent (without `?`), empty when there is none.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
@@ -134,6 +137,7 @@ impl Drop for Receiver {
 
 async fn handle(
     State(inner): State<Arc<Mutex<Inner>>>,
+    method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -141,7 +145,9 @@ async fn handle(
     let reply = {
         let mut inner = inner.lock().unwrap();
         inner.received.push(Received {
+            method: method.to_string(),
             path: uri.path().to_owned(),
+            query: uri.query().unwrap_or_default().to_owned(),
             headers,
             body,
             at: Instant::now(),

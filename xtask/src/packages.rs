@@ -82,14 +82,14 @@ pub fn ensure_installed() -> anyhow::Result<()> {
 /// The Standard Webhooks reference library, which the tests use to verify signatures, and the
 /// CloudEvents SDK, which they use to send CloudEvents, an OpenAPI validator for the
 /// published document, and jsonschema (with rfc3339-validator, without which it skips
-/// `date-time`) for real answers against its schemas: implementations that share no code with
-/// Herald's.
+/// `date-time`) for real answers against its schemas, and aiosmtpd, the SMTP server email tests
+/// send to: implementations that share no code with Herald's.
 pub fn ensure_python_tools() -> anyhow::Result<()> {
     let present = Command::new("python3")
         .args([
             "-c",
             "import standardwebhooks, cloudevents.conversion, openapi_spec_validator, \
-             jsonschema, rfc3339_validator",
+             jsonschema, rfc3339_validator, aiosmtpd",
         ])
         .output()
         .context("python3 is needed by the test suite")?
@@ -99,7 +99,7 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
         return Ok(());
     }
     eprintln!(
-        "==> installing the standardwebhooks, cloudevents, openapi-spec-validator and jsonschema Python packages from PyPI"
+        "==> installing the standardwebhooks, cloudevents, openapi-spec-validator, jsonschema and aiosmtpd Python packages from PyPI"
     );
     let status = Command::new("python3")
         .args([
@@ -115,6 +115,8 @@ pub fn ensure_python_tools() -> anyhow::Result<()> {
             // Used directly, not only through openapi-spec-validator (which needs >=4.26).
             "jsonschema==4.26.0",
             "rfc3339-validator==0.1.4",
+            // A real SMTP server for the email tests (the remote mail server's stand-in).
+            "aiosmtpd==1.4.6",
         ])
         .status()
         .context("running pip")?;

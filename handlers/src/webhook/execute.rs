@@ -2,14 +2,16 @@
 
 use std::time::Duration;
 
-use herald_common::status::ErrorKind;
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind};
 
-use super::{WebhookSpec, build};
+use herald_common::status::ErrorKind;
+
+use super::{WebhookSpec, build, payload};
 use crate::attempt::Performed;
 use crate::context::Context;
-use crate::http;
-use crate::outcome::{Verdict, classify_error, classify_status};
+use crate::credentials::scrub;
+use crate::outcome::{Verdict, verdict_of};
+use crate::transport;
 
 pub async fn execute(hook: &WebhookSpec, ctx: &Context<'_>) -> Performed {
     let job = ctx.job;
@@ -27,22 +29,29 @@ pub async fn execute(hook: &WebhookSpec, ctx: &Context<'_>) -> Performed {
         ],
     );
     let traceparent = span.traceparent();
+    let payload = match payload(hook, &job.event, || ctx.render_context()) {
+        Ok(payload) => payload,
+        Err(error) => {
+            span.set_error("template".to_owned());
+            let message = scrub(&error.to_string(), &ctx.secret_values()).into_owned();
+            return Performed::failed(
+                hook.url.to_string(),
+                ErrorKind::Template,
+                message,
+                std::time::Duration::ZERO,
+            );
+        }
+    };
     let request = build(
         job.execution_id,
-        &job.event,
+        payload,
         hook,
         ctx.now.timestamp(),
         Some(&traceparent),
     );
     let timeout = Duration::from_millis(u64::from(hook.timeout_ms));
-    let delivered = http::send(ctx.outbound, request, timeout).await;
-    // A `Retry-After` date counts from when the answer came.
-    let answered = ctx.now + chrono::Duration::from_std(delivered.duration).unwrap_or_default();
-    let verdict = match (&delivered.status, &delivered.error) {
-        (Some(status), _) => classify_status(*status, delivered.retry_after(), answered),
-        (None, Some((kind, _))) => classify_error(*kind),
-        (None, None) => classify_error(ErrorKind::Request),
-    };
+    let delivered = transport::send(ctx.outbound, request, timeout).await;
+    let verdict = verdict_of(&delivered, None, ctx.now);
     if let Some(status) = delivered.status {
         span.set_attribute(KeyValue::new(
             "http.response.status_code",
@@ -55,9 +64,14 @@ pub async fn execute(hook: &WebhookSpec, ctx: &Context<'_>) -> Performed {
             None => "unsuccessful status".to_owned(),
         });
     }
+    let secrets = ctx.secret_values();
     Performed {
         target: hook.url.to_string(),
-        delivered,
+        delivered: if secrets.is_empty() {
+            delivered
+        } else {
+            crate::http::scrubbed(delivered, &secrets)
+        },
         verdict,
     }
 }

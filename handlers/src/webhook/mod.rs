@@ -8,7 +8,7 @@ mod spec;
 mod view;
 
 pub use execute::execute;
-pub use request::{USER_AGENT, body, build};
+pub use request::{USER_AGENT, body, build, payload};
 pub use schema::schema;
-pub use spec::{MAX_SECRETS, MAX_TIMEOUT_MS, WebhookSpec, parse};
+pub use spec::{MAX_TIMEOUT_MS, WebhookBody, WebhookSpec, parse};
 pub use view::{keep_stored, view};

@@ -2,11 +2,13 @@
 
 use chrono::SecondsFormat;
 use herald_common::event::Event;
+
+use crate::template::{RenderContext, RenderError};
 use herald_common::ids::ExecutionId;
 
 use super::WebhookSpec;
-use crate::http::Request;
-use crate::signing::signature_header;
+use crate::signing::standard_headers;
+use crate::transport::Request;
 
 /// The `user-agent` of every delivery.
 pub const USER_AGENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
@@ -37,30 +39,44 @@ pub fn body(event: &Event) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The full request for one attempt of `execution_id`, signed with every active secret.
+/// What a webhook sends: its body template rendered, or the contract's envelope.
+pub fn payload<'h>(
+    hook: &'h WebhookSpec,
+    event: &Event,
+    ctx: impl FnOnce() -> RenderContext,
+) -> Result<(Vec<u8>, &'h str), RenderError> {
+    match &hook.body.template {
+        Some(template) => Ok((
+            template.render(&hook.body.templates, &ctx())?,
+            template.content_type(),
+        )),
+        None => Ok((body(event), "application/json")),
+    }
+}
+
+/// The full request for one attempt of `execution_id` carrying `body` (the envelope, or what
+/// the body template rendered, of `content_type`), signed with every active secret.
 pub fn build(
     execution_id: ExecutionId,
-    event: &Event,
+    (body, content_type): (Vec<u8>, &str),
     hook: &WebhookSpec,
     timestamp: i64,
     traceparent: Option<&str>,
 ) -> Request {
-    let body = body(event);
     let webhook_id = execution_id.to_string();
     let mut headers: Vec<(String, String)> = hook
         .headers
         .iter()
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
-    headers.push(("content-type".into(), "application/json".into()));
+    headers.push(("content-type".into(), content_type.into()));
     headers.push(("user-agent".into(), USER_AGENT.into()));
-    let keys = hook.secrets.iter().map(|s| s.key());
-    headers.push((
-        "webhook-signature".into(),
-        signature_header(keys, &webhook_id, timestamp, &body),
+    headers.extend(standard_headers(
+        &hook.secrets,
+        &webhook_id,
+        timestamp,
+        &body,
     ));
-    headers.push(("webhook-id".into(), webhook_id));
-    headers.push(("webhook-timestamp".into(), timestamp.to_string()));
     if let Some(traceparent) = traceparent {
         headers.push(("traceparent".into(), traceparent.into()));
     }
@@ -130,7 +146,7 @@ mod tests {
         let id = ExecutionId::new();
         let request = build(
             id,
-            &e,
+            (body(&e), "application/json"),
             &hook(&secrets),
             1_700_000_000,
             Some("00-abc-def-01"),

@@ -2,9 +2,10 @@
 
 use serde_json::{Value, json};
 
-use super::{MAX_SECRETS, MAX_TIMEOUT_MS};
+use super::MAX_TIMEOUT_MS;
 use crate::destination::MAX_URL_LEN;
 use crate::headers::{MAX_HEADER_VALUE_LEN, MAX_HEADERS};
+use crate::signing::MAX_SECRETS;
 
 pub fn schema() -> Value {
     json!({
@@ -33,6 +34,13 @@ pub fn schema() -> Value {
                        "title": "Signing secret",
                        "description": "`whsec_<base64>`; one is generated when none is given, \
                                        and a write without one keeps the stored ones."},
+            "body": {"type": ["object", "array", "string"], "title": "Body template (optional)",
+                     "description": "Replaces the standard envelope (still signed): a JSON \
+                                     template (strings are templates; exactly one \
+                                     {{ expression }} keeps its JSON type) or a text template."},
+            "form": {"type": "object", "additionalProperties": {"type": "string"},
+                     "title": "Form fields (instead of body)"},
+            "content_type": {"type": "string", "maxLength": 256, "title": "Body content type"},
             "secrets": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_SECRETS,
                         "x-herald-form": false,
                         "description": "Every active secret, newest first (several while one \

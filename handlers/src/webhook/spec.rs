@@ -4,22 +4,22 @@
 use std::collections::BTreeMap;
 
 use herald_common::action::{ActionError, reject_unknown};
-use herald_common::json_tree::{At, Json, Object};
+use herald_common::json_tree::{Json, Object};
 use serde::{Deserialize, Serialize};
 
+use crate::body::BodyTemplate;
 use crate::destination::{endpoint_of, parse_url};
 use crate::headers;
-use crate::http::Method;
-use crate::signing::Secret;
+use crate::signing::{self, Secret};
+use crate::template::{Builder, Templates};
+use crate::transport::Method;
 
 /// Longest allowed timeout.
 pub const MAX_TIMEOUT_MS: u32 = 60_000;
-/// Most secrets active at once (while one rotates, several sign every delivery).
-pub const MAX_SECRETS: usize = 5;
 const DEFAULT_TIMEOUT_MS: u32 = 15_000;
 
 /// Where the webhook goes and how it is signed.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "Stored", into = "Stored")]
 pub struct WebhookSpec {
     pub url: url::Url,
@@ -30,9 +30,23 @@ pub struct WebhookSpec {
     pub secrets: Vec<Secret>,
     /// `scheme://host:port` of `url`, the key of its circuit.
     pub endpoint: String,
+    /// What it sends instead of the standard envelope, if anything (still signed).
+    pub body: WebhookBody,
     /// The write gave no secret and one was made up: a stored one is kept instead, if any
     /// (see `view::keep_stored`). Not stored.
     pub(super) secret_generated: bool,
+}
+
+/// Two webhooks are the same when they are written the same (the typed parts follow).
+impl PartialEq for WebhookSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+            && self.method == other.method
+            && self.headers == other.headers
+            && self.timeout_ms == other.timeout_ms
+            && self.secrets == other.secrets
+            && self.body.source == other.body.source
+    }
 }
 
 /// The stored (and read) shape.
@@ -46,6 +60,40 @@ struct Stored {
     #[serde(default = "default_timeout")]
     timeout_ms: u32,
     secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    form: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+}
+
+/// The body fields a webhook may have.
+const BODY_FIELDS: [&str; 3] = ["body", "form", "content_type"];
+
+/// A webhook's body template, when it replaces the envelope.
+#[derive(Clone)]
+pub struct WebhookBody {
+    pub template: Option<BodyTemplate>,
+    /// Its templates (none without a body template).
+    pub templates: Templates,
+    /// The body's part of the handler as written (`body`, `form`, `content_type`).
+    pub(super) source: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A webhook's body template from the body fields of its handler.
+fn parse_body(map: &Object<'_>) -> Result<WebhookBody, ActionError> {
+    let mut builder = Builder::new();
+    let template = BodyTemplate::parse(map, &mut builder)?;
+    let source = BODY_FIELDS
+        .iter()
+        .filter_map(|key| Some(((*key).to_owned(), map.get(key)?.to_value())))
+        .collect();
+    Ok(WebhookBody {
+        template,
+        templates: builder.finish(),
+        source,
+    })
 }
 
 fn default_method() -> Method {
@@ -56,21 +104,25 @@ fn default_timeout() -> u32 {
     DEFAULT_TIMEOUT_MS
 }
 
+/// What a webhook is made of, besides its body.
+struct Parts {
+    url: url::Url,
+    method: Method,
+    headers: BTreeMap<String, String>,
+    timeout_ms: u32,
+    secrets: Vec<Secret>,
+}
+
 impl WebhookSpec {
-    fn new(
-        url: url::Url,
-        method: Method,
-        headers: BTreeMap<String, String>,
-        timeout_ms: u32,
-        secrets: Vec<Secret>,
-    ) -> Self {
+    fn new(parts: Parts, body: WebhookBody) -> Self {
         Self {
-            endpoint: endpoint_of(&url),
-            url,
-            method,
-            headers,
-            timeout_ms,
-            secrets,
+            endpoint: endpoint_of(&parts.url),
+            url: parts.url,
+            method: parts.method,
+            headers: parts.headers,
+            timeout_ms: parts.timeout_ms,
+            secrets: parts.secrets,
+            body,
             secret_generated: false,
         }
     }
@@ -88,13 +140,28 @@ impl TryFrom<Stored> for WebhookSpec {
             .iter()
             .map(|s| Secret::parse(s).map_err(|e| format!("secrets: {e}")))
             .collect::<Result<_, _>>()?;
-        Ok(Self::new(
+        let body_fields = serde_json::json!({"body": stored.body, "form": stored.form,
+                                             "content_type": stored.content_type});
+        let body_fields: serde_json::Map<String, serde_json::Value> = body_fields
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let body_fields = serde_json::Value::Object(body_fields);
+        let Json::Object(map) = Json::from_value(&body_fields) else {
+            return Err("body: not an object".into());
+        };
+        let body = parse_body(&map).map_err(|e| e.to_string())?;
+        let parts = Parts {
             url,
-            stored.method,
-            stored.headers,
-            stored.timeout_ms,
+            method: stored.method,
+            headers: stored.headers,
+            timeout_ms: stored.timeout_ms,
             secrets,
-        ))
+        };
+        Ok(Self::new(parts, body))
     }
 }
 
@@ -106,6 +173,14 @@ impl From<WebhookSpec> for Stored {
             headers: spec.headers,
             timeout_ms: spec.timeout_ms,
             secrets: spec.secrets.iter().map(|s| s.text().to_owned()).collect(),
+            body: spec.body.source.get("body").cloned(),
+            form: spec.body.source.get("form").cloned(),
+            content_type: spec
+                .body
+                .source
+                .get("content_type")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
         }
     }
 }
@@ -118,6 +193,7 @@ impl std::fmt::Debug for WebhookSpec {
             .field("method", &self.method)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("timeout_ms", &self.timeout_ms)
+            .field("body_template", &self.body.template.is_some())
             .field(
                 "secrets",
                 &format_args!("[{} redacted]", self.secrets.len()),
@@ -136,6 +212,9 @@ pub fn parse(map: &Object<'_>) -> Result<WebhookSpec, ActionError> {
         "timeout_ms",
         "secret",
         "secrets",
+        "body",
+        "form",
+        "content_type",
     ];
     reject_unknown(map, &allowed, "handler")?;
     let url_text = map
@@ -168,40 +247,16 @@ pub fn parse(map: &Object<'_>) -> Result<WebhookSpec, ActionError> {
                 )
             })? as u32,
     };
-    let mut secrets = Vec::new();
-    if let Some(v) = map.get("secret") {
-        secrets.push(parse_secret(At::Root("handler.secret"), v)?);
-    }
-    if let Some(v) = map.get("secrets") {
-        let Json::Array(items) = v else {
-            return Err(ActionError::new(
-                "handler.secrets",
-                "must be a list of secrets",
-            ));
-        };
-        for (i, item) in items.iter().enumerate() {
-            secrets.push(parse_secret(At::Root("handler.secrets").index(i), item)?);
-        }
-    }
-    if secrets.len() > MAX_SECRETS {
-        return Err(ActionError::new(
-            "handler.secrets",
-            format!("at most {MAX_SECRETS} secrets may be active at once"),
-        ));
-    }
-    let generated = secrets.is_empty();
-    if generated {
-        // Signing on every webhook: an action without a secret gets a fresh one.
-        secrets.push(Secret::generate());
-    }
-    let mut spec = WebhookSpec::new(url, method, headers, timeout_ms, secrets);
+    let (secrets, generated) = signing::parse_secrets(map)?;
+    let body = parse_body(map)?;
+    let parts = Parts {
+        url,
+        method,
+        headers,
+        timeout_ms,
+        secrets,
+    };
+    let mut spec = WebhookSpec::new(parts, body);
     spec.secret_generated = generated;
     Ok(spec)
-}
-
-fn parse_secret(field: At<'_>, value: &Json<'_>) -> Result<Secret, ActionError> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| ActionError::new(field, "must be a string"))?;
-    Secret::parse(text).map_err(|e| ActionError::new(field, e.to_string()))
 }

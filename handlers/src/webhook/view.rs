@@ -3,6 +3,7 @@
 //! the answer that created them).
 
 use crate::credentials::{self, MASK};
+use crate::signing;
 use herald_common::action::ActionError;
 use herald_common::json_tree::At;
 use serde_json::{Value, json};
@@ -26,23 +27,20 @@ pub fn view(spec: &WebhookSpec, reveal_secrets: bool) -> Value {
     let secrets: Vec<String> = spec
         .secrets
         .iter()
-        .map(|secret| {
-            let text = secret.text();
-            if reveal_secrets {
-                text.to_owned()
-            } else {
-                format!("whsec_…{}", &text[text.len().saturating_sub(4)..])
-            }
-        })
+        .map(|secret| signing::shown(secret, reveal_secrets))
         .collect();
-    json!({
+    let mut shown = json!({
         "type": "webhook",
         "url": spec.url.as_str(),
         "method": spec.method,
         "headers": headers,
         "timeout_ms": spec.timeout_ms,
         "secrets": secrets,
-    })
+    });
+    for (key, value) in &spec.body.source {
+        shown[key] = value.clone();
+    }
+    shown
 }
 
 /// Keeps what a write left to the stored webhook: its secrets when the write gave none, and

@@ -25,9 +25,14 @@ function numberOrNull(text) {
 function readHandler(form, type, schema) {
   const handler = { type };
   for (const [key, property] of formProperties(schema)) {
-    const text = form.elements[`handler.${type}.${key}`]?.value ?? "";
+    const element = form.elements[`handler.${type}.${key}`];
     const label = property.title || key;
     const types = [].concat(property.type || []);
+    if (types.includes("boolean")) {
+      if (element?.checked || property.default !== undefined) handler[key] = Boolean(element?.checked);
+      continue;
+    }
+    const text = element?.value ?? "";
     if (text.trim() === "") {
       if (types.includes("object")) handler[key] = {};
       else if (types.includes("null")) handler[key] = null;
@@ -74,6 +79,10 @@ function handlerField(type, key, property, value) {
     return field(`${label} (JSON)`, h("textarea", { name, rows: 2 }, text));
   }
   const types = [].concat(property.type || []);
+  if (types.includes("boolean")) {
+    return h("label", { class: "inline" },
+      h("input", { type: "checkbox", name, checked: Boolean(value ?? property.default) }), label);
+  }
   if (types.includes("integer") || types.includes("number")) {
     return field(label, h("input", { name, type: "number", value: value ?? "", min: property.minimum,
       max: property.maximum, placeholder: property.default }));

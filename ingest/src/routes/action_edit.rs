@@ -14,7 +14,7 @@ use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 use crate::error_codes::ErrorCode;
 use crate::merge_patch::patch_action;
-use crate::routes::actions::{Shown, check_budget, find, shown};
+use crate::routes::actions::{Shown, check_budget, check_handlers, find, shown};
 use crate::state::AppState;
 use crate::store::action_list::ActionFilter;
 use crate::store::action_set::{MAX_ACTION_SET, SetReport};
@@ -68,6 +68,7 @@ pub async fn update(
     patch_action(&mut merged, &patch);
     let mut spec = parse_action(&merged)?;
     spec.keep_stored(Some(&current.spec))?;
+    check_handlers(&state, tenant, [(String::new(), &spec)]).await?;
     let deleted = current.deleted_at.is_some();
     let (before, after) = (live_cost(&current.spec, deleted), live_cost(&spec, deleted));
     if after > before {
@@ -155,6 +156,11 @@ pub async fn apply_set(
     JsonBody(set): JsonBody<ActionSet>,
 ) -> ApiResult<Json<Value>> {
     let desired = desired_actions(&set.actions)?;
+    let indexed = desired
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| (format!("actions[{i}]."), spec));
+    check_handlers(&state, tenant, indexed).await?;
     check_set_budget(&state, tenant, &desired, set.prune).await?;
     let report: SetReport =
         crate::store::action_set::apply_action_set(&state.store, tenant, &desired, set.prune)

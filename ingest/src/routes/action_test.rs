@@ -1,20 +1,22 @@
 //! `POST /v1/actions/{id}/test`: would this event match, and why or why not, condition by
-//! condition; with `"send": true`, also one real attempt of the action's handler (for those
-//! that only send a request: a webhook), answered with what came back. A test attempt is not
-//! an execution: it is not recorded, retried or counted, and it does not touch the
-//! destination's circuit. It is made by the handler's own code, through the same guarded
-//! client, signing and response limit as the executor's.
+//! condition; what the action would send for it, every template rendered (the request or the
+//! email, credentials and secrets masked), sending nothing; with `"send": true`, also one
+//! real attempt of the action's handler (for those that only send: a webhook, an API request,
+//! an email), answered with what came back. A test attempt is not an execution: it is not
+//! recorded, retried or counted, and it does not touch the destination's circuit. It is made
+//! by the handler's own code, through the same guarded client, signing and response limit as
+//! the executor's.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use herald_common::action::HandlerSpec;
-use herald_common::event::{Event, IncomingEvent};
+use herald_common::event::IncomingEvent;
 use herald_common::ids::ExecutionId;
 use herald_common::messages::ExecutionJob;
 use herald_engine::EventRef;
 use herald_engine::explain::explain;
 use herald_handlers::outcome::Verdict;
-use herald_handlers::{Action, Context, Performed};
+use herald_handlers::{Context, Performed};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -54,24 +56,25 @@ pub async fn test(
         &EventRef::of(&event),
     )
     .map_err(|error| ApiError::new(ErrorCode::InvalidEvent, format!("event: {error}")))?;
-    if request.send {
-        report["delivery"] = send(&state, &action, event).await?;
-    }
-    Ok(Json(report))
-}
-
-async fn send(state: &AppState, action: &Action, event: Event) -> ApiResult<Value> {
     let handler = &action.spec.handler;
-    if !handler.can_be_tried() {
+    if request.send && !handler.can_be_tried() {
         return Err(ApiError::new(
             ErrorCode::NotSendable,
             format!(
-                "a test delivery needs a handler that only sends a request (a webhook); this \
-                 action's is {}",
+                "a test delivery needs a handler that only sends (a webhook, an API request, an \
+                 email); this action's is {}",
                 handler.kind()
             ),
         ));
     }
+    let secrets = state
+        .store
+        .secret_values(tenant, &handler.secret_names())
+        .await
+        .map_err(|error| {
+            tracing::error!(error = format!("{error:#}"), "secrets could not be read");
+            ApiError::unavailable()
+        })?;
     let job = ExecutionJob {
         execution_id: ExecutionId::new(),
         tenant_id: action.tenant_id,
@@ -82,11 +85,22 @@ async fn send(state: &AppState, action: &Action, event: Event) -> ApiResult<Valu
     let context = Context {
         job: &job,
         now: state.clock.now(),
+        action_name: &action.spec.matching.name,
+        secrets: &secrets,
         outbound: &state.outbound,
         publisher: None,
     };
-    let performed = handler.execute(&context).await;
-    Ok(attempt_view(&job, &performed))
+    match handler.preview(&context) {
+        Ok(rendered) => report["rendered"] = rendered,
+        Err(error) => {
+            report["render_error"] = json!({"field": error.field, "message": error.message});
+        }
+    }
+    if request.send {
+        let performed = handler.execute(&context).await;
+        report["delivery"] = attempt_view(&job, &performed);
+    }
+    Ok(Json(report))
 }
 
 /// The attempt as the executor would record it.

@@ -7,7 +7,7 @@ use axum::http::header::{ETAG, LOCATION};
 use axum::http::{HeaderName, StatusCode};
 use herald_common::ids::{ActionId, TenantId};
 use herald_common::store::Lifecycle;
-use herald_handlers::{Action, parse_action};
+use herald_handlers::{Action, ActionSpec, parse_action};
 use serde_json::Value;
 
 use crate::auth::Tenant;
@@ -46,6 +46,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, [(HeaderName, String); 2], Json<Value>)> {
     let mut spec = parse_action(&body)?;
     spec.keep_stored(None)?;
+    check_handlers(&state, tenant, [(String::new(), &spec)]).await?;
     if spec.matching.enabled {
         check_budget(&state, tenant, spec.costly_parts())?;
     }
@@ -58,6 +59,49 @@ pub async fn create(
         ],
         Json(view(&record, true)),
     ))
+}
+
+/// What a handler needs that parsing alone cannot see: every secret its templates use exists,
+/// and an email without its own server has the operator's relay. `where_` prefixes the field
+/// in the error (an action set's `actions[3].`).
+pub(crate) async fn check_handlers<'a>(
+    state: &AppState,
+    tenant: TenantId,
+    specs: impl IntoIterator<Item = (String, &'a ActionSpec)>,
+) -> ApiResult<()> {
+    let mut uses: Vec<(String, &str, &str)> = Vec::new();
+    for (where_, spec) in specs {
+        if let herald_handlers::Handler::Email(email) = &spec.handler
+            && email.smtp.is_none()
+            && state.outbound.default_relay.is_none()
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidAction,
+                format!(
+                    "{where_}handler.smtp: is required, since the operator configured no \
+                     default relay (executor.smtp.host)"
+                ),
+            ));
+        }
+        for (name, field) in spec.handler.secret_uses() {
+            uses.push((where_.clone(), name, field));
+        }
+    }
+    let names: Vec<&str> = uses.iter().map(|(_, name, _)| *name).collect();
+    let missing = state.store.missing_secrets(tenant, &names).await?;
+    if let Some((where_, name, field)) = uses
+        .iter()
+        .find(|(_, name, _)| missing.iter().any(|m| m == name))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidAction,
+            format!(
+                "{where_}{field}: refers to secrets.{name}, which this tenant has not stored: \
+                 PUT /v1/secrets/{name} first"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Wildcard patterns and regex conditions cost every event a scan: a tenant may hold only so

@@ -58,6 +58,7 @@ pub enum Fresh {
     Provider,
     ApiKey,
     BulkRetry,
+    Secret,
 }
 
 /// Ids of everything tenant A owns, and the stranger (tenant B) who must not reach them.
@@ -147,6 +148,13 @@ impl Owned {
                 self.call(sandbox, Method::POST, "/v1/executions/retry", Some(body))
                     .await
             }
+            Fresh::Secret => {
+                let name = unique("fresh").replace('-', "_");
+                let path = format!("/v1/secrets/{name}");
+                let body = json!({"value": "a fresh secret"});
+                self.call(sandbox, Method::PUT, &path, Some(body)).await;
+                json!({"id": name})
+            }
         };
         id_of(&answer)
     }
@@ -162,6 +170,7 @@ fn shared_id(resource: &str, parameter: &str, operation: &Operation) -> &'static
         ("bulk-retries", _) => "bulk_retry",
         ("endpoints", _) => "endpoint",
         ("providers" | "hooks", _) => "provider",
+        ("secrets", _) => "secret",
         _ => panic!(
             "{}: no shared object for {{{parameter}}}; give its row a fresh one",
             operation.path
@@ -231,6 +240,18 @@ pub async fn owned(sandbox: &Sandbox, receiver: &Receiver) -> Owned {
         .await;
     assert_eq!(status, 201, "{provider}");
     ids.insert("provider", id_of(&provider));
+    for owner in [&tenant, &stranger] {
+        let (status, secret) = sandbox
+            .call(
+                Method::PUT,
+                "/v1/secrets/owned_secret",
+                Some(&owner.key),
+                Some(json!({"value": "owned"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{secret}");
+    }
+    ids.insert("secret", "owned_secret".to_owned());
     ids.insert("tenant", tenant.id.clone());
     Owned {
         tenant,

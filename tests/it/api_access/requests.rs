@@ -70,6 +70,9 @@ pub fn valid_request(operation: &str) -> Option<Request> {
         "getProvider" => plain(),
         "deleteProvider" => fresh(Fresh::Provider),
         // Signed (or not) by the matrix, as its column calls for.
+        "putSecret" => body(json!({"value": "made by the access matrix"})),
+        "listSecrets" => plain(),
+        "deleteSecret" => fresh(Fresh::Secret),
         "receiveProviderWebhook" => Request {
             body: Some(json!({"zen": "Design for failure."})),
             headers: &[("x-github-event", SENT_TYPE)],

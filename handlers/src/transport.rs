@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::attempt::Delivered;
 use crate::client::{Outbound, check_literal_host};
+use crate::credentials::scrub;
 
 /// The response headers an attempt keeps: none is a credential (a test holds this).
 const KEPT_HEADERS: &[&str] = &[
@@ -83,7 +84,32 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-fn error_kind(error: &reqwest::Error) -> (ErrorKind, String) {
+impl Request {
+    /// The request as a test shows it, unsent: credential headers as the mask, and none of
+    /// `secrets` anywhere.
+    pub fn preview(&self, secrets: &[&str]) -> serde_json::Value {
+        let headers: serde_json::Map<String, serde_json::Value> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if crate::credentials::is_credential_header(name) {
+                    crate::credentials::MASK.into()
+                } else {
+                    scrub(value, secrets)
+                };
+                (name.clone(), shown.into_owned().into())
+            })
+            .collect();
+        serde_json::json!({
+            "method": self.method,
+            "url": scrub(self.url.as_str(), secrets),
+            "headers": headers,
+            "body": scrub(&String::from_utf8_lossy(&self.body), secrets),
+        })
+    }
+}
+
+pub(crate) fn error_kind(error: &reqwest::Error) -> (ErrorKind, String) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
         if let Some(refused) = current.downcast_ref::<Refused>() {
