@@ -250,16 +250,20 @@ fn every_type_has_a_schema_that_its_view_fits() {
     // Every field a view shows is one its schema names.
     let examples = [
         webhook(json!({"headers": {"x-a": "b"}, "body": {"k": "{{ event.type }}"}})),
-        with_handler(json!({"type": "http", "url": "https://x/{{ event.id }}", "method": "GET",
+        with_handler(
+            json!({"type": "http", "url": "https://x/{{ event.id }}", "method": "GET",
             "query": {"a": "b"}, "headers": {"x-a": "b"}, "auth": {"type": "bearer", "token": "t"},
-            "success_codes": [200], "sign": true, "timeout_ms": 1000})),
+            "success_codes": [200], "sign": true, "timeout_ms": 1000}),
+        ),
         with_handler(json!({"type": "http", "url": "https://x/", "form": {"a": "b"}})),
         with_handler(json!({"type": "http", "url": "https://x/", "body": "t",
             "content_type": "text/csv"})),
-        with_handler(json!({"type": "email", "smtp": {"host": "smtp.x.org", "port": 587,
+        with_handler(
+            json!({"type": "email", "smtp": {"host": "smtp.x.org", "port": 587,
             "security": "starttls", "username": "u", "password": "p"},
             "from": "a@x.org", "to": ["b@x.org"], "cc": [], "bcc": [], "reply_to": "c@x.org",
-            "subject": "s", "text": "t", "html": "<p>h</p>", "timeout_ms": 1000})),
+            "subject": "s", "text": "t", "html": "<p>h</p>", "timeout_ms": 1000}),
+        ),
         with_handler(json!({"type": "publish", "event_type": "a.b", "source": "s"})),
         with_handler(json!({"type": "log"})),
     ];

@@ -29,6 +29,7 @@ mod observability;
 mod operator_api;
 mod outcomes;
 mod providers;
+mod recipes;
 mod reconnect;
 mod recovery;
 mod retention;

@@ -7,6 +7,14 @@ use herald_tests::receiver::Received;
 use herald_tests::sandbox::TestTenant;
 use herald_tests::{Receiver, Sandbox};
 
+/// The repository's root.
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
 /// A signing secret the tests know.
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
