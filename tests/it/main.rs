@@ -35,6 +35,7 @@ mod recovery;
 mod retention;
 mod retries;
 mod scheduler;
+mod secret_leaks;
 mod secrets;
 mod stats;
 mod support;
