@@ -90,6 +90,20 @@ pub fn scrub<'t>(text: &'t str, secrets: &[&str]) -> std::borrow::Cow<'t, str> {
     text
 }
 
+/// [`scrub`] on every string in `value`.
+pub fn scrub_json(value: &mut serde_json::Value, secrets: &[&str]) {
+    match value {
+        serde_json::Value::String(text) => {
+            if let std::borrow::Cow::Owned(scrubbed) = scrub(text, secrets) {
+                *text = scrubbed;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| scrub_json(v, secrets)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| scrub_json(v, secrets)),
+        _ => {}
+    }
+}
+
 /// Whether a header's value is a credential: `authorization`, `proxy-authorization`,
 /// `cookie`, `x-api-key`, or any name containing `token`, `secret`, `key` or `password`.
 pub fn is_credential_header(name: &str) -> bool {
@@ -139,6 +153,12 @@ mod tests {
             "to***en *** and ***, ***ey ***"
         );
         assert_eq!(scrub("nothing", &["x"]), "nothing");
+        let mut shown = serde_json::json!({"text": "pem \"a\nb\" end", "to": ["x a\nb"], "n": 1});
+        scrub_json(&mut shown, &["a\nb"]);
+        assert_eq!(
+            shown,
+            serde_json::json!({"text": "pem \"***\" end", "to": ["x ***"], "n": 1})
+        );
     }
 
     #[test]

@@ -131,8 +131,15 @@ impl Handler {
 
     /// What an attempt would do, every template rendered, nothing sent: the request (or the
     /// event, the log line) with credentials and secrets masked. An error names the template
-    /// that does not render.
+    /// that does not render (its message masked too: it may quote what was rendered).
     pub fn preview(&self, ctx: &Context<'_>) -> Result<Value, RenderError> {
+        self.render_preview(ctx).map_err(|mut error| {
+            error.message = crate::credentials::scrub(&error.message, &ctx.secret_values()).into();
+            error
+        })
+    }
+
+    fn render_preview(&self, ctx: &Context<'_>) -> Result<Value, RenderError> {
         match self {
             Self::Webhook(spec) => {
                 let payload = webhook::payload(spec, &ctx.job.event, || ctx.render_context())?;

@@ -184,6 +184,10 @@ async function main() {
     await testEvent.fill('{"type": "order.created", "data": {"amount": 500}}');
     await page.getByRole("button", { name: "Run test" }).click();
     await page.getByText("Would match.").waitFor({ timeout: WAIT });
+    const rendered = await page.locator("#test-preview").innerText();
+    if (!/^POST http/.test(rendered) || !/authorization: \*\*\*/i.test(rendered) || /crm-secret-1/.test(rendered)) {
+      throw new Error(`the render preview: ${rendered}`);
+    }
     await screenshot(page, "action");
 
     step("an event is delivered, and the event page shows it live");

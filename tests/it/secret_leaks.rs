@@ -162,6 +162,14 @@ async fn a_secret_sent_through_every_handler_is_in_no_log_span_metric_read_or_ro
                    "subject": "Order {{ event.data.id }}",
                    "text": "Your key is {{ secrets.token }}"}),
         ),
+        // Fails for good at render, with an error that would quote what it rendered.
+        action(
+            "bad-address",
+            json!({"type": "email",
+                   "smtp": {"host": "127.0.0.1", "port": mail.port, "security": "none"},
+                   "from": "billing@example.com", "to": ["{{ secrets.token }}"],
+                   "subject": "s", "text": "t"}),
+        ),
     ];
     let mut ids = Vec::new();
     for spec in actions {
@@ -179,7 +187,9 @@ async fn a_secret_sent_through_every_handler_is_in_no_log_span_metric_read_or_ro
         .terminal_executions(&tenant, &event, ids.len(), Duration::from_secs(30))
         .await;
     for execution in &executions {
-        assert_eq!(execution["status"], "succeeded", "{execution}");
+        let bad = execution["action_id"] == ids[4].as_str();
+        let wanted = if bad { "failed" } else { "succeeded" };
+        assert_eq!(execution["status"], wanted, "{execution}");
     }
     // The remote parties did get the secret: it was used, not dropped.
     assert!(
@@ -220,7 +230,8 @@ async fn a_secret_sent_through_every_handler_is_in_no_log_span_metric_read_or_ro
             )
             .await;
         assert_eq!(status, 200, "{report}");
-        assert!(report.get("rendered").is_some(), "{report}");
+        let rendered = report.get("rendered").or(report.get("render_error"));
+        assert!(rendered.is_some(), "{report}");
         reads.push(report);
     }
     for read in &reads {

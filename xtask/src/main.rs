@@ -18,6 +18,7 @@ mod packages;
 mod ports;
 mod postgres;
 mod rabbitmq;
+mod smtp_sink;
 mod stack;
 mod test_suite;
 mod tidy;

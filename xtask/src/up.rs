@@ -1,5 +1,6 @@
 //! `cargo xtask up`: the whole cluster on this machine, and an event turned into a delivered,
-//! signed webhook before your eyes. Runs until Ctrl-C, then stops everything in order.
+//! signed webhook and an email before your eyes (the email through a mail sink on loopback,
+//! the stack's default SMTP relay). Runs until Ctrl-C, then stops everything in order.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::api::Api;
 use crate::ports;
+use crate::smtp_sink::{Mail, SmtpSink};
 use crate::stack::{PreferredPorts, Stack, StackOptions};
 
 pub struct UpOptions {
@@ -121,6 +123,9 @@ pub fn run(root: &Path, options: UpOptions) -> anyhow::Result<ExitCode> {
         let _ = stop_tx.send(true);
     });
 
+    let (mail_tx, mut mail) = mpsc::unbounded_channel();
+    let sink_port = if ports::in_use(2525) { 0 } else { 2525 };
+    let sink = runtime.block_on(SmtpSink::start(sink_port, mail_tx))?;
     let base = root.join(".herald");
     let profile = if options.release { "release" } else { "debug" };
     let mut stack = Stack::start(StackOptions {
@@ -129,17 +134,32 @@ pub fn run(root: &Path, options: UpOptions) -> anyhow::Result<ExitCode> {
         ports: PreferredPorts::default(),
         fast_database: false,
         replicas: BTreeMap::new(),
-        // The demo receiver listens on loopback, which the SSRF guard refuses by default.
-        env: vec![(
-            "HERALD_EXECUTOR__ALLOW_PRIVATE_DESTINATIONS".into(),
-            "127.0.0.1/32".into(),
-        )],
+        // The demo receiver listens on loopback, which the SSRF guard refuses by default; the
+        // mail sink is the operator's default relay, which it trusts.
+        env: vec![
+            (
+                "HERALD_EXECUTOR__ALLOW_PRIVATE_DESTINATIONS".into(),
+                "127.0.0.1/32".into(),
+            ),
+            ("HERALD_EXECUTOR__SMTP__HOST".into(), "127.0.0.1".into()),
+            ("HERALD_EXECUTOR__SMTP__PORT".into(), sink.port.to_string()),
+            ("HERALD_EXECUTOR__SMTP__SECURITY".into(), "none".into()),
+        ],
     })?;
     let outcome = runtime.block_on(async {
         if !options.no_demo && !*stop_rx.borrow() {
-            demo(&stack).await?;
+            demo(&stack, &mut mail).await?;
         }
+        tokio::spawn(async move {
+            while let Some(mail) = mail.recv().await {
+                print_mail(&mail);
+            }
+        });
         print_banner(&stack, &base);
+        println!(
+            "  mail sink      smtp://127.0.0.1:{} (the default relay; what it takes is printed here)",
+            sink.port
+        );
         let _ = stop_rx.wait_for(|stop| *stop).await;
         anyhow::Ok(())
     });
@@ -150,9 +170,18 @@ pub fn run(root: &Path, options: UpOptions) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Creates a tenant, a key and a webhook action pointing at a local receiver, sends an event and
-/// shows the signed webhook that comes out. The receiver keeps printing what it gets.
-async fn demo(stack: &Stack) -> anyhow::Result<()> {
+fn print_mail(mail: &Mail) {
+    println!(
+        "<== email to {} via the mail sink: {}",
+        mail.to.join(", "),
+        mail.header("subject")
+    );
+}
+
+/// Creates a tenant, a key, a webhook action pointing at a local receiver and an email action
+/// (through the mail sink), sends an event and shows the signed webhook and the email that come
+/// out. The receiver keeps printing what it gets.
+async fn demo(stack: &Stack, mail: &mut mpsc::UnboundedReceiver<Mail>) -> anyhow::Result<()> {
     let secret = generate_secret();
     let (deliveries, mut received) = mpsc::unbounded_channel();
     let state = Arc::new(ReceiverState {
@@ -189,14 +218,30 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
         }),
     )
     .await?;
+    api.call(
+        "POST",
+        "/v1/actions",
+        &key,
+        json!({
+            "name": "demo-receipt",
+            "event_types": ["payment_intent.succeeded"],
+            "handler": {"type": "email", "from": "Herald demo <demo@herald.example>",
+                        "to": ["{{ event.data.customer_email }}"],
+                        "subject": "Payment {{ event.data.id }} succeeded",
+                        "text": "We received {{ event.data.amount / 100 }} {{ event.data.currency | upper }}."},
+        }),
+    )
+    .await?;
     println!(
-        "\n==> demo: tenant {tenant_id}, an action sending payment_intent.succeeded to {receiver_url}"
+        "\n==> demo: tenant {tenant_id}, actions sending payment_intent.succeeded to {receiver_url} \
+         and as an email"
     );
 
     let event = json!({
         "type": "payment_intent.succeeded",
         "source": "demo",
-        "data": {"id": "pi_123", "amount": 2000, "currency": "usd"},
+        "data": {"id": "pi_123", "amount": 2000, "currency": "usd",
+                 "customer_email": "ann@example.com"},
     });
     println!("==> POST {}/v1/events {event}", stack.api_url);
     let accepted = api.call("POST", "/v1/events", &key, event).await?;
@@ -220,6 +265,16 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
     if !delivered.verified {
         bail!("the demo webhook's signature did not verify");
     }
+    let sent = tokio::time::timeout(Duration::from_secs(30), mail.recv())
+        .await
+        .context("no email arrived within 30 s; see the logs under .herald/logs")?
+        .context("the mail sink stopped")?;
+    print_mail(&sent);
+    for name in ["from", "to", "subject", "message-id"] {
+        println!("    {name}: {}", sent.header(name));
+    }
+    let body = sent.data.split("\r\n\r\n").nth(1).unwrap_or_default();
+    println!("    body: {}", body.trim_end());
     // The receiver has the webhook a moment before the executor records its answer: show the
     // execution once it has its outcome (or as it is after ten seconds).
     let terminal = |view: &Value| {
@@ -256,7 +311,7 @@ async fn demo(stack: &Stack) -> anyhow::Result<()> {
     });
     println!("\nTry it yourself with the demo tenant's key:");
     println!(
-        "  curl -s {}/v1/events -H 'authorization: Bearer {key}' -H 'content-type: application/json' \\\n    -d '{{\"type\":\"payment_intent.succeeded\",\"data\":{{\"amount\":42}}}}'",
+        "  curl -s {}/v1/events -H 'authorization: Bearer {key}' -H 'content-type: application/json' \\\n    -d '{{\"type\":\"payment_intent.succeeded\",\"data\":{{\"id\":\"pi_124\",\"amount\":4200,\"currency\":\"eur\",\"customer_email\":\"bob@example.com\"}}}}'",
         stack.api_url
     );
     Ok(())

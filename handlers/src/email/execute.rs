@@ -169,7 +169,7 @@ impl Rendered {
             Some(relay) => format!("smtp://{}:{}", relay.host, relay.port),
             None => "none: neither handler.smtp nor executor.smtp.host is set".to_owned(),
         };
-        let shown = json!({
+        let mut shown = json!({
             "smtp": smtp,
             "message_id": self.message_id,
             "from": self.from.to_string(),
@@ -181,7 +181,8 @@ impl Rendered {
             "text": self.text,
             "html": self.html,
         });
-        serde_json::from_str(&scrub(&shown.to_string(), secrets)).unwrap_or(shown)
+        crate::credentials::scrub_json(&mut shown, secrets);
+        shown
     }
 }
 

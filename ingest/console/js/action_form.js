@@ -21,7 +21,8 @@ function numberOrNull(text) {
 }
 
 /** What the form holds of handler `type`'s properties: a field left empty is left out (its
- *  default, or what is stored: a write-only secret), or null where the schema allows it. */
+ *  default, or what is stored: a write-only secret), or null where the schema allows it.
+ *  (An empty object would not do: `body: {}` beside `form: {}` is two bodies.) */
 function readHandler(form, type, schema) {
   const handler = { type };
   for (const [key, property] of formProperties(schema)) {
@@ -34,8 +35,7 @@ function readHandler(form, type, schema) {
     }
     const text = element?.value ?? "";
     if (text.trim() === "") {
-      if (types.includes("object")) handler[key] = {};
-      else if (types.includes("null")) handler[key] = null;
+      if (types.includes("null")) handler[key] = null;
       continue;
     }
     if (isStructured(property)) handler[key] = parseJson(label, text, undefined);
@@ -171,8 +171,16 @@ export async function actionForm(action, done) {
         await done(created);
         return;
       }
-      // A changed type replaces the handler whole (a merge would keep the old type's fields).
-      const patch = wanted.handler.type === action.handler.type
+      // A changed type replaces the handler whole (a merge would keep the old type's fields);
+      // within a type, a field the form emptied is removed (null), unless it is write-only.
+      const sameType = wanted.handler.type === action.handler.type;
+      const chosen = types.find((t) => t.type === wanted.handler.type);
+      for (const [key, property] of sameType ? formProperties(chosen.schema) : []) {
+        if (action.handler[key] !== undefined && !(key in wanted.handler) && !property.writeOnly) {
+          wanted.handler[key] = null;
+        }
+      }
+      const patch = sameType
         ? mergePatch(action, wanted)
         : { ...mergePatch({ ...action, handler: undefined }, { ...wanted, handler: undefined }), handler: wanted.handler };
       if (!Object.keys(patch).length) {

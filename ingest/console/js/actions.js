@@ -127,7 +127,24 @@ function report(result) {
   return h("div", { id: "test-result", role: "status" },
     h("p", {}, h("strong", {}, result.matched ? "Would match." : "Would not match.")),
     h("ul", { class: "explain" }, items, result.conditions.map(explained)),
+    preview(result),
     delivery ? [h("h3", {}, "Test delivery"), json(delivery)] : null);
+}
+
+// What the action would send for the test event, every template rendered, secrets masked.
+function preview(result) {
+  if (result.render_error) {
+    const { field, message } = result.render_error;
+    return [h("h3", {}, "Would not send"), h("p", { id: "test-preview" }, `${field}: ${message}`)];
+  }
+  const rendered = result.rendered;
+  if (!rendered) return null;
+  const request = rendered.request;
+  const text = request
+    ? [`${request.method} ${request.url}`, ...Object.entries(request.headers).map(([k, v]) => `${k}: ${v}`),
+      "", request.body].join("\n")
+    : JSON.stringify(rendered.email ?? rendered, null, 2);
+  return [h("h3", {}, "Would send"), h("pre", { id: "test-preview" }, text)];
 }
 
 function testForm(action) {
