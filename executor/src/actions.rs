@@ -1,9 +1,11 @@
 //! The actions executions belong to, read from PostgreSQL at most once a second each.
 //!
-//! Every attempt needs its action (its handler, typed once when read; retry policy; limits),
-//! and reading it per attempt
-//! would double the database's work at full speed. A change (disable, delete, a new URL)
-//! reaches attempts within [`FRESH_FOR`].
+//! Every attempt needs its action (its handler, typed once when read: its secret opened, its
+//! templates compiled; retry policy; limits), and reading it per attempt would double the
+//! database's work at full speed. A change (disable, delete, a new URL) reaches attempts within
+//! [`FRESH_FOR`]. One read per action at a time: the attempts that find it stale wait for that
+//! read rather than each making their own (with 64 attempts in flight per destination, they
+//! would otherwise read and compile the same action dozens of times a second).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,11 +23,13 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 /// Entries beyond which the cache is emptied (it refills from what is in use).
 const MAX_ENTRIES: usize = 100_000;
 
-type Entry = (Instant, Option<Arc<Action>>);
+/// An action as last read (`None` inside: it no longer exists), behind the lock its readers
+/// hold while one of them reads it again.
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Option<Arc<Action>>)>>>;
 
 pub struct ActionCache {
     store: Store,
-    entries: Mutex<HashMap<(TenantId, ActionId), Entry>>,
+    entries: Mutex<HashMap<(TenantId, ActionId), Slot>>,
 }
 
 impl ActionCache {
@@ -42,22 +46,25 @@ impl ActionCache {
         tenant_id: TenantId,
         id: ActionId,
     ) -> Result<Option<Arc<Action>>, sqlx::Error> {
-        let key = (tenant_id, id);
-        if let Some((read_at, action)) = self.lock().get(&key)
+        let slot = {
+            let mut entries = self.lock();
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.entry((tenant_id, id)).or_default().clone()
+        };
+        let mut read = slot.lock().await;
+        if let Some((read_at, action)) = &*read
             && read_at.elapsed() < FRESH_FOR
         {
             return Ok(action.clone());
         }
         let action = self.store.get_action(tenant_id, id).await?.map(Arc::new);
-        let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(key, (Instant::now(), action.clone()));
+        *read = Some((Instant::now(), action.clone()));
         Ok(action)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(TenantId, ActionId), Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(TenantId, ActionId), Slot>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -71,8 +71,10 @@ impl Relay {
 
 /// Pools beyond which the map is emptied (in-use transports finish their sends).
 const MAX_RELAYS: usize = 1000;
-/// Connections open at once to one relay from one process.
-const POOL_SIZE: u32 = 32;
+/// Idle connections kept per relay in one process. lettre opens more when more sends run at
+/// once and closes those beyond this when they come back, so it matches the executor's default
+/// `per_destination_concurrency`: at full speed every send finds a connection to reuse.
+const POOL_SIZE: u32 = 64;
 
 /// Every relay's connection pool in this process.
 #[derive(Default)]

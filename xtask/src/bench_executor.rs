@@ -21,6 +21,9 @@
 //!   the webhook arrives (same machine, same clock). That is the latency Herald adds from the
 //!   broker to the destination, including the check in PostgreSQL.
 //!
+//! Rounds run for each handler type asked for (`--handlers`, see `bench_handlers`): the
+//! signed webhook, an `http` request with a five-template JSON body, an email to a mail sink.
+//!
 //! A round starts with the previous round's executor stopped, so each throughput run drains a
 //! backlog. The executor runs with its default settings; attempts it holds back (for example
 //! a destination too slow to take them within `per_destination_wait_ms`) go through the
@@ -56,6 +59,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::api::Api;
+use crate::bench_handlers::{BenchHandler, fsync_floor_us, http_render_us, read_mail};
 use crate::bench_support::{cpu_seconds, machine, percentile, round_to, unix_nanos, wait_until};
 use crate::stack::{PreferredPorts, Stack, StackOptions};
 
@@ -85,8 +89,10 @@ pub struct ExecutorBenchOptions {
     pub deliveries: usize,
     /// Jobs per second in the latency scenario.
     pub paced_rate: u32,
-    /// The destination counts to run, one round each.
+    /// The destination counts to run, one round each per handler type.
     pub destination_counts: Vec<usize>,
+    /// The handler types to run.
+    pub handlers: Vec<BenchHandler>,
 }
 
 /// What the receiver has seen, shared by all its listeners: atomics and one vector.
@@ -122,7 +128,7 @@ impl Receiver {
         }
     }
 
-    /// Counts one webhook; its body is the contract's `{"id","type",...,"data",...}`.
+    /// Counts one request; its body has `data` (the webhook's envelope, the `http` body).
     fn record(&self, body: &[u8]) {
         let arrived_unix_ns = unix_nanos();
         let arrived_ns = self.origin.elapsed().as_nanos() as u64;
@@ -136,6 +142,11 @@ impl Receiver {
                         data.get("sent_unix_ns")?.as_u64()?,
                     ))
                 });
+        self.record_job(parsed, arrived_ns, arrived_unix_ns);
+    }
+
+    /// Counts job `n` sent at `sent_unix_ns` (`None`: a request that did not say).
+    fn record_job(&self, parsed: Option<(u64, u64)>, arrived_ns: u64, arrived_unix_ns: u64) {
         let Some((n, sent_unix_ns)) = parsed else {
             self.unreadable.fetch_add(1, Ordering::Relaxed);
             return;
@@ -172,8 +183,20 @@ async fn receive_webhook(State(receiver): State<Arc<Receiver>>, body: Bytes) -> 
 
 /// The receiver's listeners, one per destination; aborted when dropped.
 struct Destinations {
+    /// A URL each, or for email a mail sink's port.
     urls: Vec<String>,
     servers: Vec<JoinHandle<()>>,
+    /// Connections the mail sinks accepted.
+    smtp_connections: Vec<Arc<AtomicU64>>,
+}
+
+impl Destinations {
+    fn smtp_connections(&self) -> u64 {
+        self.smtp_connections
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 impl Drop for Destinations {
@@ -184,14 +207,44 @@ impl Drop for Destinations {
     }
 }
 
+/// Starts `count` mail sinks on 127.0.0.1, each a destination of its own, whose messages go
+/// to the receiver.
+async fn start_mail_sinks(receiver: &Arc<Receiver>, count: usize) -> anyhow::Result<Destinations> {
+    let (mail_tx, mut mail) = tokio::sync::mpsc::unbounded_channel::<crate::smtp_sink::Mail>();
+    let counted = receiver.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(message) = mail.recv().await {
+            let arrived_unix_ns = unix_nanos();
+            let arrived_ns = counted.origin.elapsed().as_nanos() as u64;
+            counted.record_job(read_mail(&message.data), arrived_ns, arrived_unix_ns);
+        }
+    });
+    let mut destinations = Destinations {
+        urls: Vec::with_capacity(count),
+        servers: vec![reader],
+        smtp_connections: Vec::with_capacity(count),
+    };
+    for _ in 0..count {
+        let sink = crate::smtp_sink::SmtpSink::start(0, mail_tx.clone()).await?;
+        destinations.urls.push(sink.port.to_string());
+        destinations.smtp_connections.push(sink.connections);
+    }
+    Ok(destinations)
+}
+
 /// Starts `count` listeners on 127.0.0.1, each a destination of its own (its own port).
 async fn start_destinations(
     receiver: &Arc<Receiver>,
     count: usize,
+    handler: BenchHandler,
 ) -> anyhow::Result<Destinations> {
+    if handler == BenchHandler::Email {
+        return start_mail_sinks(receiver, count).await;
+    }
     let mut destinations = Destinations {
         urls: Vec::with_capacity(count),
         servers: Vec::with_capacity(count),
+        smtp_connections: Vec::new(),
     };
     for _ in 0..count {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -213,13 +266,14 @@ async fn start_destinations(
     Ok(destinations)
 }
 
-/// Creates a tenant and one webhook action per destination URL: (tenant, action ids in the
-/// order of `urls`).
+/// Creates a tenant and one action of `handler`'s type per destination: (tenant, action ids in
+/// the order of `urls`).
 async fn create_tenant_and_actions(
     api: &Api,
     admin_token: &str,
     tenant_name: &str,
     urls: &[String],
+    handler: BenchHandler,
 ) -> anyhow::Result<(TenantId, Vec<ActionId>)> {
     let (tenant_id, key) = api.tenant_with_key(admin_token, tenant_name).await?;
     let tenant_id: TenantId = tenant_id
@@ -229,7 +283,7 @@ async fn create_tenant_and_actions(
         let body = json!({
             "name": format!("dest-{i}"),
             "event_types": [EVENT_TYPE],
-            "handler": {"type": "webhook", "url": url},
+            "handler": handler.handler(url),
             "retry": {"max_attempts": MAX_ATTEMPTS, "delays_s": [1]},
         });
         api.call("POST", "/v1/actions", &key, body)
@@ -237,7 +291,7 @@ async fn create_tenant_and_actions(
     let created: Vec<anyhow::Result<Value>> = stream::iter(creations).buffered(16).collect().await;
     let mut action_ids = Vec::with_capacity(urls.len());
     for action in created {
-        let action = action.context("creating a webhook action")?;
+        let action = action.context("creating an action")?;
         let id = action["id"]
             .as_str()
             .with_context(|| format!("no action id in {action}"))?;
@@ -531,22 +585,25 @@ struct Bench<'a> {
 fn run_round(
     bench: &Bench<'_>,
     stack: &mut Stack,
+    handler: BenchHandler,
     destination_count: usize,
 ) -> anyhow::Result<Value> {
     let deliveries = bench.options.deliveries as u64;
     let paced_jobs = u64::from(bench.options.paced_rate) * PACED_DURATION.as_secs();
     let runtime = bench.runtime;
-    let label = format!("d{destination_count}");
+    let label = format!("{}-d{destination_count}", handler.name());
 
     // Each throughput run drains a backlog: no executor may run while it is published.
     stack.stop_service(EXECUTOR);
     let receiver = Arc::new(Receiver::new());
-    let destinations = runtime.block_on(start_destinations(&receiver, destination_count))?;
+    let destinations =
+        runtime.block_on(start_destinations(&receiver, destination_count, handler))?;
     let (tenant_id, actions) = runtime.block_on(create_tenant_and_actions(
         bench.api,
         &stack.admin_token,
         &format!("bench-executor-{label}"),
         &destinations.urls,
+        handler,
     ))?;
 
     eprintln!(
@@ -682,10 +739,13 @@ fn run_round(
         std::fs::copy(&service.log, &kept)
             .with_context(|| format!("keeping the executor's log as {}", kept.display()))?;
     }
+    let smtp_connections = destinations.smtp_connections();
     drop(destinations);
 
     Ok(json!({
+        "handler": handler.name(),
         "destinations": destination_count,
+        "smtp_connections": smtp_connections,
         "throughput": {
             "deliveries": deliveries,
             "deliveries_per_s": deliveries_per_s.round() as u64,
@@ -730,7 +790,8 @@ fn table(rounds: &[Value], paced_rate: u32) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>5} {:>10} {:>12} {:>9} {:>12} {:>7} {:>7} {:>8} {:>4} {:>6} {:>7}",
+        "{:>8} {:>5} {:>10} {:>12} {:>9} {:>12} {:>7} {:>7} {:>8} {:>4} {:>6} {:>7}",
+        "handler",
         "dest",
         "deliveries",
         "deliveries/s",
@@ -748,7 +809,8 @@ fn table(rounds: &[Value], paced_rate: u32) -> String {
         let latency = &round["latency"];
         let _ = writeln!(
             out,
-            "{:>5} {:>10} {:>12} {:>9} {:>12} {:>7} {:>7} {:>8} {:>4} {:>6} {:>7}",
+            "{:>8} {:>5} {:>10} {:>12} {:>9} {:>12} {:>7} {:>7} {:>8} {:>4} {:>6} {:>7}",
+            round["handler"].as_str().unwrap_or("?"),
             round["destinations"].to_string(),
             throughput["deliveries"].to_string(),
             throughput["deliveries_per_s"].to_string(),
@@ -769,6 +831,31 @@ fn table(rounds: &[Value], paced_rate: u32) -> String {
          jobs/s, one per message, publish to webhook received; dup: webhooks beyond one per job;\n\
          held: attempts held back to the scheduler; redeliv: job messages delivered again"
     );
+    for round in rounds.iter().filter(|r| r["handler"] != "webhook") {
+        let plain = rounds
+            .iter()
+            .find(|r| r["handler"] == "webhook" && r["destinations"] == round["destinations"]);
+        let rate = |r: &Value| r["throughput"]["deliveries_per_s"].as_f64().unwrap_or(0.0);
+        if let Some(plain) = plain {
+            let _ = writeln!(
+                out,
+                "{} with {} destination(s): {:.0}% of the plain webhook's deliveries/s",
+                round["handler"].as_str().unwrap_or("?"),
+                round["destinations"],
+                100.0 * rate(round) / rate(plain).max(1.0)
+            );
+        }
+        if round["handler"] == "email" {
+            let _ = writeln!(
+                out,
+                "email with {} destination(s): {} messages over {} SMTP connection(s)",
+                round["destinations"],
+                round["throughput"]["deliveries"].as_u64().unwrap_or(0)
+                    + round["latency"]["jobs"].as_u64().unwrap_or(0),
+                round["smtp_connections"]
+            );
+        }
+    }
     out
 }
 
@@ -834,9 +921,13 @@ pub fn run(root: &Path, bench: ExecutorBenchOptions) -> anyhow::Result<ExitCode>
         options: &bench,
     };
     let started = Instant::now();
+    let render_us = http_render_us(root)?;
+    let fsync_us = fsync_floor_us(&base);
     let mut rounds = Vec::new();
-    for &destination_count in &bench.destination_counts {
-        rounds.push(run_round(&shared, &mut stack, destination_count)?);
+    for &handler in &bench.handlers {
+        for &destination_count in &bench.destination_counts {
+            rounds.push(run_round(&shared, &mut stack, handler, destination_count)?);
+        }
     }
     eprintln!("    all rounds in {:.1?}", started.elapsed());
     runtime.block_on(store.pool().close());
@@ -848,8 +939,19 @@ pub fn run(root: &Path, bench: ExecutorBenchOptions) -> anyhow::Result<ExitCode>
         "herald-executor, one process: {cpus} CPUs ({model}), shared with RabbitMQ, PostgreSQL (fsync on) and the receiver"
     );
     print!("{}", table(&rounds, bench.paced_rate));
+    println!(
+        "rendering the http request (url, a header, five-template body): {render_us:.1} µs (release)"
+    );
+    match fsync_us {
+        Some(us) => {
+            println!("floor: fsync of one 8 KiB write on this disk {us:.0} µs (pg_test_fsync)")
+        }
+        None => println!("floor: pg_test_fsync did not run"),
+    }
     let results = json!({
         "machine": {"cpus": cpus, "model": model},
+        "fsync_us": fsync_us,
+        "http_render_us": round_to(render_us, 2),
         "jobs_per_message": JOBS_PER_MESSAGE,
         "rounds": rounds,
     });

@@ -8,6 +8,7 @@
 mod api;
 mod bench_executor;
 mod bench_faults;
+mod bench_handlers;
 mod bench_load;
 mod bench_matcher;
 mod bench_matcher_service;
@@ -31,6 +32,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::bench_handlers::BenchHandler;
 
 #[derive(Parser)]
 #[command(about = "Herald's developer commands")]
@@ -127,9 +130,14 @@ enum Bench {
         /// Jobs per second, one per message, in the 10 s latency scenario.
         #[arg(long, default_value_t = 1000)]
         paced_rate: u32,
-        /// Destination counts to run, one round each.
+        /// Destination counts to run, one round each per handler type.
         #[arg(long, value_delimiter = ',', default_values_t = [1, 100])]
         destinations: Vec<usize>,
+        /// Handler types to run: the signed webhook, an `http` request with a five-template
+        /// JSON body, an email to a mail sink on loopback.
+        #[arg(long, value_delimiter = ',', value_enum,
+              default_values_t = [BenchHandler::Webhook, BenchHandler::Http, BenchHandler::Email])]
+        handlers: Vec<BenchHandler>,
     },
     /// The scheduler releasing due jobs: jobs per second and lateness, paced, handed over
     /// through the broker, and as a backlog, with far-future jobs stored alongside.
@@ -230,6 +238,7 @@ fn main() -> ExitCode {
                     deliveries,
                     paced_rate,
                     destinations,
+                    handlers,
                 },
         } => bench_executor::run(
             &root,
@@ -237,6 +246,7 @@ fn main() -> ExitCode {
                 deliveries,
                 paced_rate,
                 destination_counts: destinations,
+                handlers,
             },
         ),
         Task::Bench {

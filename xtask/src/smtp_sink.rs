@@ -116,9 +116,7 @@ fn address(command: &str) -> String {
 }
 
 /// The message after DATA, up to the line holding a single dot.
-async fn data(
-    lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-) -> std::io::Result<String> {
+async fn data(lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> std::io::Result<String> {
     let mut message = String::new();
     let mut line = String::new();
     loop {

@@ -1,3 +1,6 @@
+//! Table tests of compiling and rendering templates: kinds, the JSON type a sole expression
+//! keeps, bounds, and errors naming the field.
+
 use chrono::Utc;
 use herald_common::event::{EventLimits, IncomingEvent};
 use herald_common::ids::{ActionId, ExecutionId, TenantId};
