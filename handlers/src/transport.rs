@@ -109,6 +109,26 @@ impl Request {
     }
 }
 
+/// What a request's span records of its answer: the status, and an error unless it succeeded.
+pub(crate) fn report_on_span(
+    span: &mut herald_common::trace::HeraldSpan,
+    delivered: &crate::attempt::Delivered,
+    verdict: &crate::outcome::Verdict,
+) {
+    if let Some(status) = delivered.status {
+        span.set_attribute(herald_common::trace::KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
+    }
+    if *verdict != crate::outcome::Verdict::Success {
+        span.set_error(match &delivered.error {
+            Some((kind, _)) => kind.as_str().to_owned(),
+            None => "unsuccessful status".to_owned(),
+        });
+    }
+}
+
 pub(crate) fn error_kind(error: &reqwest::Error) -> (ErrorKind, String) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {

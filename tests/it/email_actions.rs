@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use herald_tests::sandbox::TestTenant;
 use herald_tests::{MailServer, Sandbox, SandboxOptions};
-use reqwest::Method;
 use serde_json::{Value, json};
 
 const SMTP_PASSWORD: &str = "smtp-pass-3f9a";
@@ -54,15 +53,12 @@ async fn an_email_action_sends_the_message_its_templates_render() {
     let sandbox = Sandbox::start().await;
     let server = MailServer::start(Some(&format!("mailer:{SMTP_PASSWORD}")));
     let tenant = sandbox.tenant().await;
-    let (status, _) = sandbox
-        .call(
-            Method::PUT,
-            "/v1/secrets/smtp_password",
-            Some(&tenant.key),
-            Some(json!({"value": SMTP_PASSWORD})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    assert_eq!(
+        sandbox
+            .put_secret(&tenant, "smtp_password", SMTP_PASSWORD)
+            .await,
+        201
+    );
     let mut smtp = plain_smtp(&server);
     smtp["username"] = json!("mailer");
     smtp["password"] = json!("{{ secrets.smtp_password }}");

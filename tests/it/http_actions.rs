@@ -14,18 +14,6 @@ use crate::support::verify_with_reference_library;
 
 const CRM_TOKEN: &str = "crm-secret-token-7c1e";
 
-async fn put_secret(sandbox: &Sandbox, tenant: &TestTenant, name: &str, value: &str) {
-    let (status, answer) = sandbox
-        .call(
-            Method::PUT,
-            &format!("/v1/secrets/{name}"),
-            Some(&tenant.key),
-            Some(json!({"value": value})),
-        )
-        .await;
-    assert!(status == 201 || status == 200, "{answer}");
-}
-
 fn http_action(name: &str, handler: Value) -> Value {
     json!({"name": name, "event_types": ["payment.succeeded"], "handler": handler,
            "retry": {"max_attempts": 2, "delays_s": [1]}})
@@ -49,7 +37,7 @@ async fn an_http_action_sends_exactly_the_request_its_templates_render() {
     let receiver = Receiver::start().await;
     receiver.fallback(Reply::status(201).with_body(format!("echo {CRM_TOKEN}")));
     let tenant = sandbox.tenant().await;
-    put_secret(&sandbox, &tenant, "crm_token", CRM_TOKEN).await;
+    sandbox.put_secret(&tenant, "crm_token", CRM_TOKEN).await;
     let created = sandbox
         .action(
             &tenant,
@@ -137,7 +125,7 @@ async fn a_template_that_cannot_render_fails_for_good_naming_it() {
     );
 
     // A secret deleted after the action was saved: a clear, permanent error at render.
-    put_secret(&sandbox, &tenant, "gone_soon", "v").await;
+    sandbox.put_secret(&tenant, "gone_soon", "v").await;
     let mut action = http_action(
         "uses-a-secret",
         json!({"type": "http", "url": receiver.url("/y"),
@@ -295,7 +283,9 @@ async fn oauth_tokens_are_fetched_cached_and_renewed_once_after_a_401() {
     auth.script([token("tok-1"), token("tok-2")]);
     api.script([Reply::status(200), Reply::status(200), Reply::status(401)]);
     let tenant = sandbox.tenant().await;
-    put_secret(&sandbox, &tenant, "crm_client_secret", "client-secret-9").await;
+    sandbox
+        .put_secret(&tenant, "crm_client_secret", "client-secret-9")
+        .await;
     sandbox
         .action(
             &tenant,
@@ -344,7 +334,9 @@ async fn oauth_tokens_are_fetched_cached_and_renewed_once_after_a_401() {
     auth.script([Reply::status(401)
         .with_header("content-type", "application/json")
         .with_body(r#"{"error": "invalid_client", "error_description": "unknown client"}"#)]);
-    put_secret(&sandbox, &tenant, "crm_client_secret", "changed").await;
+    sandbox
+        .put_secret(&tenant, "crm_client_secret", "changed")
+        .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let execution = run_one(&sandbox, &tenant, json!({"n": 4})).await;
     assert_eq!(execution["status"], "failed", "{execution}");
@@ -364,7 +356,7 @@ async fn a_test_renders_the_request_without_sending_it_or_sends_it_once() {
     let sandbox = Sandbox::start().await;
     let receiver = Receiver::start().await;
     let tenant = sandbox.tenant().await;
-    put_secret(&sandbox, &tenant, "crm_token", CRM_TOKEN).await;
+    sandbox.put_secret(&tenant, "crm_token", CRM_TOKEN).await;
     let action = sandbox
         .action(
             &tenant,

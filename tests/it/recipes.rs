@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use herald_tests::{Receiver, Reply, Sandbox};
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::support::root;
@@ -192,15 +191,7 @@ async fn every_recipe_of_the_readme_sends_what_its_service_documents() {
     let sandbox = Sandbox::start().await;
     let tenant = sandbox.tenant().await;
     for (name, value) in SECRETS {
-        let (status, answer) = sandbox
-            .call(
-                Method::PUT,
-                &format!("/v1/secrets/{name}"),
-                Some(&tenant.key),
-                Some(serde_json::json!({"value": value})),
-            )
-            .await;
-        assert_eq!(status, 201, "{answer}");
+        assert_eq!(sandbox.put_secret(&tenant, name, value).await, 201);
     }
     let mut receivers = Vec::new();
     for service in &SERVICES {

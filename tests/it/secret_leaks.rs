@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use herald_common::config::ServiceName;
-use herald_tests::sandbox::TestTenant;
 use herald_tests::{MailServer, Receiver, Reply, Sandbox};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use reqwest::Method;
@@ -63,18 +62,6 @@ fn action(name: &str, handler: Value) -> Value {
            "retry": {"max_attempts": 2, "delays_s": [1]}})
 }
 
-async fn put_secret(sandbox: &Sandbox, tenant: &TestTenant, name: &str) {
-    let (status, body) = sandbox
-        .call(
-            Method::PUT,
-            &format!("/v1/secrets/{name}"),
-            Some(&tenant.key),
-            Some(json!({"value": CANARY})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-}
-
 /// Every row of every table of the sandbox's database, as text.
 async fn database_text(sandbox: &Sandbox) -> Vec<(String, String)> {
     let tables: Vec<String> = sqlx::query_scalar(
@@ -117,7 +104,7 @@ async fn a_secret_sent_through_every_handler_is_in_no_log_span_metric_read_or_ro
     let mut sandbox = Sandbox::start().await;
     let tenant = sandbox.tenant().await;
     for name in ["token", "client_secret", "smtp_password"] {
-        put_secret(&sandbox, &tenant, name).await;
+        sandbox.put_secret(&tenant, name, CANARY).await;
     }
     let hooks = Receiver::start().await;
     // The first answer echoes what it was sent, as some APIs do in their errors.

@@ -511,6 +511,20 @@ impl Sandbox {
         action
     }
 
+    /// Stores tenant secret `name`; answers 201 (created) or 200 (replaced).
+    pub async fn put_secret(&self, tenant: &TestTenant, name: &str, value: &str) -> u16 {
+        let (status, answer) = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/secrets/{name}"),
+                Some(&tenant.key),
+                Some(serde_json::json!({"value": value})),
+            )
+            .await;
+        assert!(status == 201 || status == 200, "{answer}");
+        status
+    }
+
     /// Sends an event and returns its id.
     pub async fn event(&self, tenant: &TestTenant, event: Value) -> String {
         let (status, body) = self

@@ -164,18 +164,7 @@ pub async fn execute(spec: &HttpSpec, ctx: &Context<'_>) -> Performed {
             }
         }
     };
-    if let Some(status) = delivered.status {
-        span.set_attribute(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status),
-        ));
-    }
-    if verdict != Verdict::Success {
-        span.set_error(match &delivered.error {
-            Some((kind, _)) => kind.as_str().to_owned(),
-            None => "unsuccessful status".to_owned(),
-        });
-    }
+    transport::report_on_span(&mut span, &delivered, &verdict);
     Performed {
         target,
         delivered: scrubbed(delivered, &refs(&credentials)),

@@ -10,7 +10,7 @@ use super::{WebhookSpec, build, payload};
 use crate::attempt::Performed;
 use crate::context::Context;
 use crate::credentials::scrub;
-use crate::outcome::{Verdict, verdict_of};
+use crate::outcome::verdict_of;
 use crate::transport;
 
 pub async fn execute(hook: &WebhookSpec, ctx: &Context<'_>) -> Performed {
@@ -52,18 +52,7 @@ pub async fn execute(hook: &WebhookSpec, ctx: &Context<'_>) -> Performed {
     let timeout = Duration::from_millis(u64::from(hook.timeout_ms));
     let delivered = transport::send(ctx.outbound, request, timeout).await;
     let verdict = verdict_of(&delivered, None, ctx.now);
-    if let Some(status) = delivered.status {
-        span.set_attribute(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status),
-        ));
-    }
-    if verdict != Verdict::Success {
-        span.set_error(match &delivered.error {
-            Some((kind, _)) => kind.as_str().to_owned(),
-            None => "unsuccessful status".to_owned(),
-        });
-    }
+    transport::report_on_span(&mut span, &delivered, &verdict);
     let secrets = ctx.secret_values();
     Performed {
         target: hook.url.to_string(),
