@@ -29,7 +29,7 @@ use herald_common::broker::{Outgoing, Publisher};
 use herald_common::circuit::Admission;
 use herald_common::clock::SharedClock;
 use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
-use herald_common::metrics::{Metrics, Stage};
+use herald_common::metrics::{Metrics, PathStep, Stage};
 use herald_common::status::ErrorKind;
 use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, SecretValues, Store};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind};
@@ -105,6 +105,7 @@ impl Executor {
     }
 
     async fn attempt(&self, job: &ExecutionJob) -> anyhow::Result<()> {
+        let received = tokio::time::Instant::now();
         let Some(action) = self.actions.get(job.tenant_id, job.action_id).await? else {
             return self.cancel(job, "action no longer exists").await;
         };
@@ -133,7 +134,9 @@ impl Executor {
                     .await;
             }
         };
-        let result = self.attempt_within_limits(job, &action, endpoint).await;
+        let result = self
+            .attempt_within_limits(job, &action, endpoint, received)
+            .await;
         self.limits.release(taken).await;
         result
     }
@@ -143,6 +146,7 @@ impl Executor {
         job: &ExecutionJob,
         action: &Action,
         endpoint: Option<String>,
+        received: tokio::time::Instant,
     ) -> anyhow::Result<()> {
         // The cached circuit first: no waiting for a destination that is open.
         let admission = endpoint.as_deref().map(|endpoint| {
@@ -204,6 +208,7 @@ impl Executor {
         }
         let slot = self.slots.acquire().await?;
 
+        self.metrics.step_since(PathStep::ExecutorPrepare, received);
         let started = self.clock.now();
         let performing = self.perform(job, action, &secrets);
         tokio::pin!(performing);
@@ -227,7 +232,10 @@ impl Executor {
             self.report_to_circuit(job, endpoint, &performed, probe)
                 .await;
         }
-        self.conclude(job, action, performed, started).await
+        let recording = tokio::time::Instant::now();
+        let concluded = self.conclude(job, action, performed, started).await;
+        self.metrics.step_since(PathStep::ExecutorRecord, recording);
+        concluded
     }
 
     /// Makes the attempt, by handler type.
@@ -334,6 +342,7 @@ impl Executor {
             .attempt_duration
             .with_label_values(&[record.outcome.as_str()])
             .observe(duration.as_secs_f64());
+        self.metrics.step_took(PathStep::ExecutorRequest, duration);
         // Kept in case what the destination answered cannot be stored: the attempt is then
         // recorded without it rather than sent again.
         let bare = record.without_response();

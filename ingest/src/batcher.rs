@@ -1,7 +1,9 @@
 //! Gathers events from concurrent requests into one database write and one broker message.
 //!
-//! A request's event waits at most `linger` for companions, so batching costs little latency
-//! at low load and saves a round trip per event at high load. The reply goes out once the
+//! Group commit: a batch is written as soon as one of the writes in flight is free, with
+//! whatever came in meanwhile, so an event alone waits for no companion, and under load the
+//! batches grow while the earlier writes finish (a `linger`, if configured, also holds the
+//! first event that long). The reply goes out once the
 //! batch is committed: the event is then durable, and its publication follows. If publishing
 //! fails (broker down), the event stays unmatched in PostgreSQL and the scheduler's outbox
 //! sweep publishes it later, so an accepted event is never lost.
@@ -13,9 +15,10 @@ use herald_common::broker::topology::EVENTS_EXCHANGE;
 use herald_common::broker::{Outgoing, Publisher};
 use herald_common::event::Event;
 use herald_common::messages::EventBatch;
-use herald_common::metrics::{Door, Metrics, Received, Stage, StageWork};
+use herald_common::metrics::{Door, Metrics, PathStep, Received, Stage, StageWork};
 use herald_common::store::{InsertedEvent, Store, WriteFailure};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
 
 /// One request's events (one, or a whole batch), stored together or not at all.
 struct Submission {
@@ -25,6 +28,8 @@ struct Submission {
     /// Ingest's stage count: in from submission, out once published (or found duplicate).
     work: StageWork,
     reply: oneshot::Sender<Result<Vec<InsertedEvent>, NotStored>>,
+    /// When it reached the batcher (for `ingest_batch_wait`).
+    queued_at: Instant,
 }
 
 /// A handle for submitting events; cheap to clone.
@@ -103,6 +108,7 @@ impl EventBatcher {
                 door,
                 work,
                 reply,
+                queued_at: Instant::now(),
             })
             .await
             .map_err(|_| NotStored::Unavailable)?;
@@ -122,21 +128,14 @@ async fn run(
     let publishes = Arc::new(Semaphore::new(CONCURRENT_PUBLISHES));
     let queued = Arc::new(Semaphore::new(QUEUED_PUBLISHES));
     while let Some(first) = receiver.recv().await {
-        let mut events = first.events.len();
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + linger;
-        while events < batch_max {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(next)) => {
-                    events += next.events.len();
-                    batch.push(next);
-                }
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let Ok(permit) = flushes.clone().acquire_owned().await else {
+        let Some(permit) = gather(&mut receiver, &mut batch, &flushes, batch_max, linger).await
+        else {
             break;
         };
+        for submission in &batch {
+            metrics.step_since(PathStep::IngestBatchWait, submission.queued_at);
+        }
         let (store, publisher, metrics) = (store.clone(), publisher.clone(), metrics.clone());
         let (publishes, queued) = (publishes.clone(), queued.clone());
         tokio::spawn(async move {
@@ -156,13 +155,61 @@ async fn run(
             };
             // The semaphore is never closed: acquiring only waits for a turn.
             if let Ok(_publishing) = publishes.acquire_owned().await {
+                let started = Instant::now();
                 publish(fresh, work, &publisher).await;
+                metrics.step_since(PathStep::IngestEventPublish, started);
             }
         });
     }
     // Drain: wait for every flush and publication to finish before the worker ends.
     let _ = flushes.acquire_many(CONCURRENT_FLUSHES as u32).await;
     let _ = queued.acquire_many(QUEUED_PUBLISHES as u32).await;
+}
+
+/// Adds to `batch` what comes in until a write is free (and `linger` since the first has
+/// passed) or the batch is full; returns the write's permit (`None`: the batcher is closing).
+async fn gather(
+    receiver: &mut mpsc::Receiver<Submission>,
+    batch: &mut Vec<Submission>,
+    flushes: &Arc<Semaphore>,
+    batch_max: usize,
+    linger: Duration,
+) -> Option<OwnedSemaphorePermit> {
+    let mut events: usize = batch.iter().map(|s| s.events.len()).sum();
+    let deadline = Instant::now() + linger;
+    let mut open = true;
+    loop {
+        // What has come in already joins at once.
+        while events < batch_max && open {
+            match receiver.try_recv() {
+                Ok(next) => {
+                    events += next.events.len();
+                    batch.push(next);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        let lingering = Instant::now() < deadline;
+        if events >= batch_max || !open {
+            return flushes.clone().acquire_owned().await.ok();
+        }
+        if !lingering && let Ok(permit) = flushes.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        tokio::select! {
+            biased;
+            next = receiver.recv() => match next {
+                Some(next) => {
+                    events += next.events.len();
+                    batch.push(next);
+                }
+                None => open = false,
+            },
+            permit = flushes.clone().acquire_owned(), if !lingering => return permit.ok(),
+            () = tokio::time::sleep_until(deadline), if lingering => {}
+        }
+    }
 }
 
 /// Stores a batch and answers its requests; returns the events that were new and the stage
@@ -176,7 +223,9 @@ async fn write_batch(
     // together or not at all, and one whose data is refused fails alone.
     let groups: Vec<&[(Event, Option<String>)]> =
         batch.iter().map(|s| s.events.as_slice()).collect();
+    let started = Instant::now();
     let outcomes = store.insert_event_groups(&groups).await;
+    metrics.step_since(PathStep::IngestEventCommit, started);
     let mut fresh = Vec::new();
     let mut pending: Option<StageWork> = None;
     for (submission, outcome) in batch.into_iter().zip(outcomes) {
@@ -185,6 +234,7 @@ async fn write_batch(
             door,
             mut work,
             reply,
+            queued_at: _,
         } = submission;
         let mine = match outcome {
             Ok(mine) => mine,
@@ -211,6 +261,9 @@ async fn write_batch(
     }
     (fresh, pending)
 }
+
+#[cfg(test)]
+mod tests;
 
 /// A submission's failure, logged, as its caller is to be told.
 fn not_stored(failure: WriteFailure<sqlx::Error>, events: usize) -> NotStored {

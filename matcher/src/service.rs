@@ -19,7 +19,7 @@ use herald_common::config::{Config, ServiceName};
 use herald_common::event::{Event, EventLimits};
 use herald_common::ids::{ExecutionId, TenantId};
 use herald_common::messages::{Lane, UNSTORABLE, decode_events, is_internal};
-use herald_common::metrics::{Door, Metrics, Received, Stage};
+use herald_common::metrics::{Door, Metrics, PathStep, Received, Stage};
 use herald_common::service::{Base, Running};
 use herald_common::store::{NewExecution, Store, WriteFailure, is_data_error_in, write_isolated};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind, TRACEPARENT};
@@ -243,6 +243,7 @@ impl Matcher {
         let mut outside = Vec::new();
         let mut matched_counts = Vec::with_capacity(events.len());
         let mut matched = Vec::new();
+        let matching = tokio::time::Instant::now();
         for &(event, to_store) in &events {
             matched.clear();
             // Accepted events carry validated JSON, so this cannot fail; if it somehow did,
@@ -268,6 +269,8 @@ impl Matcher {
             }
         }
 
+        self.metrics.step_since(PathStep::MatcherMatch, matching);
+
         // Messages the broker hands out again: their earlier hand-over may have been lost.
         let again: HashSet<(TenantId, &str)> = decoded
             .iter()
@@ -276,6 +279,7 @@ impl Matcher {
             .map(|e| (e.tenant_id, e.id.as_str()))
             .collect();
 
+        let recording = tokio::time::Instant::now();
         let mut tx = self.store.pool().begin().await?;
         let inserted = Store::insert_events_tx(&mut tx, &outside).await?;
         let new_outside: HashSet<(TenantId, &str)> =
@@ -295,6 +299,8 @@ impl Matcher {
         let stored = Store::insert_executions(&mut tx, &executions).await?;
         Store::mark_events_matched(&mut tx, &matched_counts).await?;
         tx.commit().await?;
+        self.metrics
+            .step_since(PathStep::MatcherExecutionsCommit, recording);
 
         // A pending execution recorded before gets its job again only from a redelivered
         // message. Any other copy would race the job already on its way, and both attempts
@@ -314,7 +320,10 @@ impl Matcher {
             .iter()
             .map(|batch| Outgoing::message(JOBS_EXCHANGE, Lane::First.routing_key(), batch))
             .collect();
+        let publishing = tokio::time::Instant::now();
         self.publisher.publish_all(&messages).await?;
+        self.metrics
+            .step_since(PathStep::MatcherJobsPublish, publishing);
 
         // Counted once handed on, once per outside message: the first copy of a new event is
         // accepted, any other copy a duplicate; a redelivered message that stored nothing new

@@ -510,11 +510,28 @@ pub fn run(root: &Path, options: LoadOptions) -> anyhow::Result<ExitCode> {
     }
     crate::up::build(root, true)?;
     let base = root.join("target/bench/load");
+    let (stack, stack_options) = start_stack(root, &base, &options.replicas)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(measure(&stack, &stack_options, &options, "load"));
+    drop(runtime);
+    locked(&stack).stop();
+    let report = result?;
+    write_report(&base, &options, report)
+}
+
+/// A stack of its own under `base` (emptied first) as the load benchmarks run it: the four
+/// services in release builds (`replicas` of each), the broker and a database with fsync on,
+/// loopback destinations allowed and no per-tenant request limit.
+pub fn start_stack(
+    root: &Path,
+    base: &Path,
+    replicas: &BTreeMap<&'static str, usize>,
+) -> anyhow::Result<(Arc<Mutex<Stack>>, StackOptions)> {
     if base.join("rabbitmq").exists() || base.join("postgres").exists() {
-        std::fs::remove_dir_all(&base).with_context(|| format!("removing {}", base.display()))?;
+        std::fs::remove_dir_all(base).with_context(|| format!("removing {}", base.display()))?;
     }
     let stack_options = StackOptions {
-        base: base.clone(),
+        base: base.to_path_buf(),
         bin_dir: root.join("target/release"),
         ports: PreferredPorts {
             amqp: 5684,
@@ -524,7 +541,7 @@ pub fn run(root: &Path, options: LoadOptions) -> anyhow::Result<ExitCode> {
             ops: 9300,
         },
         fast_database: false,
-        replicas: options.replicas.clone(),
+        replicas: replicas.clone(),
         env: vec![
             ("HERALD_TELEMETRY__LOG_LEVEL".into(), "warn".into()),
             (
@@ -536,11 +553,11 @@ pub fn run(root: &Path, options: LoadOptions) -> anyhow::Result<ExitCode> {
         ],
     };
     let stack = Arc::new(Mutex::new(Stack::start(stack_options.clone())?));
-    let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(measure(&stack, &stack_options, &options));
-    drop(runtime);
-    locked(&stack).stop();
-    let report = result?;
+    Ok((stack, stack_options))
+}
+
+/// `run`'s second half, after the stack has stopped.
+fn write_report(base: &Path, options: &LoadOptions, report: Report) -> anyhow::Result<ExitCode> {
     let name = format!(
         "{}-{}-fanout{}",
         match options.via {
@@ -555,7 +572,7 @@ pub fn run(root: &Path, options: LoadOptions) -> anyhow::Result<ExitCode> {
         },
         options.fanout
     );
-    std::fs::create_dir_all(&base)?;
+    std::fs::create_dir_all(base)?;
     let json_path = base.join(format!("{name}.json"));
     std::fs::write(
         &json_path,
@@ -572,20 +589,22 @@ pub fn run(root: &Path, options: LoadOptions) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-struct Report {
-    json: Value,
+pub struct Report {
+    pub json: Value,
     svg: String,
-    summary: String,
+    pub summary: String,
 }
 
-fn locked(stack: &Mutex<Stack>) -> std::sync::MutexGuard<'_, Stack> {
+pub fn locked(stack: &Mutex<Stack>) -> std::sync::MutexGuard<'_, Stack> {
     stack.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn measure(
+/// One load on a running stack, for a tenant of its own named `tenant`.
+pub async fn measure(
     stack: &Arc<Mutex<Stack>>,
     stack_options: &StackOptions,
     options: &LoadOptions,
+    tenant: &str,
 ) -> anyhow::Result<Report> {
     let (api_url, admin_token, amqp_url, management_url) = {
         let stack = locked(stack);
@@ -604,7 +623,7 @@ async fn measure(
         http: http.clone(),
         base: api_url,
     });
-    let (tenant_id, key) = api.tenant_with_key(&admin_token, "load").await?;
+    let (tenant_id, key) = api.tenant_with_key(&admin_token, tenant).await?;
     let receiver = Arc::new(Receiver {
         started_unix_ns: AtomicU64::new(0),
         deliveries: AtomicU64::new(0),

@@ -9,6 +9,7 @@ mod api;
 mod bench_executor;
 mod bench_faults;
 mod bench_handlers;
+mod bench_latency;
 mod bench_load;
 mod bench_matcher;
 mod bench_matcher_service;
@@ -108,6 +109,20 @@ enum Bench {
         /// broker-kill, db-restart, db-kill.
         #[arg(long = "fault")]
         faults: Vec<bench_faults::Fault>,
+    },
+    /// The latency sweep: the same run's floor (a bare broker hop, commit and loopback
+    /// request), then the cluster end to end at each rate, one webhook per event; p50, p99
+    /// and p99.9 against rate, CPU per event by process, and the budget of one event step by
+    /// step, with a plot under target/bench/latency/.
+    Latency {
+        /// Events per second of each round, in turn.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 100, 400, 2000, 5000])]
+        rates: Vec<u32>,
+        /// Length of each round's measured window (at least 60 s below 10 events/s).
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+        #[arg(long, value_enum, default_value_t = bench_load::Via::Http)]
+        via: bench_load::Via,
     },
     /// The matching engine on 1k to 1M actions and a skewed workload.
     Matcher,
@@ -268,6 +283,21 @@ fn main() -> ExitCode {
                 backlog,
                 far,
                 replicas,
+            },
+        ),
+        Task::Bench {
+            which:
+                Bench::Latency {
+                    rates,
+                    seconds,
+                    via,
+                },
+        } => bench_latency::run(
+            &root,
+            bench_latency::LatencyOptions {
+                rates,
+                seconds,
+                via,
             },
         ),
         Task::Openapi => write_openapi(&root),

@@ -56,13 +56,7 @@ impl RabbitSpec {
                 format!("{dir}/rabbitmq-env.conf"),
             ),
             ("ERL_EPMD_ADDRESS".into(), "127.0.0.1".into()),
-            // The Erlang schedulers spin while idle by default, which suits a host of its own;
-            // here the broker shares two cores with the database and four services, and the
-            // spinning is CPU they need (RabbitMQ's runtime guide for shared hosts).
-            (
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS".into(),
-                "+sbwt none +sbwtdcpu none +sbwtdio none".into(),
-            ),
+            ("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS".into(), erl_args()),
             ("HOME".into(), dir),
         ]
     }
@@ -109,6 +103,16 @@ impl RabbitSpec {
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
+}
+
+/// The Erlang runtime's arguments for local nodes: `HERALD_RABBITMQ_ERL_ARGS` when set (`""`
+/// gives Erlang's defaults), else schedulers that do not busy-wait. They spin while idle by
+/// default, which suits a host of its own; here the broker shares two cores with the database
+/// and four services, and the spinning is CPU they need (RabbitMQ's runtime guide for shared
+/// hosts). `bench latency` measures both.
+pub fn erl_args() -> String {
+    std::env::var("HERALD_RABBITMQ_ERL_ARGS")
+        .unwrap_or_else(|_| "+sbwt none +sbwtdcpu none +sbwtdio none".into())
 }
 
 impl Rabbit {

@@ -1,8 +1,10 @@
 //! A consumer that survives broker restarts and hands deliveries to a handler in batches.
 //!
-//! Deliveries are gathered until the batch is full or the first one has waited `linger`, so
-//! batching costs at most `linger` of latency at low load. Each batch runs as its own task
-//! (at most `max_batches_in_flight` at once); the handler acknowledges what it finishes. At
+//! Group commit: deliveries that have arrived go as one batch as soon as one of the
+//! `max_batches_in_flight` slots is free (and the first has waited `linger`, if one is set),
+//! or when the batch is full; while every slot is busy, the next batch grows. So a delivery
+//! alone waits for no companion, and batches are as large as the load makes them. Each batch
+//! runs as its own task; the handler acknowledges what it finishes. At
 //! shutdown the consumer is cancelled first, in-flight batches get the grace period, and
 //! anything still unacknowledged returns to the queue when the channel closes.
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -75,9 +77,10 @@ pub async fn run_consumer<H: BatchHandler>(
         };
         tracing::info!(queue = options.queue, "consuming");
         let mut batch: Vec<Delivery> = Vec::with_capacity(options.batch_max);
-        let mut deadline: Option<tokio::time::Instant> = None;
+        // When the batch's first delivery has waited `linger` (long past while it is empty).
+        let mut ready_at = tokio::time::Instant::now();
         loop {
-            let flush_at = deadline;
+            let lingering = tokio::time::Instant::now() < ready_at;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -85,19 +88,15 @@ pub async fn run_consumer<H: BatchHandler>(
                     let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
                     break;
                 }
-                _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await }, if flush_at.is_some() => {
-                    dispatch(&tracker, &slots, &handler, std::mem::take(&mut batch)).await;
-                    deadline = None;
-                }
+                // Deliveries already here join the batch before a free slot takes it.
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
                         if batch.is_empty() {
-                            deadline = Some(tokio::time::Instant::now() + options.linger);
+                            ready_at = tokio::time::Instant::now() + options.linger;
                         }
                         batch.push(delivery);
                         if batch.len() >= options.batch_max {
                             dispatch(&tracker, &slots, &handler, std::mem::take(&mut batch)).await;
-                            deadline = None;
                         }
                     }
                     Some(Err(error)) => {
@@ -111,6 +110,12 @@ pub async fn run_consumer<H: BatchHandler>(
                         break;
                     }
                 },
+                permit = slots.clone().acquire_owned(), if !batch.is_empty() && !lingering => {
+                    if let Ok(permit) = permit {
+                        run_batch(&tracker, &handler, std::mem::take(&mut batch), permit);
+                    }
+                }
+                () = tokio::time::sleep_until(ready_at), if !batch.is_empty() && lingering => {}
             }
         }
         // Deliveries gathered but not dispatched are still unacknowledged: hand them over, so
@@ -144,6 +149,16 @@ async fn dispatch<H: BatchHandler>(
     let Ok(permit) = slots.clone().acquire_owned().await else {
         return;
     };
+    run_batch(tracker, handler, batch, permit);
+}
+
+/// Runs `batch` as a task of its own, holding its slot until it is done.
+fn run_batch<H: BatchHandler>(
+    tracker: &TaskTracker,
+    handler: &Arc<H>,
+    batch: Vec<Delivery>,
+    permit: OwnedSemaphorePermit,
+) {
     let handler = handler.clone();
     tracker.spawn(async move {
         handler.handle(batch).await;

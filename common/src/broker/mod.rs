@@ -44,6 +44,33 @@ pub fn delivery_count(delivery: &Delivery) -> i64 {
     }
 }
 
+/// The header in which a publisher stamps the moment it published (microseconds since the
+/// Unix epoch), so that consumers can time the broker hop (`herald_broker_hop_seconds`).
+pub const PUBLISHED_AT_HEADER: &str = "herald-published-us";
+
+/// `properties` with [`PUBLISHED_AT_HEADER`] set to now.
+pub fn stamp_published(properties: &lapin::BasicProperties) -> lapin::BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock).timestamp_micros();
+    headers.insert(PUBLISHED_AT_HEADER.into(), AMQPValue::LongLongInt(now));
+    properties.clone().with_headers(headers)
+}
+
+/// How long ago `delivery` was published, when its publisher stamped it; `None` for messages
+/// without the stamp (outside programs') or from a clock ahead of this one.
+pub fn published_age(delivery: &Delivery) -> Option<std::time::Duration> {
+    let headers = delivery.properties.headers().as_ref()?;
+    let AMQPValue::LongLongInt(at) = headers
+        .inner()
+        .get(&ShortString::from(PUBLISHED_AT_HEADER))?
+    else {
+        return None;
+    };
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock).timestamp_micros();
+    let micros = u64::try_from(now.checked_sub(*at)?).ok()?;
+    Some(std::time::Duration::from_micros(micros))
+}
+
 /// Builds a header table from string pairs.
 pub fn string_headers<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> FieldTable {
     let mut table = FieldTable::default();

@@ -217,7 +217,7 @@ impl Publisher {
                 message.routing_key.as_str().into(),
                 options,
                 &message.body,
-                message.properties.clone(),
+                super::stamp_published(&message.properties),
             )
             .await?;
         // Every confirm is awaited: a dropped confirm future would lose its nack.

@@ -38,6 +38,12 @@ impl QueueContext<'_> {
                 .with_label_values(&[self.queue])
                 .inc();
         }
+        if let Some(age) = super::published_age(delivery) {
+            self.metrics
+                .broker_hop
+                .with_label_values(&[self.queue])
+                .observe(age.as_secs_f64());
+        }
         match decode(delivery) {
             Ok(decoded) => Some(decoded),
             Err(error) => {

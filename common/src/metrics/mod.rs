@@ -4,13 +4,23 @@
 use crate::broker::topology;
 use crate::clock::Clock as _;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+    TextEncoder,
 };
+
+mod path;
+mod register;
+pub use path::PathStep;
+use register::{counter, counter_vec, float_gauge, gauge_vec, histogram, histogram_vec, int_gauge};
 
 /// Buckets for sub-millisecond to multi-second operations.
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Buckets for the steps of an event's path: most take tens of microseconds to milliseconds.
+const STEP_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0,
 ];
 
 /// A process's metrics. Cheap to clone (every field is a shared handle).
@@ -27,6 +37,8 @@ pub struct Metrics {
     pub matches_per_event: Histogram,
     pub executions_completed: IntCounterVec,
     pub attempt_duration: HistogramVec,
+    pub path_step: HistogramVec,
+    pub broker_hop: HistogramVec,
     pub retries_scheduled: IntCounter,
     pub delayed_jobs_released: IntCounter,
     pub delayed_release_lateness: Histogram,
@@ -56,64 +68,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn histogram_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-    let metric = HistogramVec::new(opts, labels).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-        .expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn int_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::IntGauge {
-    let metric = prometheus::IntGauge::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
-fn float_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Gauge {
-    let metric = prometheus::Gauge::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
-}
-
 impl Metrics {
     /// A fresh registry with every metric, tagged with the service's name in `build_info`.
     pub fn new(service: &str) -> Self {
@@ -136,6 +90,7 @@ impl Metrics {
                 "herald_http_request_duration_seconds",
                 "Time to answer an HTTP request.",
                 &["route", "method"],
+                LATENCY_BUCKETS,
             ),
             events_received: counter_vec(
                 &r,
@@ -179,6 +134,21 @@ impl Metrics {
                 "herald_attempt_duration_seconds",
                 "Duration of one delivery attempt.",
                 &["outcome"],
+                LATENCY_BUCKETS,
+            ),
+            path_step: histogram_vec(
+                &r,
+                "herald_path_step_seconds",
+                "Time one step of an event's path took in this process (see `step`).",
+                &["step"],
+                STEP_BUCKETS,
+            ),
+            broker_hop: histogram_vec(
+                &r,
+                "herald_broker_hop_seconds",
+                "From a message's publishing to its consumer taking it, per queue (both clocks are the machines' own).",
+                &["queue"],
+                STEP_BUCKETS,
             ),
             retries_scheduled: counter(
                 &r,
