@@ -342,7 +342,7 @@ fn rss_mib(pid: u32) -> f64 {
 
 /// The processes to watch: each service replica, the broker and the database (all of its
 /// processes' CPU would need a tree walk; its postmaster's children are summed by name).
-fn processes(stack: &Stack) -> Vec<(String, Vec<u32>)> {
+fn processes(stack: &Stack, base: &Path) -> Vec<(String, Vec<u32>)> {
     let mut named: Vec<(String, Vec<u32>)> = Vec::new();
     // Named by service and replica number, so that a replica started in place of a killed one
     // (see `bench_faults`) keeps the name.
@@ -353,7 +353,7 @@ fn processes(stack: &Stack) -> Vec<(String, Vec<u32>)> {
         named.push((format!("{}#{n}", service.binary), vec![service.pid()]));
     }
     for (name, pattern) in [("rabbitmq", "beam.smp"), ("postgres", "postgres")] {
-        let pids = pids_named(pattern);
+        let pids = pids_named(pattern, base);
         named.push((name.to_owned(), pids));
     }
     // The load generator and the receiver share this process: their cost is part of the
@@ -391,9 +391,10 @@ fn cpu_delta(
     percent
 }
 
-/// Processes whose command line names `pattern` and this benchmark's data folder, with their
-/// children (PostgreSQL's backends and writers are the postmaster's children).
-fn pids_named(pattern: &str) -> Vec<u32> {
+/// Processes whose command line names `pattern` and this benchmark's data folder `base`, with
+/// their children (PostgreSQL's backends and writers are the postmaster's children).
+fn pids_named(pattern: &str, base: &Path) -> Vec<u32> {
+    let base = base.display().to_string();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -405,7 +406,7 @@ fn pids_named(pattern: &str) -> Vec<u32> {
         .copied()
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.contains(pattern) && c.contains("target/bench/load"))
+                .map(|c| c.contains(pattern) && c.contains(&base))
                 .unwrap_or(false)
         })
         .collect();
@@ -658,7 +659,7 @@ pub async fn measure(
         .and_then(|m| m.split_whitespace().next())
         .map(|m| m.replace("http://", "http://guest:guest@"))
         .unwrap_or_default();
-    let watched = processes(&locked(stack));
+    let watched = processes(&locked(stack), &stack_options.base);
     // CPU seconds per process id at the last sample: the database opens backends as the pools
     // grow, so the processes are listed afresh every second.
     let mut last_cpu: HashMap<u32, f64> = HashMap::new();
@@ -700,7 +701,7 @@ pub async fn measure(
             queue_depth: queue_depth(&http, &management).await,
             ..Sample::default()
         };
-        let now_watched = processes(&locked(stack));
+        let now_watched = processes(&locked(stack), &stack_options.base);
         sample.cpu = cpu_delta(&now_watched, &mut last_cpu);
         for (name, pids) in &now_watched {
             sample.rss_mib.insert(
