@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_common::broker::topology::EVENTS_EXCHANGE;
-use herald_common::broker::{Outgoing, Publisher};
+use herald_common::broker::{Backlog, Outgoing, Publisher};
 use herald_common::event::Event;
 use herald_common::messages::EventBatch;
 use herald_common::metrics::{Door, Metrics, PathStep, Received, Stage, StageWork};
@@ -37,6 +37,9 @@ struct Submission {
 pub struct EventBatcher {
     queue: mpsc::Sender<Submission>,
     metrics: Metrics,
+    /// New events are refused for now while this backlog is past `max_backlog` (0: never).
+    backlog: Backlog,
+    max_backlog: u64,
 }
 
 /// Why a request's events were not stored.
@@ -47,6 +50,9 @@ pub enum NotStored {
     Refused(String),
     /// The database (or ingest) is unavailable for now: the request may be sent again.
     Unavailable,
+    /// More work waits ahead of delivery than `ingest.max_backlog`: the request may be sent
+    /// again once delivery has caught up.
+    Overloaded,
 }
 
 /// Flushes in progress at once: the next batch fills while earlier ones are written.
@@ -76,7 +82,22 @@ impl EventBatcher {
             batch_max,
             linger,
         ));
-        (Self { queue, metrics }, worker)
+        let batcher = Self {
+            queue,
+            metrics,
+            backlog: Backlog::default(),
+            max_backlog: 0,
+        };
+        (batcher, worker)
+    }
+
+    /// Refuses new events ([`NotStored::Overloaded`]) while `backlog` is past `max_backlog`.
+    pub fn with_admission(self, backlog: Backlog, max_backlog: u64) -> Self {
+        Self {
+            backlog,
+            max_backlog,
+            ..self
+        }
     }
 
     /// Stores `event`, which came in by `door` (deduplicated by id and idempotency key), and
@@ -100,6 +121,11 @@ impl EventBatcher {
         door: Door,
         events: Vec<(Event, Option<String>)>,
     ) -> Result<Vec<InsertedEvent>, NotStored> {
+        if self.backlog.over(self.max_backlog) {
+            self.metrics
+                .count_events(door, Received::Deferred, events.len() as u64);
+            return Err(NotStored::Overloaded);
+        }
         let (reply, answer) = oneshot::channel();
         let work = self.metrics.stage_enter(Stage::Ingest, events.len() as u64);
         self.queue

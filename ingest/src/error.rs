@@ -93,6 +93,16 @@ impl ApiError {
         )
     }
 
+    /// Past `ingest.max_backlog`: delivery is behind, so new events wait at the sender.
+    pub fn overloaded() -> Self {
+        let mut error = Self::new(
+            ErrorCode::Overloaded,
+            "delivery is behind; nothing was stored; retry after the time in Retry-After",
+        );
+        error.retry_after = Some(std::time::Duration::from_secs(1));
+        error
+    }
+
     pub fn unavailable() -> Self {
         Self::new(
             ErrorCode::Unavailable,
@@ -183,6 +193,7 @@ impl From<NotStored> for ApiError {
         match error {
             NotStored::Refused(words) => Self::unstorable(&words),
             NotStored::Unavailable => Self::unavailable(),
+            NotStored::Overloaded => Self::overloaded(),
         }
     }
 }

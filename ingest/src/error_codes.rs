@@ -131,6 +131,9 @@ error_codes! {
     Internal = "internal", INTERNAL_SERVER_ERROR, "a fault of Herald's; its details are logged";
     Unavailable = "unavailable", SERVICE_UNAVAILABLE,
         "a dependency (the database) is away for now; retry";
+    Overloaded = "overloaded", SERVICE_UNAVAILABLE,
+        "more work waits ahead of delivery than `ingest.max_backlog`; nothing was stored; retry \
+         after `Retry-After`";
 }
 
 impl ErrorCode {

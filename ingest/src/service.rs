@@ -10,6 +10,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use herald_common::broker::Backlog;
+use herald_common::broker::topology::{EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE, MATCHER_QUEUE};
 use herald_common::config::{Config, ServiceName};
 use herald_common::metrics::{Metrics, http_method_label};
 use herald_common::service::{Base, Running};
@@ -84,6 +86,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         ingest.batch_max_events,
         Duration::from_micros(ingest.batch_linger_us),
     );
+    // What waits ahead of delivery: the matcher's events and the executor's jobs.
+    let (backlog, sampling) = Backlog::watch(
+        base.publisher.link().clone(),
+        &[MATCHER_QUEUE, EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE],
+        base.metrics.clone(),
+        shutdown.clone(),
+    );
+    base.tasks.spawn(sampling);
+    let batcher = batcher.with_admission(backlog, ingest.max_backlog);
     let engine = live_engine(&base).await?;
     let executor = &base.config.executor;
     let outbound =

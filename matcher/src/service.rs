@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use herald_common::broker::topology::{JOBS_EXCHANGE, MATCHER_QUEUE};
+use herald_common::broker::topology::{
+    EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE, JOBS_EXCHANGE, MATCHER_QUEUE,
+};
 use herald_common::broker::{
-    BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, QueueContext, header_str,
-    run_consumer,
+    Backlog, BatchHandler, ConsumerOptions, Delivery, Outgoing, Publisher, QueueContext,
+    header_str, run_consumer,
 };
 use herald_common::clock::SharedClock;
 use herald_common::config::{Config, ServiceName};
@@ -37,7 +39,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // Complete before the first event is consumed: an event matched against a half-loaded
     // engine would be recorded as matching nothing.
     let engine = live_engine(&base).await?;
+    // What waits for the executor: past `matcher.max_backlog`, no new batch is taken.
+    let (backlog, sampling) = Backlog::watch(
+        base.publisher.link().clone(),
+        &[EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE],
+        base.metrics.clone(),
+        shutdown.clone(),
+    );
+    base.tasks.spawn(sampling);
     let handler = Arc::new(Matcher {
+        backlog,
+        max_backlog: base.config.matcher.max_backlog,
+        shutdown: shutdown.clone(),
         clock: base.clock.clone(),
         engine,
         tenants: KnownTenants::new(base.store.clone()),
@@ -72,6 +85,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 const BATCHES_IN_FLIGHT: usize = 4;
 
 struct Matcher {
+    /// Jobs waiting for the executor; past `max_backlog` a batch waits before it is matched.
+    backlog: Backlog,
+    max_backlog: u64,
+    shutdown: CancellationToken,
     clock: SharedClock,
     engine: Arc<Engine>,
     tenants: KnownTenants,
@@ -91,6 +108,11 @@ struct Decoded {
 
 impl BatchHandler for Matcher {
     async fn handle(&self, batch: Vec<Delivery>) {
+        // Delivery is behind: matching more would take the machine from it. The batch (and the
+        // prefetch behind it) waits, and so does the broker's queue.
+        self.backlog
+            .wait_within(self.max_backlog, &self.shutdown)
+            .await;
         let now = self.clock.now();
         let queue = self.queue();
         let mut decoded = Vec::with_capacity(batch.len());

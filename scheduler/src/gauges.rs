@@ -6,14 +6,13 @@
 use std::sync::Arc;
 
 use herald_common::broker::Publisher;
+use herald_common::broker::backlog::ready_messages;
 use herald_common::broker::topology::{
     DEAD_QUEUE, EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE, FAILED_QUEUE, MATCHER_QUEUE,
     SCHEDULER_QUEUE,
 };
 use herald_common::metrics::Metrics;
 use herald_common::store::Store;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 
 use herald_common::clock::Clock;
 
@@ -48,22 +47,15 @@ impl<C: Clock> Gauges<C> {
         self.sample_queues().await
     }
 
-    /// A passive declare answers a queue's ready messages without changing it.
     async fn sample_queues(&self) -> anyhow::Result<()> {
         let connection = self.publisher.link().connection().await?;
         let channel = connection.create_channel().await?;
         for name in QUEUES {
-            let options = QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            let queue = channel
-                .queue_declare(name.into(), options, FieldTable::default())
-                .await?;
+            let ready = ready_messages(&channel, name).await?;
             self.metrics
                 .queue_depth
                 .with_label_values(&[name])
-                .set(i64::from(queue.message_count()));
+                .set(i64::from(ready));
         }
         let _ = channel.close(200, "sampled".into()).await;
         Ok(())

@@ -3,6 +3,7 @@
 
 mod action_api;
 mod action_lifecycle;
+mod admission;
 mod api_access;
 mod api_contract;
 mod api_input;

@@ -5,6 +5,7 @@
 //! explicit: a publisher republishes whatever was not confirmed on a fresh channel, and a
 //! consumer starts over on a fresh channel (the broker redelivers what was unacknowledged).
 
+pub mod backlog;
 mod connection;
 mod consumer;
 mod dead_letter;
@@ -12,6 +13,7 @@ mod publisher;
 mod queue_context;
 pub mod topology;
 
+pub use backlog::Backlog;
 pub use connection::Link;
 pub use consumer::{BatchHandler, ConsumerOptions, run_consumer};
 pub use dead_letter::dead_letter;

@@ -189,6 +189,9 @@ pub struct IngestConfig {
     pub tenant_rate_per_s: u32,
     /// Requests a tenant may send at once above its rate (the bucket's size).
     pub tenant_burst: u32,
+    /// Messages waiting for the matcher and the executor past which new events are answered
+    /// 503 `overloaded` (admission control); 0 turns it off.
+    pub max_backlog: u64,
 }
 
 impl IngestConfig {
@@ -227,6 +230,9 @@ pub struct MatcherConfig {
     pub batch_linger_us: u64,
     /// Seconds between full reloads of the action set (a safety net under the change feed).
     pub resync_interval_s: u64,
+    /// Jobs waiting for the executor past which no new batch of events is matched; 0 turns
+    /// it off.
+    pub max_backlog: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -60,6 +60,7 @@ pub struct Metrics {
     pub delayed_jobs: prometheus::IntGauge,
     pub delayed_jobs_overdue_oldest: prometheus::Gauge,
     pub queue_depth: IntGaugeVec,
+    pub admission_backlog: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -280,6 +281,13 @@ impl Metrics {
                 "herald_queue_depth_messages",
                 "Messages ready in each of Herald's queues, sampled by the scheduler.",
                 &["queue"],
+            ),
+            admission_backlog: int_gauge(
+                &r,
+                "herald_admission_backlog_messages",
+                "Messages waiting ahead of delivery as this service's admission control last \
+                 sampled them (ingest: the matcher's and executor's queues; matcher: the \
+                 executor's).",
             ),
             registry: r,
         };
@@ -514,16 +522,25 @@ pub enum Received {
     Duplicate,
     /// Invalid: refused (over HTTP) or dead-lettered (from the broker).
     Rejected,
+    /// Refused for now, over HTTP, while the backlog is past `ingest.max_backlog` (503
+    /// `overloaded`): the sender tries again later.
+    Deferred,
 }
 
 impl Received {
-    pub const ALL: [Received; 3] = [Received::Accepted, Received::Duplicate, Received::Rejected];
+    pub const ALL: [Received; 4] = [
+        Received::Accepted,
+        Received::Duplicate,
+        Received::Rejected,
+        Received::Deferred,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Received::Accepted => "accepted",
             Received::Duplicate => "duplicate",
             Received::Rejected => "rejected",
+            Received::Deferred => "deferred",
         }
     }
 }

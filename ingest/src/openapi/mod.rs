@@ -203,7 +203,7 @@ fn error_meaning(status: u16) -> &'static str {
         415 => "Content type not accepted",
         422 => "A field or parameter is invalid; the message names it",
         429 => "Over the tenant's request rate; see Retry-After",
-        503 => "A dependency is unavailable; retry",
+        503 => "A dependency is unavailable, or delivery is behind (`overloaded`); see Retry-After",
         _ => "Error",
     }
 }
