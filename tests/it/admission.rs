@@ -97,10 +97,15 @@ async fn past_the_backlog_ingest_answers_overloaded_and_stores_nothing_until_del
         config.matcher.max_backlog = 0;
     })
     .await;
-    // One request at a time: each event is a message of its own, and so is each job.
-    for _ in 0..4 {
+    // One event at a time, each matched before the next: each is a message of its own, and so is
+    // its job (a matcher batch of several events would publish their jobs as one message).
+    for n in 1..=4 {
         let (status, body, _) = post_event(&setup).await;
         assert_eq!(status, 202, "{body}");
+        eventually("the event matched", Duration::from_secs(10), || async {
+            (matched_events(&setup.sandbox).await == n).then_some(())
+        })
+        .await;
     }
     eventually(
         "ingest sees the jobs waiting",
