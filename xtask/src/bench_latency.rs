@@ -36,6 +36,10 @@ pub struct LatencyOptions {
     pub rates: Vec<u32>,
     pub seconds: u32,
     pub via: Via,
+    /// Names the result files `sweep-<via>-<name>`, so that runs under other settings stay.
+    pub name: Option<String>,
+    /// An earlier sweep's JSON, drawn dashed beside this one: a before and after in one plot.
+    pub against: Option<std::path::PathBuf>,
 }
 
 pub fn run(root: &Path, options: LatencyOptions) -> anyhow::Result<ExitCode> {
@@ -97,6 +101,17 @@ pub fn run(root: &Path, options: LatencyOptions) -> anyhow::Result<ExitCode> {
     drop(runtime);
     locked(&stack).stop();
     let (floor, rounds) = result?;
+    let against = match &options.against {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("reading the sweep to compare with, {}", path.display())
+            })?;
+            let earlier: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a sweep's JSON", path.display()))?;
+            earlier["rounds"].as_array().cloned()
+        }
+        None => None,
+    };
     let (cpus, model) = machine();
     let erl_args = crate::rabbitmq::erl_args();
     let json = json!({
@@ -107,11 +122,18 @@ pub fn run(root: &Path, options: LatencyOptions) -> anyhow::Result<ExitCode> {
         "rounds": rounds,
     });
     std::fs::create_dir_all(&base)?;
-    let name = format!("sweep-{}", json["via"].as_str().unwrap_or("http"));
+    let via = json["via"].as_str().unwrap_or("http");
+    let name = match &options.name {
+        Some(label) => format!("sweep-{via}-{label}"),
+        None => format!("sweep-{via}"),
+    };
     let json_path = base.join(format!("{name}.json"));
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)? + "\n")?;
     let svg_path = base.join(format!("{name}.svg"));
-    std::fs::write(&svg_path, plot(&rounds, path_floor_ms(&floor)))?;
+    std::fs::write(
+        &svg_path,
+        plot(&rounds, path_floor_ms(&floor), against.as_deref()),
+    )?;
     println!(
         "herald end to end ({:?}, one webhook per event): {cpus} CPUs ({model}); broker Erlang args {erl_args:?}",
         options.via
@@ -351,13 +373,18 @@ fn round_of(rate: u32, load: &Value, budget: &[(String, f64)], floor: &Value) ->
             .as_f64()
             .map(|ms| round_to(ms / path_floor.max(0.001), 1))
     };
-    // Percent of one core per process, as CPU time per event.
+    // Percent of one core per process, as CPU time per event delivered: past what the machine
+    // can take, the target rate is not what it did.
+    let delivered = load["deliveries_per_s_in_window"]
+        .as_f64()
+        .filter(|d| *d > 0.0)
+        .unwrap_or_else(|| f64::from(rate.max(1)));
     let per_event_us: BTreeMap<String, f64> = load["cpu_percent_avg"]
         .as_object()
         .map(|cpu| {
             cpu.iter()
                 .map(|(name, pct)| {
-                    let us = pct.as_f64().unwrap_or(0.0) / 100.0 / f64::from(rate.max(1)) * 1e6;
+                    let us = pct.as_f64().unwrap_or(0.0) / 100.0 / delivered * 1e6;
                     (name.clone(), round_to(us, 0))
                 })
                 .collect()
@@ -404,9 +431,14 @@ fn table(rounds: &[Value], floor: &Value) -> String {
         let cpu = round["cpu_us_per_event"]
             .as_object()
             .map(|m| {
-                let total: f64 = m.values().filter_map(Value::as_f64).sum();
+                // The machine's row is already the sum of everything; Herald's is its services'.
+                let herald: f64 = m
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("herald-"))
+                    .filter_map(|(_, v)| v.as_f64())
+                    .sum();
                 let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                format!("total {total:.0}: {}", parts.join(", "))
+                format!("Herald {herald:.0}: {}", parts.join(", "))
             })
             .unwrap_or_default();
         let _ = writeln!(
@@ -450,9 +482,9 @@ fn table(rounds: &[Value], floor: &Value) -> String {
     out
 }
 
-/// Latency (log scale) against rate (log scale): p50, p99 and p99.9, the path's floor, and
-/// Svix's published points.
-fn plot(rounds: &[Value], path_floor_ms: f64) -> String {
+/// Latency (log scale) against rate (log scale): p50, p99 and p99.9, the path's floor,
+/// Svix's published points, and an earlier sweep's p50 and p99 dashed when given.
+fn plot(rounds: &[Value], path_floor_ms: f64, against: Option<&[Value]>) -> String {
     let (width, height, pad) = (760.0, 420.0, 60.0);
     let rates: Vec<f64> = rounds
         .iter()
@@ -468,7 +500,7 @@ fn plot(rounds: &[Value], path_floor_ms: f64) -> String {
         let ms = ms.clamp(y_min, y_max);
         height - pad - (ms.ln() - y_min.ln()) / (y_max.ln() - y_min.ln()) * (height - 2.0 * pad)
     };
-    let line = |key: &str, colour: &str| {
+    let line = |rounds: &[Value], key: &str, colour: &str, dash: &str| {
         let points: Vec<String> = rounds
             .iter()
             .filter_map(|r| {
@@ -480,7 +512,7 @@ fn plot(rounds: &[Value], path_floor_ms: f64) -> String {
             })
             .collect();
         format!(
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
             points.join(" ")
         )
     };
@@ -507,9 +539,18 @@ fn plot(rounds: &[Value], path_floor_ms: f64) -> String {
             height - pad + 18.0
         );
     }
-    svg += &line("p50", "#1f77b4");
-    svg += &line("p99", "#d62728");
-    svg += &line("p999", "#9467bd");
+    svg += &line(rounds, "p50", "#1f77b4", "none");
+    svg += &line(rounds, "p99", "#d62728", "none");
+    svg += &line(rounds, "p999", "#9467bd", "none");
+    if let Some(earlier) = against {
+        svg += &line(earlier, "p50", "#1f77b4", "2 4");
+        svg += &line(earlier, "p99", "#d62728", "2 4");
+        svg += &format!(
+            r##"<text x="{}" y="62">dotted: the sweep compared with (p50, p99)</text>
+"##,
+            pad + 300.0
+        );
+    }
     svg += &format!(
         r##"<line x1="{pad}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#2ca02c" stroke-dasharray="4 3"/>
 "##,

@@ -123,6 +123,13 @@ enum Bench {
         seconds: u32,
         #[arg(long, value_enum, default_value_t = bench_load::Via::Http)]
         via: bench_load::Via,
+        /// Writes `sweep-<via>-<name>.json` and `.svg`, so that a run under other settings
+        /// does not replace the last.
+        #[arg(long)]
+        name: Option<String>,
+        /// An earlier sweep's JSON to draw dotted in the plot (a before and after).
+        #[arg(long)]
+        against: Option<std::path::PathBuf>,
     },
     /// The matching engine on 1k to 1M actions and a skewed workload.
     Matcher,
@@ -291,6 +298,8 @@ fn main() -> ExitCode {
                     rates,
                     seconds,
                     via,
+                    name,
+                    against,
                 },
         } => bench_latency::run(
             &root,
@@ -298,6 +307,8 @@ fn main() -> ExitCode {
                 rates,
                 seconds,
                 via,
+                name,
+                against,
             },
         ),
         Task::Openapi => write_openapi(&root),

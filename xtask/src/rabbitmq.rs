@@ -105,13 +105,14 @@ impl RabbitSpec {
     }
 }
 
-/// The Erlang runtime's arguments for local nodes: `HERALD_RABBITMQ_ERL_ARGS` when set (`""`
+/// The Erlang runtime's arguments for local nodes: `XTASK_RABBITMQ_ERL_ARGS` when set (`""`
 /// gives Erlang's defaults), else schedulers that do not busy-wait. They spin while idle by
 /// default, which suits a host of its own; here the broker shares two cores with the database
 /// and four services, and the spinning is CPU they need (RabbitMQ's runtime guide for shared
 /// hosts). `bench latency` measures both.
 pub fn erl_args() -> String {
-    std::env::var("HERALD_RABBITMQ_ERL_ARGS")
+    // Not `HERALD_…`: the services refuse settings they do not know, and inherit this.
+    std::env::var("XTASK_RABBITMQ_ERL_ARGS")
         .unwrap_or_else(|_| "+sbwt none +sbwtdcpu none +sbwtdio none".into())
 }
 
