@@ -74,27 +74,30 @@ impl EventBatcher {
         linger: Duration,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(batch_max * CONCURRENT_FLUSHES * 4);
+        // Publishing notes its messages' sizes here; admission reads the backlog by them.
+        let backlog = Backlog::default();
         let worker = tokio::spawn(run(
             receiver,
             store,
             publisher,
             metrics.clone(),
-            batch_max,
-            linger,
+            (batch_max, linger),
+            backlog.clone(),
         ));
         let batcher = Self {
             queue,
             metrics,
-            backlog: Backlog::default(),
+            backlog,
             max_backlog: 0,
         };
         (batcher, worker)
     }
 
-    /// Refuses new events ([`NotStored::Overloaded`]) while `backlog` is past `max_backlog`.
+    /// Refuses new events ([`NotStored::Overloaded`]) while `backlog`, read in events by the
+    /// size of the batches published, is past `max_backlog`.
     pub fn with_admission(self, backlog: Backlog, max_backlog: u64) -> Self {
         Self {
-            backlog,
+            backlog: backlog.sized_by(&self.backlog),
             max_backlog,
             ..self
         }
@@ -121,7 +124,7 @@ impl EventBatcher {
         door: Door,
         events: Vec<(Event, Option<String>)>,
     ) -> Result<Vec<InsertedEvent>, NotStored> {
-        if self.backlog.over(self.max_backlog) {
+        if self.backlog.refuses(self.max_backlog) {
             self.metrics
                 .count_events(door, Received::Deferred, events.len() as u64);
             return Err(NotStored::Overloaded);
@@ -147,8 +150,8 @@ async fn run(
     store: Store,
     publisher: Arc<Publisher>,
     metrics: Metrics,
-    batch_max: usize,
-    linger: Duration,
+    (batch_max, linger): (usize, Duration),
+    sizes: Backlog,
 ) {
     let flushes = Arc::new(Semaphore::new(CONCURRENT_FLUSHES));
     let publishes = Arc::new(Semaphore::new(CONCURRENT_PUBLISHES));
@@ -163,7 +166,7 @@ async fn run(
             metrics.step_since(PathStep::IngestBatchWait, submission.queued_at);
         }
         let (store, publisher, metrics) = (store.clone(), publisher.clone(), metrics.clone());
-        let (publishes, queued) = (publishes.clone(), queued.clone());
+        let (publishes, queued, sizes) = (publishes.clone(), queued.clone(), sizes.clone());
         tokio::spawn(async move {
             let (fresh, work) = write_batch(batch, &store, &metrics).await;
             drop(permit);
@@ -182,6 +185,7 @@ async fn run(
             // The semaphore is never closed: acquiring only waits for a turn.
             if let Ok(_publishing) = publishes.acquire_owned().await {
                 let started = Instant::now();
+                sizes.note_published(fresh.len());
                 publish(fresh, work, &publisher).await;
                 metrics.step_since(PathStep::IngestEventPublish, started);
             }

@@ -342,6 +342,9 @@ impl Matcher {
             .iter()
             .map(|batch| Outgoing::message(JOBS_EXCHANGE, Lane::First.routing_key(), batch))
             .collect();
+        for batch in &batches {
+            self.backlog.note_published(batch.jobs.len());
+        }
         let publishing = tokio::time::Instant::now();
         self.publisher.publish_all(&messages).await?;
         self.metrics

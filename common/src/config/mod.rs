@@ -189,8 +189,9 @@ pub struct IngestConfig {
     pub tenant_rate_per_s: u32,
     /// Requests a tenant may send at once above its rate (the bucket's size).
     pub tenant_burst: u32,
-    /// Messages waiting for the matcher and the executor past which new events are answered
-    /// 503 `overloaded` (admission control); 0 turns it off.
+    /// Events waiting for the matcher and the executor (ready messages × the mean events per
+    /// message ingest publishes) past which new events are answered 503 `overloaded`
+    /// (admission control); 0 turns it off.
     pub max_backlog: u64,
 }
 
@@ -230,8 +231,8 @@ pub struct MatcherConfig {
     pub batch_linger_us: u64,
     /// Seconds between full reloads of the action set (a safety net under the change feed).
     pub resync_interval_s: u64,
-    /// Jobs waiting for the executor past which no new batch of events is matched; 0 turns
-    /// it off.
+    /// Jobs waiting for the executor (ready messages × the mean jobs per message the matcher
+    /// publishes) past which no new batch of events is matched; 0 turns it off.
     pub max_backlog: u64,
 }
 
