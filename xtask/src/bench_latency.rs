@@ -38,11 +38,23 @@ pub struct LatencyOptions {
     pub via: Via,
     /// Names the result files `sweep-<via>-<name>`, so that runs under other settings stay.
     pub name: Option<String>,
-    /// An earlier sweep's JSON, drawn dashed beside this one: a before and after in one plot.
+    /// An earlier sweep's JSON, drawn dotted beside this one: a before and after in one plot.
     pub against: Option<std::path::PathBuf>,
 }
 
 pub fn run(root: &Path, options: LatencyOptions) -> anyhow::Result<ExitCode> {
+    // Read first: a wrong path should not cost a sweep's minutes.
+    let against = match &options.against {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("reading the sweep to compare with, {}", path.display())
+            })?;
+            let earlier: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a sweep's JSON", path.display()))?;
+            earlier["rounds"].as_array().cloned()
+        }
+        None => None,
+    };
     crate::up::build(root, true)?;
     let base = root.join("target/bench/latency");
     let replicas = [
@@ -101,17 +113,6 @@ pub fn run(root: &Path, options: LatencyOptions) -> anyhow::Result<ExitCode> {
     drop(runtime);
     locked(&stack).stop();
     let (floor, rounds) = result?;
-    let against = match &options.against {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| {
-                format!("reading the sweep to compare with, {}", path.display())
-            })?;
-            let earlier: Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a sweep's JSON", path.display()))?;
-            earlier["rounds"].as_array().cloned()
-        }
-        None => None,
-    };
     let (cpus, model) = machine();
     let erl_args = crate::rabbitmq::erl_args();
     let json = json!({
