@@ -92,17 +92,15 @@ async fn matched_events(sandbox: &Sandbox) -> i64 {
 }
 
 /// Events ingest has refused at the HTTP door, from its metrics.
-async fn deferred(setup: &Setup) -> u64 {
-    let text = setup
-        .sandbox
-        .metrics_text(setup.sandbox.ops_addrs(ServiceName::Ingest)[0])
-        .await;
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(r#"herald_events_received_total{door="http",result="deferred"} "#)
-        })
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
+async fn deferred(sandbox: &Sandbox) -> f64 {
+    let ops = sandbox.ops_addrs(ServiceName::Ingest)[0];
+    sandbox
+        .metric(
+            ops,
+            r#"herald_events_received_total{door="http",result="deferred"}"#,
+        )
+        .await
+        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,7 +131,7 @@ async fn past_the_backlog_ingest_answers_overloaded_and_stores_nothing_until_del
     )
     .await;
     let before = stored_events(&setup.sandbox).await;
-    let deferred_before = deferred(&setup).await;
+    let deferred_before = deferred(&setup.sandbox).await;
     let (status, body, retry_after) = post_event(&setup).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "overloaded", "{body}");
@@ -144,8 +142,8 @@ async fn past_the_backlog_ingest_answers_overloaded_and_stores_nothing_until_del
         "nothing stored"
     );
     assert_eq!(
-        deferred(&setup).await,
-        deferred_before + 1,
+        deferred(&setup.sandbox).await,
+        deferred_before + 1.0,
         "the refusal is counted"
     );
 
