@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::{Link, Publisher};
+use crate::broker::{CLOSE_WITHIN, Link, Publisher, within_close};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ServiceName};
 use crate::metrics::Metrics;
@@ -124,12 +124,25 @@ impl Base {
     }
 
     /// Waits for every task to end (after `shutdown` is cancelled), then closes connections.
+    /// Each wait is bounded, so that a service always ends: the tasks get the grace period
+    /// (their consumers give in-flight work that long) and a little more for their own
+    /// closes, then each connection gets [`CLOSE_WITHIN`].
     pub async fn finish(self) {
         self.tasks.close();
-        self.tasks.wait().await;
+        let tasks_within = self.config.shutdown.grace() + 2 * CLOSE_WITHIN;
+        if tokio::time::timeout(tasks_within, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                service = self.service.as_str(),
+                within = ?tasks_within,
+                "tasks still running at the end of shutdown; closing under them"
+            );
+        }
         self.publish_link.close().await;
         self.consume_link.close().await;
-        self.store.pool().close().await;
+        within_close("database pool", self.store.pool().close()).await;
     }
 }
 

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use herald_common::broker::Publisher;
 use herald_common::broker::backlog::ready_messages;
 use herald_common::broker::topology::{
     DEAD_QUEUE, EXECUTOR_FIRST_QUEUE, EXECUTOR_RETRY_QUEUE, FAILED_QUEUE, MATCHER_QUEUE,
     SCHEDULER_QUEUE,
 };
+use herald_common::broker::{Publisher, close_channel};
 use herald_common::metrics::Metrics;
 use herald_common::store::Store;
 
@@ -57,7 +57,7 @@ impl<C: Clock> Gauges<C> {
                 .with_label_values(&[name])
                 .set(i64::from(ready));
         }
-        let _ = channel.close(200, "sampled".into()).await;
+        close_channel(&channel, "sampled").await;
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
-use super::Link;
+use super::{Link, close_channel};
 use crate::metrics::Metrics;
 
 /// How often the backlog is sampled: often enough that at 10k events/s intake overshoots a
@@ -81,7 +81,7 @@ impl Backlog {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                     _ = ticks.tick() => {}
                 }
                 // A broker that is away is waited for by the link: not here.
@@ -97,6 +97,10 @@ impl Backlog {
                 metrics
                     .admission_backlog
                     .set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
+            // Closed here, before the links close the connection under it.
+            if let Some(open) = channel {
+                close_channel(&open, "backlog sampled").await;
             }
         };
         (backlog, task)

@@ -108,14 +108,16 @@ impl Link {
         .map_err(|_| lapin::Error::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
         let channel = conn.create_channel().await?;
         topology::declare(&channel).await?;
-        let _ = channel.close(200, "topology declared".into()).await;
+        super::close_channel(&channel, "topology declared").await;
         Ok(Arc::new(conn))
     }
 
     /// Closes the connection at shutdown.
     pub async fn close(&self) {
-        if let Some(conn) = self.current.lock().await.take() {
-            let _ = conn.close(200, "shutdown".into()).await;
+        if let Some(conn) = self.current.lock().await.take()
+            && conn.status().connected()
+        {
+            let _ = super::within_close(&self.name, conn.close(200, "shutdown".into())).await;
         }
         self.connected.store(false, Ordering::Relaxed);
     }

@@ -85,7 +85,8 @@ pub async fn run_consumer<H: BatchHandler>(
                 biased;
                 _ = shutdown.cancelled() => {
                     let tag = consumer.tag();
-                    let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
+                    let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
+                    let _ = super::within_close(options.queue, cancel).await;
                     break;
                 }
                 // Deliveries already here join the batch before a free slot takes it.
@@ -136,7 +137,7 @@ pub async fn run_consumer<H: BatchHandler>(
         );
     }
     if let Some(channel) = last_channel {
-        let _ = channel.close(200, "shutdown".into()).await;
+        super::close_channel(&channel, "shutdown").await;
     }
 }
 

@@ -6,6 +6,7 @@
 //! consumer starts over on a fresh channel (the broker redelivers what was unacknowledged).
 
 pub mod backlog;
+mod closing;
 mod connection;
 mod consumer;
 mod dead_letter;
@@ -14,6 +15,7 @@ mod queue_context;
 pub mod topology;
 
 pub use backlog::Backlog;
+pub use closing::{CLOSE_WITHIN, close_channel, within_close};
 pub use connection::Link;
 pub use consumer::{BatchHandler, ConsumerOptions, run_consumer};
 pub use dead_letter::dead_letter;

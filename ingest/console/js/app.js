@@ -123,13 +123,17 @@ async function route() {
   for (const [pattern, page] of ROUTES) {
     const match = path.match(pattern);
     if (match) {
-      fill(main, h("p", { class: "muted" }, "Loading…"));
+      // Each visit draws into a view of its own: a page that finishes (or fails) after the
+      // operator has moved on, or signed out, writes into a view no longer shown, not over
+      // what is shown now.
+      const view = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
+      fill(main, view);
       try {
-        await page(main, ...match.slice(1).map(decodeURIComponent));
+        await page(view, ...match.slice(1).map(decodeURIComponent));
       } catch (error) {
-        fill(main, heading("Something went wrong"), h("p", { class: "error-text" }, error.message));
+        fill(view, heading("Something went wrong"), h("p", { class: "error-text" }, error.message));
       }
-      document.getElementById("page-title")?.focus();
+      if (view.isConnected) document.getElementById("page-title")?.focus();
       return;
     }
   }
