@@ -129,6 +129,11 @@ impl Base {
     /// closes, then each connection gets [`CLOSE_WITHIN`].
     pub async fn finish(self) {
         self.tasks.close();
+        // Nothing is bounded before shutdown begins: this runs from the service's start.
+        tokio::select! {
+            () = self.tasks.wait() => {}
+            () = self.shutdown.cancelled() => {}
+        }
         let tasks_within = self.config.shutdown.grace() + 2 * CLOSE_WITHIN;
         if tokio::time::timeout(tasks_within, self.tasks.wait())
             .await
