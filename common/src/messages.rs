@@ -166,6 +166,21 @@ pub struct ExecutionJob {
     /// The attempt this job makes, from 1.
     pub attempt: u32,
     pub event: Event,
+    /// For a workflow run: the step this job attempts (`None`: the run itself, to be moved on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+impl ExecutionJob {
+    /// The id the receiver sees for this job's deliveries (`webhook-id`, a message id, a
+    /// published event's id): the execution's, and for a workflow's step the execution's and
+    /// the step's, the same for every attempt and redelivery of that step and no other.
+    pub fn delivery_id(&self) -> String {
+        match &self.step {
+            None => self.execution_id.to_string(),
+            Some(step) => format!("{}_{}", self.execution_id, step.trim_start_matches('@')),
+        }
+    }
 }
 
 /// Jobs for the executor, several per broker message.
@@ -223,11 +238,14 @@ impl Message for DelayedJob {
 
 impl DelayedJob {
     /// An attempt to release onto the executors' `lane` at `due`. Its id is
-    /// `<execution uuid>:<attempt>`, then `:<tag>` when one hand-over of the same attempt must
+    /// `<execution uuid>:<attempt>` (for a workflow's step `<execution uuid>:<step>.<attempt>`), then `:<tag>` when one hand-over of the same attempt must
     /// not be taken for another (held back until a time, retried by an operator). The
     /// scheduler finds every job of one execution by the uuid prefix.
     pub fn attempt(job: ExecutionJob, lane: Lane, tag: Option<&str>, due: DateTime<Utc>) -> Self {
-        let mut id = format!("{}:{}", job.execution_id.as_uuid(), job.attempt);
+        let mut id = match &job.step {
+            None => format!("{}:{}", job.execution_id.as_uuid(), job.attempt),
+            Some(step) => format!("{}:{step}.{}", job.execution_id.as_uuid(), job.attempt),
+        };
         if let Some(tag) = tag {
             id.push(':');
             id.push_str(tag);

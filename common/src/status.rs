@@ -48,6 +48,34 @@ impl ExecutionStatus {
 }
 
 string_enum!(
+    /// Where one step of a workflow run is. `succeeded`, `failed`, `skipped` and `cancelled`
+    /// are terminal.
+    StepStatus {
+        /// Its dependencies have not all ended yet.
+        Waiting => "waiting",
+        /// Handed to the executors (or to the scheduler, for a delay): its attempt is on the way.
+        Queued => "queued",
+        /// An attempt failed and the next one waits in the scheduler.
+        RetryScheduled => "retry_scheduled",
+        Succeeded => "succeeded",
+        Failed => "failed",
+        /// Its `if` did not hold, or a step it depends on was skipped.
+        Skipped => "skipped",
+        /// The run ended (failed or was cancelled) before it started.
+        Cancelled => "cancelled",
+    }
+);
+
+impl StepStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Skipped | Self::Cancelled
+        )
+    }
+}
+
+string_enum!(
     /// How one attempt ended.
     AttemptOutcome {
         Succeeded => "succeeded",

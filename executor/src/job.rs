@@ -115,6 +115,9 @@ impl Executor {
         if !action.spec.matching.enabled {
             return self.cancel(job, "action disabled").await;
         }
+        if let Some(workflow) = action.spec.handler.workflow() {
+            return self.run_workflow(job, &action, workflow).await;
+        }
         let endpoint = action.spec.handler.destination().map(str::to_owned);
 
         let taken = match self
@@ -252,6 +255,7 @@ impl Executor {
             secrets,
             outbound: &self.outbound,
             publisher: Some(&self.publisher),
+            steps: None,
         };
         action.spec.handler.execute(&context).await
     }
@@ -259,7 +263,7 @@ impl Executor {
     /// A response that says the endpoint is up (anything but a transport error, a timeout or
     /// a server-side status) counts as a success for its circuit. An attempt that never
     /// reached it (a template that did not render, a token refused) says nothing about it.
-    async fn report_to_circuit(
+    pub(crate) async fn report_to_circuit(
         &self,
         job: &ExecutionJob,
         endpoint: &str,

@@ -12,5 +12,6 @@ pub mod retry;
 pub mod secrets;
 mod service;
 mod store;
+mod workflow;
 
 pub use service::start;

@@ -34,6 +34,7 @@ fn main() -> anyhow::Result<()> {
     };
     let tenant_id = TenantId::new();
     let job = ExecutionJob {
+        step: None,
         execution_id: ExecutionId::new(),
         tenant_id,
         action_id: ActionId::new(),
@@ -59,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         secrets: &secrets,
         outbound: &outbound,
         publisher: None,
+        steps: None,
     };
     let started = Instant::now();
     for _ in 0..RENDERS {

@@ -7,7 +7,7 @@ use herald_common::messages::ExecutionJob;
 use herald_common::store::SecretValues;
 
 use crate::client::Outbound;
-use crate::template::RenderContext;
+use crate::template::{RenderContext, Steps};
 
 /// One attempt's surroundings.
 pub struct Context<'a> {
@@ -22,12 +22,14 @@ pub struct Context<'a> {
     pub outbound: &'a Outbound,
     /// Where chained events go; `None` where nothing may be published (a test send).
     pub publisher: Option<&'a Publisher>,
+    /// In a workflow's step: the outputs of the steps that succeeded before it.
+    pub steps: Option<&'a Steps>,
 }
 
 impl Context<'_> {
     /// What the action's templates see in this attempt.
     pub fn render_context(&self) -> RenderContext {
-        RenderContext::new(self.job, self.action_name, self.secrets)
+        RenderContext::with_steps(self.job, self.action_name, self.secrets, self.steps)
     }
 
     /// The secret values, which nothing recorded may hold.

@@ -14,6 +14,7 @@ use crate::log::{self, LogSpec};
 use crate::publish::{self, PublishSpec};
 use crate::template::RenderError;
 use crate::webhook::{self, WebhookSpec};
+use crate::workflow::{self, WorkflowSpec};
 
 /// What an action does when it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,11 +30,13 @@ pub enum Handler {
     Publish(PublishSpec),
     /// A line in the executor's log: for trying actions out.
     Log(LogSpec),
+    /// Steps of the other types, run in the order their dependencies give.
+    Workflow(WorkflowSpec),
 }
 
 impl Handler {
     /// The handler types, as `handler.type` names them.
-    pub const TYPES: [&'static str; 5] = ["webhook", "http", "email", "publish", "log"];
+    pub const TYPES: [&'static str; 6] = ["webhook", "http", "email", "publish", "log", "workflow"];
 
     /// Checks a handler as an action gives it, naming the field of anything wrong.
     pub fn parse(value: &Json<'_>) -> Result<Self, ActionError> {
@@ -46,6 +49,7 @@ impl Handler {
             Some("email") => email::parse(map).map(Self::Email),
             Some("publish") => publish::parse(map).map(Self::Publish),
             Some("log") => log::parse(map).map(Self::Log),
+            Some("workflow") => workflow::parse(map).map(Self::Workflow),
             Some(other) => Err(ActionError::new(
                 "handler.type",
                 format!(
@@ -58,13 +62,14 @@ impl Handler {
     }
 
     /// Each type's JSON Schema, by type name.
-    pub fn schemas() -> [(&'static str, Value); 5] {
+    pub fn schemas() -> [(&'static str, Value); 6] {
         [
             ("webhook", webhook::schema()),
             ("http", http::schema()),
             ("email", email::schema()),
             ("publish", publish::schema()),
             ("log", log::schema()),
+            ("workflow", workflow::schema()),
         ]
     }
 
@@ -77,6 +82,7 @@ impl Handler {
             Self::Email(spec) => email::view(spec),
             Self::Publish(spec) => publish::view(spec),
             Self::Log(spec) => log::view(spec),
+            Self::Workflow(spec) => workflow::view(spec, reveal_secrets),
         }
     }
 
@@ -87,7 +93,7 @@ impl Handler {
             Self::Webhook(spec) => Some(&spec.endpoint),
             Self::Http(spec) => Some(&spec.endpoint),
             Self::Email(spec) => Some(&spec.endpoint),
-            Self::Publish(_) | Self::Log(_) => None,
+            Self::Publish(_) | Self::Log(_) | Self::Workflow(_) => None,
         }
     }
 
@@ -100,17 +106,46 @@ impl Handler {
     /// The tenant secrets its templates use (`secrets.NAME`), each with the first field that
     /// does: the ones an attempt opens, and that must exist when the action is saved.
     pub fn secret_uses(&self) -> Vec<(&str, &str)> {
-        let templates = match self {
-            Self::Webhook(spec) => &spec.body.templates,
-            Self::Http(spec) => &spec.templates,
-            Self::Email(spec) => &spec.templates,
-            Self::Publish(_) | Self::Log(_) => return Vec::new(),
+        if let Self::Workflow(spec) = self {
+            let mut uses: Vec<(&str, &str)> = spec.handlers().flat_map(Self::secret_uses).collect();
+            for step in &spec.steps {
+                uses.extend(
+                    step.templates
+                        .secrets()
+                        .iter()
+                        .map(|(name, field)| (name.as_str(), field.as_str())),
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            uses.retain(|(name, _)| seen.insert(*name));
+            return uses;
+        }
+        let Some(templates) = self.templates() else {
+            return Vec::new();
         };
         templates
             .secrets()
             .iter()
             .map(|(name, field)| (name.as_str(), field.as_str()))
             .collect()
+    }
+
+    /// Its compiled templates, for the types that have them (a workflow's are its steps').
+    pub fn templates(&self) -> Option<&crate::template::Templates> {
+        match self {
+            Self::Webhook(spec) => Some(&spec.body.templates),
+            Self::Http(spec) => Some(&spec.templates),
+            Self::Email(spec) => Some(&spec.templates),
+            Self::Publish(_) | Self::Log(_) | Self::Workflow(_) => None,
+        }
+    }
+
+    /// The workflow's settings, for a handler that is one.
+    pub fn workflow(&self) -> Option<&WorkflowSpec> {
+        match self {
+            Self::Workflow(spec) => Some(spec),
+            _ => None,
+        }
     }
 
     /// The names of the tenant secrets its templates use.
@@ -144,7 +179,7 @@ impl Handler {
             Self::Webhook(spec) => {
                 let payload = webhook::payload(spec, &ctx.job.event, || ctx.render_context())?;
                 let request = webhook::build(
-                    ctx.job.execution_id,
+                    ctx.job.delivery_id(),
                     payload,
                     spec,
                     ctx.now.timestamp(),
@@ -175,6 +210,7 @@ impl Handler {
             }
             Self::Publish(spec) => Ok(json!({"publish": publish::view(spec)})),
             Self::Log(spec) => Ok(json!({"log": log::view(spec)})),
+            Self::Workflow(spec) => Ok(json!({"workflow": workflow::dry_run(spec, ctx)})),
         }
     }
 
@@ -186,6 +222,13 @@ impl Handler {
             Self::Email(spec) => email::execute(spec, ctx).await,
             Self::Publish(spec) => publish::execute(spec, ctx).await,
             Self::Log(spec) => log::execute(spec, ctx).await,
+            // A run is driven step by step by the executor, never as one attempt.
+            Self::Workflow(_) => Performed::failed(
+                "workflow".into(),
+                herald_common::status::ErrorKind::Request,
+                "a workflow runs step by step, not as one attempt".into(),
+                std::time::Duration::ZERO,
+            ),
         }
     }
 }
@@ -204,6 +247,7 @@ impl HandlerSpec for Handler {
             Self::Email(_) => "email",
             Self::Publish(_) => "publish",
             Self::Log(_) => "log",
+            Self::Workflow(_) => "workflow",
         }
     }
 
@@ -221,6 +265,13 @@ impl HandlerSpec for Handler {
                 spec,
                 match stored {
                     Some(Self::Email(stored)) => Some(stored),
+                    _ => None,
+                },
+            ),
+            Self::Workflow(spec) => workflow::keep_stored(
+                spec,
+                match stored {
+                    Some(Self::Workflow(stored)) => Some(stored),
                     _ => None,
                 },
             ),

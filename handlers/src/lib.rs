@@ -13,6 +13,10 @@
 //! 1. a folder `src/<type>/` with `mod.rs`, `spec.rs`, `view.rs`, `schema.rs`, `execute.rs`;
 //! 2. a variant of [`Handler`] and its arm in each of `handler.rs`'s matches.
 //!
+//! A `workflow` is a type like the others, whose steps hold handlers of the other types; the
+//! executor drives its runs (`executor::workflow`) with the decisions of
+//! `herald_common::workflow`.
+//!
 //! The API, the console's form, the OpenAPI document, the executor and the store then take it
 //! as they are.
 
@@ -35,6 +39,7 @@ pub mod signing;
 pub mod template;
 pub mod transport;
 pub mod webhook;
+pub mod workflow;
 
 use herald_common::action::ActionError;
 use herald_common::json_tree::Json;

@@ -20,6 +20,7 @@ pub fn first_attempt_jobs<'a>(
         .filter(|e| e.status == ExecutionStatus::Pending)
         .filter_map(|e| {
             Some(ExecutionJob {
+                step: None,
                 execution_id: e.id,
                 tenant_id: e.tenant_id,
                 action_id: e.action_id,

@@ -42,3 +42,4 @@ mod stats;
 mod support;
 mod sync_mode;
 mod traces;
+mod workflows;

@@ -105,6 +105,8 @@ struct Receiver {
     paced_requests: AtomicU64,
     /// Requests whose body had no readable `data.n` and `data.sent_unix_ns`.
     unreadable: AtomicU64,
+    /// Requests of a workflow's first step (they say `"step": "first"`).
+    first_steps: AtomicU64,
     /// First and last throughput request, in nanoseconds since `origin` (`u64::MAX` / 0: none).
     first_throughput_ns: AtomicU64,
     last_throughput_ns: AtomicU64,
@@ -122,6 +124,7 @@ impl Receiver {
             throughput_requests: AtomicU64::new(0),
             paced_requests: AtomicU64::new(0),
             unreadable: AtomicU64::new(0),
+            first_steps: AtomicU64::new(0),
             first_throughput_ns: AtomicU64::new(u64::MAX),
             last_throughput_ns: AtomicU64::new(0),
             paced_latencies_us: Mutex::new(Vec::new()),
@@ -132,16 +135,18 @@ impl Receiver {
     fn record(&self, body: &[u8]) {
         let arrived_unix_ns = unix_nanos();
         let arrived_ns = self.origin.elapsed().as_nanos() as u64;
-        let parsed: Option<(u64, u64)> =
-            serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|webhook| {
-                    let data = webhook.get("data")?;
-                    Some((
-                        data.get("n")?.as_u64()?,
-                        data.get("sent_unix_ns")?.as_u64()?,
-                    ))
-                });
+        let body: Option<Value> = serde_json::from_slice(body).ok();
+        if body.as_ref().is_some_and(|b| b["step"] == "first") {
+            self.first_steps.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let parsed: Option<(u64, u64)> = body.and_then(|webhook| {
+            let data = webhook.get("data")?;
+            Some((
+                data.get("n")?.as_u64()?,
+                data.get("sent_unix_ns")?.as_u64()?,
+            ))
+        });
         self.record_job(parsed, arrived_ns, arrived_unix_ns);
     }
 
@@ -321,6 +326,7 @@ fn prepare_jobs(
         .map(|n| {
             let action_id = actions[(n % actions.len() as u64) as usize];
             Ok(ExecutionJob {
+                step: None,
                 execution_id: ExecutionId::new(),
                 tenant_id,
                 action_id,
@@ -550,15 +556,18 @@ fn count_rows(stack: &Stack, sql: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("reading a count from {output:?} ({sql})"))
 }
 
-/// Attempts recorded for the tenant's executions.
-fn attempts_of(stack: &Stack, tenant_id: TenantId) -> anyhow::Result<u64> {
-    count_rows(
+/// Executions whose attempts are recorded for the tenant (for a workflow: runs whose two
+/// `http` steps' attempts are).
+fn attempts_of(stack: &Stack, tenant_id: TenantId, handler: BenchHandler) -> anyhow::Result<u64> {
+    let rows = count_rows(
         stack,
         &format!(
-            "SELECT count(*) FROM attempts WHERE tenant_id = '{}'",
+            "SELECT count(*) FROM {} WHERE tenant_id = '{}'",
+            handler.attempts_table(),
             tenant_id.as_uuid()
         ),
-    )
+    )?;
+    Ok(rows / handler.attempts_per_execution())
 }
 
 /// The tenant's executions that ended `succeeded`.
@@ -646,7 +655,7 @@ fn run_round(
         "throughput: attempts recorded",
         DRAIN_LIMIT.saturating_sub(spawned_at.elapsed()),
         Duration::from_millis(100),
-        || Ok(attempts_of(stack, tenant_id)? >= deliveries),
+        || Ok(attempts_of(stack, tenant_id, handler)? >= deliveries),
         || "fewer attempts than deliveries in PostgreSQL".into(),
     )?;
     let all_recorded_after = spawned_at.elapsed();
@@ -659,7 +668,7 @@ fn run_round(
     let first_request_after =
         first_request.saturating_sub(spawned_at.duration_since(receiver.origin));
     let throughput_received = receiver.throughput_requests.load(Ordering::Acquire);
-    let attempts = attempts_of(stack, tenant_id)?;
+    let attempts = attempts_of(stack, tenant_id, handler)?;
     let succeeded = succeeded_executions_of(stack, tenant_id)?;
     if succeeded != deliveries {
         bail!("throughput: {succeeded} executions succeeded; expected {deliveries}");
@@ -705,7 +714,7 @@ fn run_round(
         "latency: attempts recorded",
         PACED_SETTLE_LIMIT,
         Duration::from_millis(100),
-        || Ok(attempts_of(stack, tenant_id)? >= deliveries + paced_jobs),
+        || Ok(attempts_of(stack, tenant_id, handler)? >= deliveries + paced_jobs),
         || "fewer attempts than deliveries in PostgreSQL".into(),
     )?;
     let after_latency = ExecutorCounters::read(ops_port)?;
@@ -731,6 +740,7 @@ fn run_round(
     if unreadable > 0 {
         bail!("{unreadable} webhooks had no readable data.n and data.sent_unix_ns");
     }
+    let first_steps = receiver.first_steps.load(Ordering::Acquire);
     // Keep this executor's log: the next round's executor writes to the same file.
     if let Some(service) = stack.services.iter().find(|s| s.binary == EXECUTOR) {
         let kept = service
@@ -746,6 +756,7 @@ fn run_round(
         "handler": handler.name(),
         "destinations": destination_count,
         "smtp_connections": smtp_connections,
+        "workflow_first_steps_received": first_steps,
         "throughput": {
             "deliveries": deliveries,
             "deliveries_per_s": deliveries_per_s.round() as u64,
@@ -843,6 +854,28 @@ fn table(rounds: &[Value], paced_rate: u32) -> String {
                 round["handler"].as_str().unwrap_or("?"),
                 round["destinations"],
                 100.0 * rate(round) / rate(plain).max(1.0)
+            );
+        }
+        let http = rounds
+            .iter()
+            .find(|r| r["handler"] == "http" && r["destinations"] == round["destinations"]);
+        if round["handler"] == "workflow"
+            && let Some(http) = http
+        {
+            // The run is the http request and two steps more (a set, then the request again).
+            let per_step = |key: &str| {
+                let run = round["latency"][key].as_f64().unwrap_or(0.0);
+                let one = http["latency"][key].as_f64().unwrap_or(0.0);
+                (run - one) / 2.0
+            };
+            let _ = writeln!(
+                out,
+                "workflow with {} destination(s): {} runs/s; each step after the first adds \
+                 p50 {:.2} ms, p99 {:.2} ms over the http handler's latency",
+                round["destinations"],
+                rate(round),
+                per_step("p50_ms"),
+                per_step("p99_ms")
             );
         }
         if round["handler"] == "email" {

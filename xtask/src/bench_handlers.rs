@@ -1,6 +1,7 @@
 //! The handler types `cargo xtask bench executor` compares on one run: the plain signed webhook,
-//! an `http` request whose JSON body is five templates, and an email through a mail sink on
-//! loopback (one SMTP server per destination, taking every message; the executor keeps its
+//! an `http` request whose JSON body is five templates, a three-step workflow (an `http` step, a
+//! `set` step, then the same `http` request as the last step, every step recorded), and an email
+//! through a mail sink on loopback (one SMTP server per destination, taking every message; the executor keeps its
 //! connections open across messages, and the sink counts the connections it accepted). Also
 //! the same run's floor: PostgreSQL's fsync time on this disk (`pg_test_fsync`), and the cost of
 //! rendering the `http` request alone.
@@ -16,6 +17,7 @@ pub enum BenchHandler {
     Webhook,
     Http,
     Email,
+    Workflow,
 }
 
 impl BenchHandler {
@@ -24,6 +26,24 @@ impl BenchHandler {
             Self::Webhook => "webhook",
             Self::Http => "http",
             Self::Email => "email",
+            Self::Workflow => "workflow",
+        }
+    }
+
+    /// The attempts one execution of it records: one, and for the workflow its two `http`
+    /// steps (in `step_attempts`; its `set` step records its output only).
+    pub fn attempts_per_execution(self) -> u64 {
+        match self {
+            Self::Workflow => 2,
+            _ => 1,
+        }
+    }
+
+    /// The table its attempts are recorded in.
+    pub fn attempts_table(self) -> &'static str {
+        match self {
+            Self::Workflow => "step_attempts",
+            _ => "attempts",
         }
     }
 
@@ -41,6 +61,16 @@ impl BenchHandler {
                 "from": "Bench <bench@example.com>", "to": ["receiver@example.com"],
                 "subject": "Order {{ event.data.n }}",
                 "text": "n={{ event.data.n }} sent={{ event.data.sent_unix_ns }}"}),
+            // The receiver counts the first step's request apart (it says `step`) and reads the
+            // last step's like the `http` handler's, so the latency is the whole run's.
+            Self::Workflow => json!({"type": "workflow", "steps": [
+                {"id": "first", "handler": {"type": "http", "url": url, "method": "POST",
+                    "body": {"step": "first", "n": "{{ event.data.n }}"}}},
+                {"id": "score", "depends_on": ["first"],
+                 "set": {"status": "{{ steps.first.output.status }}", "n": "{{ event.data.n }}"}},
+                {"id": "last", "depends_on": ["score"], "handler": {"type": "http", "url": url,
+                    "method": "POST", "headers": {"x-order": "{{ steps.score.output.n }}"},
+                    "body": http_body()}}]}),
         }
     }
 }

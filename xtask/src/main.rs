@@ -156,7 +156,8 @@ enum Bench {
         #[arg(long, value_delimiter = ',', default_values_t = [1, 100])]
         destinations: Vec<usize>,
         /// Handler types to run: the signed webhook, an `http` request with a five-template
-        /// JSON body, an email to a mail sink on loopback.
+        /// JSON body, an email to a mail sink on loopback, a three-step workflow (`http`,
+        /// `set`, `http`; not run unless named).
         #[arg(long, value_delimiter = ',', value_enum,
               default_values_t = [BenchHandler::Webhook, BenchHandler::Http, BenchHandler::Email])]
         handlers: Vec<BenchHandler>,

@@ -62,7 +62,7 @@ impl RetryPolicy {
         }
     }
 
-    pub(super) fn parse(value: &Json<'_>) -> Result<Self, ActionError> {
+    pub fn parse(value: &Json<'_>) -> Result<Self, ActionError> {
         let Json::Object(map) = value else {
             return Err(ActionError::new("retry", "must be an object"));
         };

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub path_step: HistogramVec,
     pub broker_hop: HistogramVec,
     pub retries_scheduled: IntCounter,
+    pub workflow_steps: IntCounterVec,
     pub delayed_jobs_released: IntCounter,
     pub delayed_release_lateness: Histogram,
     pub dead_letters: IntCounterVec,
@@ -155,6 +156,12 @@ impl Metrics {
                 &r,
                 "herald_retries_scheduled_total",
                 "Attempts that failed and were scheduled again.",
+            ),
+            workflow_steps: counter_vec(
+                &r,
+                "herald_workflow_steps_total",
+                "Workflow steps' attempts recorded, by the step's handler type (none for set and wait steps) and how each ended.",
+                &["handler", "status"],
             ),
             delayed_jobs_released: counter(
                 &r,

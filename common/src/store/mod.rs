@@ -13,6 +13,7 @@ mod isolate;
 mod requeue;
 mod sealed;
 mod secrets;
+mod workflows;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,9 @@ pub use isolate::{WriteFailure, is_data_error, is_data_error_in, write_isolated}
 pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};
 pub use sealed::{Reseal, Resealed, open_text, provider_context, seal_text};
 pub use secrets::{MAX_SECRET_LEN, SecretInfo, SecretValues, SecretWriteError, valid_secret_name};
+pub use workflows::{
+    Advanced, StepAttempt, StepAttemptView, StepClaim, StepEnd, StepRecord, StepView,
+};
 
 /// Text from outside (a response body, an error's words) as PostgreSQL's `text` can hold
 /// it: U+0000, which it refuses, is stored as U+FFFD, as invalid UTF-8 already is.

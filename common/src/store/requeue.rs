@@ -185,6 +185,7 @@ async fn store_jobs(
             continue;
         };
         let job = ExecutionJob {
+            step: None,
             execution_id: r.id.into(),
             tenant_id: r.tenant_id.into(),
             action_id: r.action_id.into(),

@@ -103,7 +103,7 @@ pub fn render(spec: &EmailSpec, ctx: &Context<'_>) -> Result<Rendered, RenderErr
         None => ctx.outbound.default_relay.clone(),
     };
     Ok(Rendered {
-        message_id: format!("<{}@{}>", ctx.job.execution_id, from.email.domain()),
+        message_id: format!("<{}@{}>", ctx.job.delivery_id(), from.email.domain()),
         to: mailboxes(templates, rctx, "to", &spec.to)?,
         cc: mailboxes(templates, rctx, "cc", &spec.cc)?,
         bcc: mailboxes(templates, rctx, "bcc", &spec.bcc)?,

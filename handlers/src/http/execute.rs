@@ -75,7 +75,7 @@ pub fn prepare(spec: &HttpSpec, ctx: &Context<'_>) -> Result<Prepared, RenderErr
         None => {}
     }
     if let Some(secrets) = &spec.signing {
-        let id = ctx.job.execution_id.to_string();
+        let id = ctx.job.delivery_id();
         headers.extend(standard_headers(secrets, &id, ctx.now.timestamp(), &body));
     }
     Ok(Prepared {

@@ -201,6 +201,7 @@ fn job() -> ExecutionJob {
         .validate(TenantId::new(), None, Utc::now(), &EventLimits::default())
         .unwrap();
     ExecutionJob {
+        step: None,
         execution_id: ExecutionId::new(),
         tenant_id: event.tenant_id,
         action_id: ActionId::new(),
@@ -230,6 +231,7 @@ fn prepared(extra: Value) -> crate::http::Prepared {
         secrets: &secrets,
         outbound: &outbound,
         publisher: None,
+        steps: None,
     };
     crate::http::prepare(&spec, &ctx).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -40,7 +40,7 @@ pub async fn execute(handler: &PublishSpec, ctx: &Context<'_>) -> Performed {
     let mut metadata = job.event.metadata.clone();
     metadata.insert(CHAIN_DEPTH_KEY.into(), depth.to_string());
     metadata.insert("herald_parent_event".into(), job.event.id.as_str().into());
-    let id = job.execution_id.to_string();
+    let id = job.delivery_id();
     let body = serde_json::json!({
         "tenant_id": job.tenant_id.to_string(),
         "id": id,

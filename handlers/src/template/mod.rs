@@ -27,7 +27,7 @@ use herald_common::action::ActionError;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-pub use context::RenderContext;
+pub use context::{RenderContext, Steps};
 pub use json::JsonTemplate;
 
 /// Work (and memory, about 64 bytes a unit) one render may spend: some thousands of times
@@ -111,6 +111,33 @@ pub struct Templates {
     env: Arc<Environment<'static>>,
     /// The tenant secrets the templates refer to, each with the first field that does.
     secrets: Arc<BTreeMap<String, String>>,
+    /// The workflow steps the templates read (`steps.ID`), each with the first field that does.
+    steps: Arc<BTreeMap<String, String>>,
+}
+
+/// Where templates being compiled will render, for the names beyond [`ROOTS`] they may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// An action's handler.
+    Action,
+    /// A workflow's step: `steps` too.
+    Step,
+    /// A workflow's `on_failure`: `steps` and `error`.
+    OnFailure,
+}
+
+thread_local! {
+    static SCOPE: std::cell::Cell<Scope> = const { std::cell::Cell::new(Scope::Action) };
+}
+
+/// Runs `parse` (a workflow's step, or its handler, being checked) with the names `scope`
+/// adds. The handlers' parsers each make their own [`Builder`]; this reaches all of them
+/// without a parameter each would pass on and none but a workflow uses.
+pub fn in_scope<T>(scope: Scope, parse: impl FnOnce() -> T) -> T {
+    let before = SCOPE.with(|cell| cell.replace(scope));
+    let parsed = parse();
+    SCOPE.with(|cell| cell.set(before));
+    parsed
 }
 
 impl fmt::Debug for Templates {
@@ -127,6 +154,11 @@ impl Templates {
     /// The secrets (`secrets.NAME`) the templates use, each with the first field using it.
     pub fn secrets(&self) -> &BTreeMap<String, String> {
         &self.secrets
+    }
+
+    /// The workflow steps (`steps.ID`) the templates read, each with the first field reading it.
+    pub fn steps(&self) -> &BTreeMap<String, String> {
+        &self.steps
     }
 
     /// Whether there is anything to render (nothing to build a context for if not).
@@ -207,6 +239,10 @@ fn line(error: &minijinja::Error) -> usize {
 pub struct Builder {
     env: Environment<'static>,
     secrets: BTreeMap<String, String>,
+    /// `Some` where templates may read `steps` (in a workflow's steps): those they read.
+    steps: Option<BTreeMap<String, String>>,
+    /// Whether templates may read `error` (a workflow's `on_failure`).
+    error: bool,
 }
 
 impl Default for Builder {
@@ -232,6 +268,8 @@ impl Builder {
         Self {
             env,
             secrets: BTreeMap::new(),
+            steps: (SCOPE.with(|cell| cell.get()) != Scope::Action).then(BTreeMap::new),
+            error: SCOPE.with(|cell| cell.get()) == Scope::OnFailure,
         }
     }
 
@@ -296,7 +334,24 @@ impl Builder {
                 .or_insert_with(|| field.to_owned());
             return Ok(());
         }
-        if ROOTS.contains(&root) || self.env.globals().any(|(name, _)| name == root) {
+        if root == "steps"
+            && let Some(steps) = &mut self.steps
+        {
+            let Some(id) = rest.map(|r| r.split('.').next().unwrap_or(r)) else {
+                return Err(ActionError::new(
+                    field,
+                    "refers to steps as a whole: name one, as {{ steps.ID.output }}",
+                ));
+            };
+            steps
+                .entry(id.to_owned())
+                .or_insert_with(|| field.to_owned());
+            return Ok(());
+        }
+        if (root == "error" && self.error)
+            || ROOTS.contains(&root)
+            || self.env.globals().any(|(name, _)| name == root)
+        {
             return Ok(());
         }
         Err(ActionError::new(
@@ -312,6 +367,7 @@ impl Builder {
         Templates {
             env: Arc::new(self.env),
             secrets: Arc::new(self.secrets),
+            steps: Arc::new(self.steps.unwrap_or_default()),
         }
     }
 }

@@ -16,6 +16,7 @@ fn job(event: Value) -> ExecutionJob {
         .validate(TenantId::new(), None, Utc::now(), &EventLimits::default())
         .unwrap();
     ExecutionJob {
+        step: None,
         execution_id: ExecutionId::new(),
         tenant_id: event.tenant_id,
         action_id: ActionId::new(),

@@ -43,7 +43,7 @@ pub async fn execute(hook: &WebhookSpec, ctx: &Context<'_>) -> Performed {
         }
     };
     let request = build(
-        job.execution_id,
+        job.delivery_id(),
         payload,
         hook,
         ctx.now.timestamp(),

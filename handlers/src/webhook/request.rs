@@ -4,7 +4,6 @@ use chrono::SecondsFormat;
 use herald_common::event::Event;
 
 use crate::template::{RenderContext, RenderError};
-use herald_common::ids::ExecutionId;
 
 use super::WebhookSpec;
 use crate::signing::standard_headers;
@@ -54,16 +53,15 @@ pub fn payload<'h>(
     }
 }
 
-/// The full request for one attempt of `execution_id` carrying `body` (the envelope, or what
+/// The full request for one attempt, whose `webhook-id` is `webhook_id`, carrying `body` (the envelope, or what
 /// the body template rendered, of `content_type`), signed with every active secret.
 pub fn build(
-    execution_id: ExecutionId,
+    webhook_id: String,
     (body, content_type): (Vec<u8>, &str),
     hook: &WebhookSpec,
     timestamp: i64,
     traceparent: Option<&str>,
 ) -> Request {
-    let webhook_id = execution_id.to_string();
     let mut headers: Vec<(String, String)> = hook
         .headers
         .iter()
@@ -143,9 +141,9 @@ mod tests {
         let secrets = vec![generate_secret(), generate_secret()];
         let keys: Vec<_> = secrets.iter().map(|s| Secret::parse(s).unwrap()).collect();
         let e = event(r#"{"type":"a","data":{"n":1}}"#);
-        let id = ExecutionId::new();
+        let id = herald_common::ids::ExecutionId::new();
         let request = build(
-            id,
+            id.to_string(),
             (body(&e), "application/json"),
             &hook(&secrets),
             1_700_000_000,

@@ -4,7 +4,7 @@
 
 import { api, download, query } from "./api.js";
 import { badge, field, pager, shortId, fill, h, hashParams, heading, json, localTime, notify, rfc3339, run, select, setHashParams,
-  time } from "./dom.js";
+  table, time } from "./dom.js";
 import { refreshOnChange } from "./live.js";
 
 const STATUSES = ["pending", "processing", "retry_scheduled", "succeeded", "failed", "cancelled"];
@@ -142,6 +142,7 @@ export async function executionsPage(main) {
 export async function executionPage(main, id) {
   const draw = async () => {
     const x = await api("GET", `/v1/executions/${id}`);
+    const steps = x.steps ? await stepsOf(x) : null;
     const act = (verb) => (event) => run(event.currentTarget, async () => {
       await api("POST", `/v1/executions/${id}/${verb}`);
       notify(verb === "retry" ? "Retry sent." : "Cancelled.");
@@ -162,9 +163,30 @@ export async function executionPage(main, id) {
           h("dt", {}, "Last error"), h("dd", {}, x.last_error || "—"),
           h("dt", {}, "Created"), h("dd", {}, time(x.created_at)),
           h("dt", {}, "Finished"), h("dd", {}, time(x.finished_at)))),
-      h("section", { "aria-labelledby": "attempts-title" }, h("h2", { id: "attempts-title" }, "Attempts"),
+      steps,
+      x.steps ? null : h("section", { "aria-labelledby": "attempts-title" }, h("h2", { id: "attempts-title" }, "Attempts"),
         attemptList(x.attempts)));
   };
   await draw();
   refreshOnChange(() => draw().then(() => document.getElementById("page-title")?.focus({ preventScroll: true })).catch(() => {}));
+}
+
+/** A workflow run drawn as its steps: each with what it waits for, its state, attempts and output. */
+async function stepsOf(x) {
+  // The dependencies are the action's; an action deleted since shows the steps without them.
+  const action = await api("GET", `/v1/actions/${x.action_id}`).catch(() => null);
+  const declared = new Map((action?.handler?.steps || []).map((s) => [s.id, s.depends_on || []]));
+  const label = (step) => (step === "@on_failure" ? "on_failure" : step);
+  return h("section", { "aria-labelledby": "steps-title" }, h("h2", { id: "steps-title" }, "Steps"),
+    table("The run's steps, in the order they started", [
+      ["Step", (s) => h("code", {}, label(s.step))],
+      ["Waits for", (s) => (declared.get(s.step) || []).join(", ") || "—"],
+      ["Status", (s) => badge(s.status)],
+      ["Attempts", (s) => String(s.attempts), { num: true }],
+      ["Output", (s) => (s.output === null || s.output === undefined ? "—" : json(s.output))],
+      ["Last error", (s) => s.last_error || "—"],
+    ], x.steps),
+    x.steps.filter((s) => s.history.length).map((s) => h("details", {},
+      h("summary", {}, `Attempts of ${label(s.step)}`),
+      attemptList(s.history.map((a) => ({ ...a, request_url: a.target }))))));
 }

@@ -33,6 +33,10 @@ pub struct TestRequest {
     event: IncomingEvent,
     #[serde(default)]
     send: bool,
+    /// For a workflow: what each step that sends would answer, as later steps read it
+    /// (`steps.ID.output`), by step id.
+    #[serde(default)]
+    outputs: std::collections::BTreeMap<String, Value>,
 }
 
 pub async fn test(
@@ -76,11 +80,16 @@ pub async fn test(
             ApiError::unavailable()
         })?;
     let job = ExecutionJob {
+        step: None,
         execution_id: ExecutionId::new(),
         tenant_id: action.tenant_id,
         action_id: action.id,
         attempt: 1,
         event,
+    };
+    let samples = herald_handlers::template::Steps {
+        outputs: request.outputs,
+        error: None,
     };
     let context = Context {
         job: &job,
@@ -89,6 +98,7 @@ pub async fn test(
         secrets: &secrets,
         outbound: &state.outbound,
         publisher: None,
+        steps: Some(&samples),
     };
     match handler.preview(&context) {
         Ok(rendered) => report["rendered"] = rendered,

@@ -116,8 +116,13 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found("execution"))?;
     let attempts = state.store.attempts_of(tenant, id).await?;
+    let steps = state.store.steps_of(tenant, id).await?;
     let mut body = serde_json::to_value(execution).unwrap_or_default();
     body["attempts"] = serde_json::to_value(attempts).unwrap_or_default();
+    if !steps.is_empty() {
+        // A workflow run: each step's state, output and attempts.
+        body["steps"] = serde_json::to_value(steps).unwrap_or_default();
+    }
     Ok(Json(body))
 }
 

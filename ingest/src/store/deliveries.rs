@@ -80,6 +80,7 @@ pub async fn create_delivery(
     };
     Store::insert_executions(&mut tx, std::slice::from_ref(&execution)).await?;
     let job = ExecutionJob {
+        step: None,
         execution_id: execution.id,
         tenant_id: event.tenant_id,
         action_id: action.id,
