@@ -81,18 +81,24 @@ impl Executor {
         let work = self.metrics.stage_enter(Stage::Executor, 1);
         // The attempt's span, a child of whoever handed the job on (the matcher, or the
         // scheduler's release); the job carries it on to a retry.
+        let mut attributes = vec![
+            KeyValue::new("herald.execution_id", job.execution_id.to_string()),
+            KeyValue::new("herald.attempt", i64::from(job.attempt)),
+            KeyValue::new(
+                "herald.event_type",
+                job.event.event_type.as_str().to_owned(),
+            ),
+        ];
+        // A workflow's steps: each a span of the run's one trace (each step's job carries on
+        // the span of the job that started it).
+        if let Some(step) = &job.step {
+            attributes.push(KeyValue::new("herald.step", step.clone()));
+        }
         let mut span = HeraldSpan::start(
             "herald.attempt",
             SpanKind::Consumer,
             job.event.trace.as_deref(),
-            vec![
-                KeyValue::new("herald.execution_id", job.execution_id.to_string()),
-                KeyValue::new("herald.attempt", i64::from(job.attempt)),
-                KeyValue::new(
-                    "herald.event_type",
-                    job.event.event_type.as_str().to_owned(),
-                ),
-            ],
+            attributes,
         );
         let mut traced = job.clone();
         traced.event.trace = Some(span.traceparent());
