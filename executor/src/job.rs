@@ -31,7 +31,10 @@ use herald_common::clock::SharedClock;
 use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
 use herald_common::metrics::{Metrics, PathStep, Stage};
 use herald_common::status::ErrorKind;
-use herald_common::store::{AttemptRecord, Claim, ClaimRequest, Outcome, SecretValues, Store};
+use herald_common::store::{
+    Advance, Advanced, AttemptRecord, Claim, ClaimRequest, ClaimStep, Earlier, Outcome,
+    SecretValues, StepClaim, Store,
+};
 use herald_common::trace::{HeraldSpan, KeyValue, SpanKind};
 use herald_handlers::outcome::Verdict;
 use herald_handlers::{Action, Context, Outbound, Performed};
@@ -49,6 +52,8 @@ use crate::secrets::SecretCache;
 const LIMIT_WAIT: Duration = Duration::from_secs(2);
 /// When an attempt held back by a busy destination or a full action comes back.
 const BUSY_HOLD: Duration = Duration::from_secs(1);
+/// When an attempt waiting for its event's lower priorities looks again.
+const SEQUENCE_HOLD: Duration = Duration::from_millis(500);
 /// How long an attempt runs before it is marked `processing`.
 pub const MARK_PROCESSING_AFTER: Duration = Duration::from_secs(1);
 
@@ -70,6 +75,10 @@ pub struct Executor {
     /// Checks whether attempts may be made, many per statement.
     pub checks: Batcher<ClaimRequest, Claim>,
     pub records: Batcher<(AttemptRecord, Outcome), bool>,
+    /// Whether workflow steps' attempts may be made, many per statement.
+    pub step_claims: Batcher<ClaimStep, StepClaim>,
+    /// Workflow runs moved on, many per transaction.
+    pub advances: Batcher<Advance, Advanced>,
     pub clock: SharedClock,
 }
 
@@ -120,6 +129,29 @@ impl Executor {
         }
         if !action.spec.matching.enabled {
             return self.cancel(job, "action disabled").await;
+        }
+        if action.spec.after_lower_priorities {
+            let priority = action.spec.matching.priority.0;
+            match self
+                .store
+                .earlier_executions(job.tenant_id, &job.event.id, priority)
+                .await?
+            {
+                Earlier::Succeeded => {}
+                Earlier::Running => {
+                    let until = self.clock.now() + SEQUENCE_HOLD;
+                    return self.hold(job, until, "lower_priorities_running").await;
+                }
+                Earlier::NotSucceeded { execution, status } => {
+                    if action.spec.requires_success {
+                        let reason = format!(
+                            "an action of this event with a lower priority number did not \
+                             succeed (execution {execution} {status})"
+                        );
+                        return self.cancel(job, &reason).await;
+                    }
+                }
+            }
         }
         if let Some(workflow) = action.spec.handler.workflow() {
             return self.run_workflow(job, &action, workflow).await;

@@ -58,6 +58,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let store = store.clone();
         Box::pin(async move { Ok(store.record_attempts(records).await?) })
     });
+    let store = base.store.clone();
+    let step_claims = Batcher::spawn(DB_BATCH_MAX, move |requests| {
+        let store = store.clone();
+        Box::pin(async move { Ok(store.claim_steps(requests).await?) })
+    });
+    let store = base.store.clone();
+    let advances = Batcher::spawn(DB_BATCH_MAX, move |requests| {
+        let store = store.clone();
+        Box::pin(async move { Ok(store.advance_runs(requests).await?) })
+    });
     let executor = Arc::new(Executor {
         store: base.store.clone(),
         publisher: base.publisher.clone(),
@@ -78,6 +88,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         clock: base.clock.clone(),
         checks,
         records,
+        step_claims,
+        advances,
     });
     // First attempts and retries have lanes of their own, so a backlog of retries never
     // delays fresh events.

@@ -1,6 +1,7 @@
 //! Workflow runs, job by job. A run's first job (from the matcher, `step: None`) makes its step
 //! rows and hands on the steps without dependencies; each step's job makes one attempt, records
-//! it and moves the run on in the same transaction ([`Store::advance_run`]), then hands on what
+//! it and moves the run on in the same transaction (`Store::advance_runs`, many runs per
+//! transaction through a batcher), then hands on what
 //! that started. A job is acknowledged only after its hand-overs are confirmed, so a process
 //! that dies in between gets the job again: it finds its step ended (never running it again)
 //! and hands on the same steps, each under its own stable job id.
@@ -15,7 +16,9 @@ use herald_common::broker::topology::{
 use herald_common::circuit::Admission;
 use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, JobBatch, Lane};
 use herald_common::status::ErrorKind;
-use herald_common::store::{Advanced, Outcome, StepAttempt, StepClaim, StepEnd, StepRecord};
+use herald_common::store::{
+    Advance, Advanced, ClaimStep, Outcome, StepAttempt, StepClaim, StepEnd, StepRecord,
+};
 use herald_common::workflow::{ON_FAILURE, RunEnd};
 use herald_handlers::template::Steps;
 use herald_handlers::workflow::{
@@ -45,8 +48,13 @@ impl Executor {
             return self.follow(job, spec, advanced, true).await;
         };
         let claim = self
-            .store
-            .claim_step(job.tenant_id, job.execution_id, step, job.attempt as i32)
+            .step_claims
+            .call(ClaimStep {
+                tenant_id: job.tenant_id,
+                execution_id: job.execution_id,
+                step: step.to_owned(),
+                attempt: job.attempt as i32,
+            })
             .await?;
         match claim {
             StepClaim::Stale => Ok(()),
@@ -77,8 +85,13 @@ impl Executor {
         ended: Option<&StepRecord>,
     ) -> anyhow::Result<Advanced> {
         Ok(self
-            .store
-            .advance_run(job.tenant_id, job.execution_id, &spec.graph(), ended)
+            .advances
+            .call(Advance {
+                tenant_id: job.tenant_id,
+                execution_id: job.execution_id,
+                graph: spec.graph(),
+                ended: ended.cloned(),
+            })
             .await?)
     }
 
@@ -211,6 +224,7 @@ impl Executor {
             Outcome::Failed => StepEnd::Failed { error },
         };
         let attempt_row = StepAttempt {
+            handler_type: handler_kind(handler),
             started_at: record.started_at,
             duration_ms: record.duration_ms,
             target: record.request_url,

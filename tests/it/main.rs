@@ -38,6 +38,7 @@ mod retries;
 mod scheduler;
 mod secret_leaks;
 mod secrets;
+mod sequence;
 mod stats;
 mod support;
 mod sync_mode;

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use herald_tests::process::ServiceProcess;
-use herald_tests::sandbox::TestTenant;
+use herald_tests::sandbox::{Servers, TestTenant};
+use herald_tests::servers::PrivateRabbit;
 use herald_tests::{Receiver, Reply, Sandbox, SandboxOptions, eventually};
 use serde_json::{Value, json};
 
@@ -308,5 +309,194 @@ async fn a_run_whose_executor_is_killed_mid_step_resumes_and_runs_no_succeeded_s
         "each step has its own id"
     );
     assert!(id.ends_with("_slow"), "{id}");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delay_step_survives_its_scheduler_being_killed() {
+    let sandbox = Sandbox::with(SandboxOptions {
+        scheduler: false,
+        ..Default::default()
+    })
+    .await;
+    let before = Receiver::start().await;
+    let after = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            workflow_action(
+                "later",
+                json!({"type": "workflow", "steps": [
+                    {"id": "now", "handler": {"type": "webhook", "url": before.url("/")}},
+                    {"id": "later", "depends_on": ["now"], "delay_s": 3,
+                     "handler": {"type": "webhook", "url": after.url("/")}}
+                ]}),
+            ),
+        )
+        .await;
+    let mut first = ServiceProcess::spawn("herald-scheduler", &sandbox.env());
+    let event = sandbox
+        .event(&tenant, json!({"type": "user.created", "data": {}}))
+        .await;
+    let execution = eventually(
+        "the delay step to wait in the scheduler",
+        Duration::from_secs(30),
+        || async {
+            let view = sandbox.event_view(&tenant, &event).await;
+            let id = view["executions"][0]["id"].as_str()?.to_owned();
+            let run = sandbox.execution(&tenant, &id).await;
+            (before.count() == 1 && step(&run, "later")["status"] == "queued").then_some(id)
+        },
+    )
+    .await;
+    // The hand-over is confirmed before the step is recorded as queued: give the scheduler
+    // a moment to have stored it, then kill it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.kill_hard().await;
+    let _second = ServiceProcess::spawn("herald-scheduler", &sandbox.env());
+    sandbox
+        .terminal_executions(&tenant, &event, 1, Duration::from_secs(30))
+        .await;
+    let run = sandbox.execution(&tenant, &execution).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(before.count(), 1);
+    assert_eq!(
+        after.count(),
+        1,
+        "the delayed step ran once, after its delay"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_in_flight_through_a_broker_kill_9_all_end_each_step_under_its_own_id() {
+    let mut rabbit = PrivateRabbit::start().await;
+    let servers = Servers {
+        amqp_url: Some(rabbit.amqp_url()),
+        database_url: None,
+    };
+    let sandbox = Sandbox::on(SandboxOptions::default(), servers).await;
+    let hops: Vec<Receiver> =
+        futures_util::future::join_all((0..3).map(|_| Receiver::start())).await;
+    for hop in &hops {
+        hop.fallback(Reply::status(200).after(Duration::from_millis(200)));
+    }
+    let tenant = sandbox.tenant().await;
+    let steps: Vec<Value> = hops
+        .iter()
+        .enumerate()
+        .map(|(i, hop)| {
+            let mut step = json!({"id": format!("s{i}"),
+                "handler": {"type": "webhook", "url": hop.url("/")},
+                "retry": {"max_attempts": 5, "delays_s": [1]}});
+            if i > 0 {
+                step["depends_on"] = json!([format!("s{}", i - 1)]);
+            }
+            step
+        })
+        .collect();
+    sandbox
+        .action(
+            &tenant,
+            workflow_action("three", json!({"type": "workflow", "steps": steps})),
+        )
+        .await;
+    const RUNS: usize = 20;
+    let mut events = Vec::with_capacity(RUNS);
+    for n in 0..RUNS {
+        events.push(
+            sandbox
+                .event(&tenant, json!({"type": "user.created", "data": {"n": n}}))
+                .await,
+        );
+    }
+    eventually("steps to be in flight", Duration::from_secs(30), || async {
+        (hops[0].count() > 0).then_some(())
+    })
+    .await;
+    rabbit.kill_hard().await;
+    rabbit.restart().await;
+    for event in &events {
+        let executions = sandbox
+            .terminal_executions(&tenant, event, 1, Duration::from_secs(90))
+            .await;
+        assert_eq!(executions[0]["status"], "succeeded", "{executions:?}");
+    }
+    for (i, hop) in hops.iter().enumerate() {
+        let ids: Vec<String> = hop
+            .received()
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect();
+        let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), RUNS, "step s{i} reached every run");
+        assert!(
+            ids.iter().all(|id| id.ends_with(&format!("_s{i}"))),
+            "each step's deliveries carry its own id"
+        );
+        // A step delivered again only because the broker redelivered it mid-request.
+        eprintln!("step s{i}: {} deliveries for {RUNS} runs", ids.len());
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_walks_the_steps_with_sample_outputs_and_sends_nothing() {
+    let sandbox = Sandbox::start().await;
+    let crm = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    let created = sandbox
+        .action(
+            &tenant,
+            workflow_action(
+                "walk",
+                json!({"type": "workflow", "steps": [
+                    {"id": "lookup", "handler": {"type": "http", "method": "GET",
+                        "url": crm.url("/users/{{ event.data.user_id }}")}},
+                    {"id": "score", "depends_on": ["lookup"],
+                     "set": {"vip": "{{ steps.lookup.output.body.plan == 'premium' }}"}},
+                    {"id": "notify", "depends_on": ["score"], "if": "{{ steps.score.output.vip }}",
+                     "handler": {"type": "http", "url": crm.url("/vip"),
+                        "body": {"email": "{{ steps.lookup.output.body.email }}"}}},
+                    {"id": "free", "depends_on": ["score"], "if": "{{ not steps.score.output.vip }}",
+                     "handler": {"type": "http", "url": crm.url("/free")}}
+                ]}),
+            ),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (status, walked) = sandbox
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/actions/{id}/test"),
+            Some(&tenant.key),
+            Some(json!({
+                "event": {"type": "user.created", "data": {"user_id": "u7"}},
+                "outputs": {"lookup": {"status": 200,
+                    "body": {"plan": "premium", "email": "vip@example.org"}}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{walked}");
+    let steps = walked["rendered"]["workflow"]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{walked}"));
+    let by_id = |id: &str| steps.iter().find(|s| s["step"] == id).unwrap();
+    assert_eq!(by_id("lookup")["would"], "run");
+    assert_eq!(
+        by_id("lookup")["rendered"]["request"]["url"],
+        crm.url("/users/u7")
+    );
+    assert_eq!(by_id("score")["output"], json!({"vip": true}));
+    assert_eq!(by_id("notify")["if"], true);
+    let body = by_id("notify")["rendered"]["request"]["body"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        serde_json::from_str::<Value>(body).ok(),
+        Some(json!({"email": "vip@example.org"}))
+    );
+    assert_eq!(by_id("free")["would"], "skip");
+    assert_eq!(crm.count(), 0, "a dry run sends nothing");
     sandbox.stop().await;
 }

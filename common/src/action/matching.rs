@@ -136,6 +136,8 @@ impl ActionMatching {
             "rate_limit_per_s",
             "max_concurrency",
             "enabled",
+            "after_lower_priorities",
+            "requires_success",
         ];
         if let Some(key) = map.keys().find(|k| !allowed.contains(k)) {
             return Err(ActionError::new(key, "is not a known field"));

@@ -99,6 +99,11 @@ pub struct ActionSpec<H> {
     pub handler: H,
     pub rate_limit_per_s: Option<u32>,
     pub max_concurrency: Option<u32>,
+    /// Starts, for an event, only once every execution of it with a lower priority number
+    /// has ended.
+    pub after_lower_priorities: bool,
+    /// With `after_lower_priorities`: cancelled if any of them did not succeed.
+    pub requires_success: bool,
 }
 
 /// Longest action description.
@@ -120,12 +125,28 @@ impl<H> ActionSpec<H> {
             Some(v) => handler(v)?,
             None => return Err(ActionError::new("handler", "is required")),
         };
+        let flag = |key: &str| match map.get(key) {
+            None | Some(Json::Null) => Ok(false),
+            Some(Json::Bool(b)) => Ok(*b),
+            Some(_) => Err(ActionError::new(key, "must be true or false")),
+        };
+        let after_lower_priorities = flag("after_lower_priorities")?;
+        let requires_success = flag("requires_success")?;
+        if requires_success && !after_lower_priorities {
+            return Err(ActionError::new(
+                "requires_success",
+                "applies only with after_lower_priorities: true (it says what to do when an \
+                 earlier action of the event failed)",
+            ));
+        }
         Ok(Self {
             matching,
             description,
             handler,
             rate_limit_per_s: fields::optional_positive(map, "rate_limit_per_s", 100_000)?,
             max_concurrency: fields::optional_positive(map, "max_concurrency", 10_000)?,
+            after_lower_priorities,
+            requires_success,
         })
     }
 

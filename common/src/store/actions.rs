@@ -41,7 +41,7 @@ impl<H> ActionRecord<H> {
 
 pub const ACTION_COLUMNS: &str = "id, tenant_id, name, description, event_types, source, conditions, priority, \
      mode, handler, retry, rate_limit_per_s, max_concurrency, enabled, disabled_reason, revision, \
-     created_at, updated_at, deleted_at, one_off";
+     created_at, updated_at, deleted_at, one_off, after_lower_priorities, requires_success";
 
 fn decode_json<T: serde::de::DeserializeOwned>(
     row: &PgRow,
@@ -103,6 +103,8 @@ pub fn action_from_row<H: ReadHandler>(
             handler,
             rate_limit_per_s: rate_limit.map(|v| v as u32),
             max_concurrency: max_concurrency.map(|v| v as u32),
+            after_lower_priorities: row.try_get("after_lower_priorities")?,
+            requires_success: row.try_get("requires_success")?,
         },
         disabled_reason: row.try_get("disabled_reason")?,
         revision: row.try_get("revision")?,
@@ -293,6 +295,7 @@ pub async fn rewrite_action<H: HandlerSpec>(
         "UPDATE actions SET name = $3, description = $4, event_types = $5, source = $6,
            conditions = $7, priority = $8, mode = $9, handler_type = $10, handler = $11,
            retry = $12, rate_limit_per_s = $13, max_concurrency = $14, enabled = $15,
+           after_lower_priorities = $16, requires_success = $17,
            disabled_reason = CASE WHEN $15 THEN NULL ELSE disabled_reason END,
            revision = revision + 1, updated_at = now()
          WHERE tenant_id = $1 AND id = $2
@@ -344,6 +347,8 @@ fn bind_spec<'q, H: HandlerSpec>(
         .bind(spec.rate_limit_per_s.map(|v| v as i32))
         .bind(spec.max_concurrency.map(|v| v as i32))
         .bind(matching.enabled)
+        .bind(spec.after_lower_priorities)
+        .bind(spec.requires_success)
 }
 
 fn mode_name(mode: ActionMode) -> &'static str {
@@ -364,8 +369,8 @@ pub async fn insert_action<H: HandlerSpec>(
     let sql = format!(
         "INSERT INTO actions (id, tenant_id, name, description, event_types, source, conditions,
            priority, mode, handler_type, handler, retry, rate_limit_per_s, max_concurrency, enabled,
-           one_off)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+           after_lower_priorities, requires_success, one_off)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (tenant_id, name) DO NOTHING
          RETURNING {ACTION_COLUMNS}"
     );

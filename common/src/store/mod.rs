@@ -13,6 +13,8 @@ mod isolate;
 mod requeue;
 mod sealed;
 mod secrets;
+mod sequence;
+mod workflow_advance;
 mod workflows;
 
 use std::sync::Arc;
@@ -43,8 +45,10 @@ pub use isolate::{WriteFailure, is_data_error, is_data_error_in, write_isolated}
 pub use requeue::{CancelOne, Cursor, ExecutionFilter, RetriedPage, RetryOne, Stuck};
 pub use sealed::{Reseal, Resealed, open_text, provider_context, seal_text};
 pub use secrets::{MAX_SECRET_LEN, SecretInfo, SecretValues, SecretWriteError, valid_secret_name};
+pub use sequence::Earlier;
+pub use workflow_advance::Advance;
 pub use workflows::{
-    Advanced, StepAttempt, StepAttemptView, StepClaim, StepEnd, StepRecord, StepView,
+    Advanced, ClaimStep, StepAttempt, StepAttemptView, StepClaim, StepEnd, StepRecord, StepView,
 };
 
 /// Text from outside (a response body, an error's words) as PostgreSQL's `text` can hold

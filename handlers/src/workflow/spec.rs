@@ -3,6 +3,7 @@
 //! `steps` (only its ancestors), and each step's handler, `set` values and `if`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use herald_common::action::{ActionError, MAX_DELAY_S, RetryPolicy, reject_unknown};
 use herald_common::json_tree::{Json, Object};
@@ -53,6 +54,8 @@ pub struct StepSpec {
 pub struct WorkflowSpec {
     pub steps: Vec<StepSpec>,
     pub on_failure: Option<Box<Handler>>,
+    /// The steps and their dependencies, as a run's progress is decided on.
+    graph: Arc<Graph>,
     /// As written (without `type`): what is stored, and what reads start from.
     pub(super) source: Value,
 }
@@ -107,18 +110,8 @@ impl<'de> serde::Deserialize<'de> for WorkflowSpec {
 
 impl WorkflowSpec {
     /// The steps and their dependencies, as a run's progress is decided on.
-    pub fn graph(&self) -> Graph {
-        Graph {
-            steps: self
-                .steps
-                .iter()
-                .map(|step| Node {
-                    id: step.id.clone(),
-                    depends_on: step.depends_on.clone(),
-                })
-                .collect(),
-            on_failure: self.on_failure.is_some(),
-        }
+    pub fn graph(&self) -> Arc<Graph> {
+        self.graph.clone()
     }
 
     /// The step named `id`.
@@ -202,9 +195,20 @@ pub fn parse(map: &Object<'_>) -> Result<WorkflowSpec, ActionError> {
     if let Some(object) = source.as_object_mut() {
         object.remove("type");
     }
+    let graph = Arc::new(Graph {
+        steps: steps
+            .iter()
+            .map(|step| Node {
+                id: step.id.clone(),
+                depends_on: step.depends_on.clone(),
+            })
+            .collect(),
+        on_failure: on_failure.is_some(),
+    });
     Ok(WorkflowSpec {
         steps,
         on_failure,
+        graph,
         source,
     })
 }

@@ -103,6 +103,10 @@ pub fn all() -> Map<String, Value> {
         "retry": retry,
         "rate_limit_per_s": {"type": ["integer", "null"], "minimum": 1},
         "max_concurrency": {"type": ["integer", "null"], "minimum": 1},
+        "after_lower_priorities": {"type": "boolean", "default": false, "description":
+            "Start, for an event, only once every execution of it with a lower priority number has ended."},
+        "requires_success": {"type": "boolean", "default": false, "description":
+            "With after_lower_priorities: cancelled (the reason recorded) if any of them did not succeed."},
         "enabled": {"type": "boolean"},
     });
     let mut action = action_fields.clone();
@@ -159,7 +163,11 @@ pub fn all() -> Map<String, Value> {
         "success_rate": {"type": ["number", "null"]},
         "attempts_per_success": {"type": ["number", "null"]},
         "duration_ms": {"type": "object", "required": ["p50", "p95"], "properties": {
-            "p50": {"type": ["number", "null"]}, "p95": {"type": ["number", "null"]}}}}}));
+            "p50": {"type": ["number", "null"]}, "p95": {"type": ["number", "null"]}}},
+        "step_attempts": {"type": "object", "description":
+            "Workflow steps' attempts in the window by handler type, then outcome",
+            "additionalProperties": {"type": "object",
+                "additionalProperties": {"type": "integer"}}}}}));
     let window = every_field_required(json!({"type": "object", "properties": {
         "since": time(), "attempts": {"type": "integer"}, "failures": {"type": "integer"},
         "failure_rate": {"type": ["number", "null"]}}}));

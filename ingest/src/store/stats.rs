@@ -1,5 +1,6 @@
 //! Delivery statistics of a tenant, or of one action, over a time window: executions by
-//! status, success rate, attempts per success, and attempt duration percentiles.
+//! status, success rate, attempts per success, attempt duration percentiles, and workflow
+//! steps' attempts by handler type.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -22,6 +23,8 @@ pub struct Stats {
     pub attempts_per_success: Option<f64>,
     /// Attempt durations in the window, in milliseconds.
     pub duration_ms: Percentiles,
+    /// Workflow steps' attempts made in the window, by the step's handler type, then outcome.
+    pub step_attempts: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +89,26 @@ pub async fn stats(
     .bind(until)
     .fetch_one(store.pool())
     .await?;
+    let steps: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT handler_type, outcome, count(*) FROM step_attempts a
+         WHERE a.tenant_id = $1 AND a.started_at >= $3 AND a.started_at < $4
+           AND ($2::uuid IS NULL OR a.execution_id IN (
+                 SELECT id FROM executions WHERE tenant_id = $1 AND action_id = $2))
+         GROUP BY 1, 2",
+    )
+    .bind(tenant_id)
+    .bind(action_id)
+    .bind(since)
+    .bind(until)
+    .fetch_all(store.pool())
+    .await?;
+    let mut step_attempts = serde_json::Map::new();
+    for (kind, outcome, n) in steps {
+        let by_outcome = step_attempts
+            .entry(kind)
+            .or_insert_with(|| serde_json::json!({}));
+        by_outcome[outcome] = n.into();
+    }
     let finished = succeeded + failed;
     Ok(Stats {
         since,
@@ -94,5 +117,6 @@ pub async fn stats(
         success_rate: (finished > 0).then(|| succeeded as f64 / finished as f64),
         attempts_per_success: (succeeded > 0).then(|| success_attempts as f64 / succeeded as f64),
         duration_ms: Percentiles { p50, p95 },
+        step_attempts,
     })
 }
