@@ -1,20 +1,22 @@
 //! Workflow runs, job by job. A run's first job (from the matcher, `step: None`) makes its step
-//! rows and hands on the steps without dependencies; each step's job makes one attempt, records
+//! rows and starts the steps without dependencies; each step's job makes one attempt, records
 //! it and moves the run on in the same transaction (`Store::advance_runs`, many runs per
-//! transaction through a batcher), then hands on what
-//! that started. A job is acknowledged only after its hand-overs are confirmed, so a process
-//! that dies in between gets the job again: it finds its step ended (never running it again)
-//! and hands on the same steps, each under its own stable job id.
+//! transaction through a batcher), then starts what that started: in this process, within the
+//! same delivery, or through the scheduler for a delay or a retry. A delivery is acknowledged
+//! only after everything it started is recorded or handed over, so a process that dies in
+//! between gets it again: it finds its step ended (never running it again) and starts the same
+//! steps, each under its own stable job id.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
 use herald_common::broker::Outgoing;
-use herald_common::broker::topology::{
-    DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE, JOBS_EXCHANGE,
-};
+use herald_common::broker::topology::{DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE};
 use herald_common::circuit::Admission;
-use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, JobBatch, Lane};
+use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
 use herald_common::status::ErrorKind;
 use herald_common::store::{
     Advance, Advanced, ClaimStep, Outcome, StepAttempt, StepClaim, StepEnd, StepRecord,
@@ -346,15 +348,13 @@ impl Executor {
                 None => now_jobs.push(next),
             }
         }
-        if !now_jobs.is_empty() {
-            let batch = JobBatch { jobs: now_jobs };
-            self.publisher
-                .publish(&Outgoing::message(
-                    JOBS_EXCHANGE,
-                    Lane::First.routing_key(),
-                    &batch,
-                ))
-                .await?;
+        // Steps that may start now run here, within this job: its delivery stays
+        // unacknowledged until they are recorded, so a crash loses none of them (a copy of
+        // this job finds its step ended and starts them again). It saves each step a broker
+        // hop and the CPU of one, which on a 2-core machine was a third of a run's cost.
+        let inline = now_jobs.iter().map(|next| self.run_step_job(next));
+        for result in join_all(inline).await {
+            result?;
         }
         match advanced.end {
             None => {}
@@ -384,6 +384,14 @@ impl Executor {
             }
         }
         Ok(())
+    }
+
+    /// A step's job run within the job that started it (boxed: a run's jobs call each other).
+    fn run_step_job<'a>(
+        &'a self,
+        job: &'a ExecutionJob,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(self.run_job(job))
     }
 
     /// Hands `job` to the scheduler, to come back at `due`.
