@@ -130,7 +130,8 @@ impl Executor {
         if !action.spec.matching.enabled {
             return self.cancel(job, "action disabled").await;
         }
-        if action.spec.after_lower_priorities {
+        // A workflow's steps are past this check: their run made it before its first step.
+        if action.spec.after_lower_priorities && job.step.is_none() {
             let priority = action.spec.matching.priority.0;
             match self
                 .store

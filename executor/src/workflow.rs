@@ -24,7 +24,7 @@ use herald_common::store::{
 use herald_common::workflow::{ON_FAILURE, RunEnd};
 use herald_handlers::template::Steps;
 use herald_handlers::workflow::{
-    StepRun, StepSpec, WorkflowSpec, condition_holds, output_of, set_values,
+    StepRun, StepSpec, WorkflowSpec, condition_holds, output_of, set_values, wait_until,
 };
 use herald_handlers::{Action, Context, Handler, Performed};
 use rand::Rng;
@@ -157,8 +157,23 @@ impl Executor {
                 }
             }
         }
+        if let Some(step_spec) = step_spec {
+            match wait_until(step_spec, &render) {
+                Ok(Some(due)) if due > self.clock.now() => {
+                    // Not yet: the same attempt comes back at `due`, through the scheduler.
+                    let tag = format!("at:{}", due.timestamp_millis());
+                    return self.hand_on_later(job.clone(), Some(&tag), due).await;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    return self
+                        .record_step(job, spec, step, fail_now(&error.to_string()))
+                        .await;
+                }
+            }
+        }
         let Some(handler) = handler else {
-            // A `set` step, or a wait whose delay has passed.
+            // A `set` step, or a wait whose time has come.
             let end = match step_spec.map(|s| &s.run) {
                 Some(StepRun::Set(values)) => {
                     match set_values(step_spec.expect("a set step"), values, &render) {

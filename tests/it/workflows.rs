@@ -181,12 +181,16 @@ async fn a_workflow_that_could_never_run_is_refused_naming_the_step() {
     let sandbox = Sandbox::start().await;
     let tenant = sandbox.tenant().await;
     let log = json!({"type": "log"});
-    let many: Vec<Value> = (0..65)
-        .map(|i| json!({"id": format!("s{i}"), "handler": log}))
-        .collect();
+    let steps = |n: usize| -> Value {
+        (0..n)
+            .map(|i| json!({"id": format!("s{i}"), "handler": log}))
+            .collect()
+    };
     let cases = [
         (json!([]), "handler.steps"),
-        (json!(many), "handler.steps"),
+        (steps(65), "handler.steps"),
+        // Past ingest.max_workflow_steps (32 by default).
+        (steps(33), "handler.steps"),
         (
             json!([{"id": "a", "handler": log}, {"id": "a", "handler": log}]),
             "handler.steps[1].id",
@@ -498,5 +502,57 @@ async fn a_dry_run_walks_the_steps_with_sample_outputs_and_sends_nothing() {
     );
     assert_eq!(by_id("free")["would"], "skip");
     assert_eq!(crm.count(), 0, "a dry run sends nothing");
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_waits_until_the_time_its_at_renders() {
+    let sandbox = Sandbox::start().await;
+    let reminder = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            workflow_action(
+                "remind",
+                json!({"type": "workflow", "steps": [
+                    {"id": "remind", "at": "{{ event.data.remind_at }}",
+                     "handler": {"type": "webhook", "url": reminder.url("/")}}
+                ]}),
+            ),
+        )
+        .await;
+    let remind_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let sent = std::time::Instant::now();
+    let execution = run_one(
+        &sandbox,
+        &tenant,
+        json!({"remind_at": remind_at.to_rfc3339()}),
+    )
+    .await;
+    assert_eq!(execution["status"], "succeeded", "{execution}");
+    assert_eq!(reminder.count(), 1);
+    assert!(
+        reminder.received()[0].at >= sent + Duration::from_millis(1500),
+        "sent before its time"
+    );
+    let (status, refused) = sandbox
+        .try_action(
+            &tenant,
+            workflow_action(
+                "both",
+                json!({"type": "workflow", "steps": [
+                    {"id": "a", "at": "{{ event.time }}", "delay_s": 5}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("handler.steps[0].at"),
+        "{refused}"
+    );
     sandbox.stop().await;
 }

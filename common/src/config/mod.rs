@@ -182,6 +182,8 @@ pub struct IngestConfig {
     pub batch_linger_us: u64,
     /// Wildcard event-type patterns plus regex conditions one tenant's actions may hold.
     pub wildcard_budget_per_tenant: usize,
+    /// Most steps one workflow action may have (at most 64).
+    pub max_workflow_steps: usize,
     /// Longest a `POST /v1/events` waits for the results of the sync actions it matched.
     pub sync_timeout_ms: u64,
     /// Requests per second one tenant may make to one ingest replica (a token bucket);

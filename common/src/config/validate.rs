@@ -87,6 +87,12 @@ impl Config {
                 ),
             ));
         }
+        if !(1..=64).contains(&self.ingest.max_workflow_steps) {
+            return Err(ConfigError::new(
+                "ingest.max_workflow_steps",
+                "must be from 1 to 64",
+            ));
+        }
         positive("ingest.sync_timeout_ms", self.ingest.sync_timeout_ms)?;
         if self.ingest.sync_timeout_ms > 60_000 {
             return Err(ConfigError::new(

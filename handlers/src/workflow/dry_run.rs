@@ -98,6 +98,14 @@ pub fn dry_run(spec: &WorkflowSpec, ctx: &Context<'_>) -> Value {
             if let Some(delay) = step.delay_s {
                 entry["delay_s"] = json!(delay);
             }
+            match super::execute::wait_until(step, &render) {
+                Ok(Some(due)) => entry["at"] = json!(due.to_rfc3339()),
+                Ok(None) => {}
+                Err(error) => {
+                    entry["render_error"] = json!({"field": error.field, "message": error.message});
+                    status = StepStatus::Failed;
+                }
+            }
             entry["would"] = json!(if status == StepStatus::Failed {
                 "fail"
             } else {

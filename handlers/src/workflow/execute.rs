@@ -1,6 +1,7 @@
 //! What one step computes besides its handler's attempt: whether its `if` holds, its `set`
 //! values, and the output later steps read of a handler's attempt.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::spec::StepSpec;
@@ -30,6 +31,24 @@ pub fn condition_holds(step: &StepSpec, ctx: &RenderContext) -> Result<bool, Ren
         Value::Object(o) => !o.is_empty(),
         Value::Bool(true) => true,
     })
+}
+
+/// When the step's `at` says it may run (`None`: it has no `at`).
+pub fn wait_until(
+    step: &StepSpec,
+    ctx: &RenderContext,
+) -> Result<Option<DateTime<Utc>>, RenderError> {
+    let Some(at) = &step.at else {
+        return Ok(None);
+    };
+    let text = step.templates.render(at, ctx)?;
+    let field = format!("steps.{}.at", step.id);
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|time| Some(time.with_timezone(&Utc)))
+        .map_err(|_| RenderError {
+            field,
+            message: format!("rendered {text:?}, which is not an RFC 3339 time"),
+        })
 }
 
 /// A `set` step's output: each value rendered.

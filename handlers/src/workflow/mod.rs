@@ -10,7 +10,7 @@ mod spec;
 mod view;
 
 pub use dry_run::dry_run;
-pub use execute::{MAX_OUTPUT_BYTES, condition_holds, output_of, set_values};
+pub use execute::{MAX_OUTPUT_BYTES, condition_holds, output_of, set_values, wait_until};
 pub use schema::schema;
 pub use spec::{MAX_STEPS, StepRun, StepSpec, WorkflowSpec, parse};
 pub use view::{keep_stored, view};

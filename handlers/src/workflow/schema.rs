@@ -35,7 +35,9 @@ pub fn schema() -> Value {
                             "As an action's retry; one attempt when not given."},
                         "timeout_ms": {"type": "integer", "minimum": 1},
                         "delay_s": {"type": "integer", "minimum": 0, "description":
-                            "Waits this long, once the step may start, before its attempt."}
+                            "Waits this long, once the step may start, before its attempt."},
+                        "at": {"type": "string", "description":
+                            "A template giving an RFC 3339 time: the step waits until then."}
                     }
                 }
             },

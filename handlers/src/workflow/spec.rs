@@ -11,7 +11,7 @@ use herald_common::workflow::{Graph, Node};
 use serde_json::Value;
 
 use crate::handler::Handler;
-use crate::template::{self, Builder, JsonTemplate, Scope, Templates};
+use crate::template::{self, Builder, JsonTemplate, Kind, Scope, Templates, Text};
 use crate::webhook::MAX_TIMEOUT_MS;
 
 /// Most steps in one workflow: enough for any flow a person reads, few enough that deciding a
@@ -27,7 +27,7 @@ pub enum StepRun {
     Handler(Box<Handler>),
     /// Named values computed from templates: the step's output.
     Set(Vec<(String, JsonTemplate)>),
-    /// Nothing: a step that only waits (`delay_s`).
+    /// Nothing: a step that only waits (`delay_s`, `at`).
     Wait,
 }
 
@@ -47,6 +47,8 @@ pub struct StepSpec {
     pub timeout_ms: Option<u32>,
     /// How long the step waits, once it may start, before its attempt.
     pub delay_s: Option<u32>,
+    /// `at`: a template giving the time (RFC 3339) before which the step does not run.
+    pub at: Option<Text>,
 }
 
 /// A workflow: its steps in the order given, and what runs once if one fails for good.
@@ -233,12 +235,6 @@ fn parse_step(
             ));
         }
     };
-    if map.contains_key("at") {
-        return Err(ActionError::new(
-            format!("{at}.at"),
-            "a wait until a time is not supported yet: use delay_s",
-        ));
-    }
     let depends_on = match map.get("depends_on") {
         None | Some(Json::Null) => Vec::new(),
         Some(Json::Array(ids)) => {
@@ -299,7 +295,7 @@ fn parse_step(
                 "must be an object of named values",
             ));
         }
-        (None, None) if map.contains_key("delay_s") => StepRun::Wait,
+        (None, None) if map.contains_key("delay_s") || map.contains_key("at") => StepRun::Wait,
         (None, None) => {
             return Err(ActionError::new(
                 at,
@@ -326,6 +322,24 @@ fn parse_step(
         },
         Some(value) => RetryPolicy::parse(value).map_err(|e| prefixed(&at, e))?,
     };
+    let wait_until = match map.get("at") {
+        None | Some(Json::Null) => None,
+        Some(Json::Str(text)) if !map.contains_key("delay_s") => {
+            Some(builder.text(&format!("steps.{id}.at"), text, Kind::Text)?)
+        }
+        Some(Json::Str(_)) => {
+            return Err(ActionError::new(
+                format!("{at}.at"),
+                "a step waits for delay_s or until at, not both",
+            ));
+        }
+        Some(_) => {
+            return Err(ActionError::new(
+                format!("{at}.at"),
+                "must be a template giving an RFC 3339 time, as \"{{ event.data.remind_at }}\"",
+            ));
+        }
+    };
     let templates = std::mem::take(builder).finish();
     reads.extend(templates.steps().clone());
     let timeout_ms = bounded(
@@ -350,6 +364,7 @@ fn parse_step(
             retry,
             timeout_ms,
             delay_s,
+            at: wait_until,
         },
         reads,
     ))

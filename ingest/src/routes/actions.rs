@@ -83,6 +83,18 @@ pub(crate) async fn check_handlers<'a>(
                 ),
             ));
         }
+        if let Some(workflow) = spec.handler.workflow()
+            && workflow.steps.len() > state.config.max_workflow_steps
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidAction,
+                format!(
+                    "{where_}handler.steps: {} steps; at most {} (ingest.max_workflow_steps)",
+                    workflow.steps.len(),
+                    state.config.max_workflow_steps
+                ),
+            ));
+        }
         for (name, field) in spec.handler.secret_uses() {
             uses.push((where_.clone(), name, field));
         }
