@@ -505,7 +505,8 @@ impl Executor {
         self.publish_delayed(next, None, due).await
     }
 
-    async fn publish_delayed(
+    /// Hands `job` to the scheduler, to be released onto the retry lane at `due`.
+    pub(crate) async fn publish_delayed(
         &self,
         job: ExecutionJob,
         tag: Option<&str>,

@@ -14,9 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use herald_common::broker::Outgoing;
-use herald_common::broker::topology::{DELAYED_EXCHANGE, DELAYED_ROUTING_KEY, FAILED_EXCHANGE};
+use herald_common::broker::topology::FAILED_EXCHANGE;
 use herald_common::circuit::Admission;
-use herald_common::messages::{DelayedJob, ExecutionFailed, ExecutionJob, Lane};
+use herald_common::messages::{ExecutionFailed, ExecutionJob};
 use herald_common::status::ErrorKind;
 use herald_common::store::{
     Advance, Advanced, ClaimStep, Outcome, StepAttempt, StepClaim, StepEnd, StepRecord,
@@ -416,15 +416,7 @@ impl Executor {
         tag: Option<&str>,
         due: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let delayed = DelayedJob::attempt(job, Lane::Retry, tag, due);
-        self.publisher
-            .publish(&Outgoing::message(
-                DELAYED_EXCHANGE,
-                DELAYED_ROUTING_KEY,
-                &delayed,
-            ))
-            .await?;
-        Ok(())
+        self.publish_delayed(job, tag, due).await
     }
 }
 
