@@ -556,3 +556,53 @@ async fn a_step_waits_until_the_time_its_at_renders() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_starts_nothing_new() {
+    let sandbox = Sandbox::start().await;
+    let first = Receiver::start().await;
+    let later = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            workflow_action(
+                "cancel-me",
+                json!({"type": "workflow", "steps": [
+                    {"id": "first", "handler": {"type": "webhook", "url": first.url("/")}},
+                    {"id": "later", "depends_on": ["first"], "delay_s": 2,
+                     "handler": {"type": "webhook", "url": later.url("/")}}
+                ]}),
+            ),
+        )
+        .await;
+    let event = sandbox
+        .event(&tenant, json!({"type": "user.created", "data": {}}))
+        .await;
+    let id = eventually(
+        "the delay step to wait",
+        Duration::from_secs(30),
+        || async {
+            let view = sandbox.event_view(&tenant, &event).await;
+            let id = view["executions"][0]["id"].as_str()?.to_owned();
+            let run = sandbox.execution(&tenant, &id).await;
+            (step(&run, "later")["status"] == "queued").then_some(id)
+        },
+    )
+    .await;
+    let (status, cancelled) = sandbox
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/executions/{id}/cancel"),
+            Some(&tenant.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let run = sandbox.execution(&tenant, &id).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(first.count(), 1);
+    assert_eq!(later.count(), 0, "the step after the cancel never ran");
+    sandbox.stop().await;
+}
