@@ -263,6 +263,34 @@ async function main() {
     await page.getByText("HTTP 200").first().waitFor({ timeout: WAIT });
     await checkAccessibility(page, "execution");
 
+    step("a workflow run, drawn as its steps with their outputs");
+    const workflow = await fetch(`${BASE}/v1/actions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TENANT_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "signup-flow", event_types: ["signup.done"], handler: { type: "workflow",
+        steps: [
+          { id: "lookup", handler: { type: "webhook", url: receiver.url } },
+          { id: "score", depends_on: ["lookup"], set: { ok: "{{ steps.lookup.output.body.ok }}" } },
+          { id: "notify", depends_on: ["score"], handler: { type: "webhook", url: receiver.url } }] } }),
+    });
+    if (workflow.status !== 201) throw new Error(`creating the workflow: ${workflow.status} ${await workflow.text()}`);
+    await sendEvent({ id: "signup-1", type: "signup.done" });
+    let run = null;
+    for (let i = 0; i < 300 && !run; i += 1) {
+      const event = await (await fetch(`${BASE}/v1/events/signup-1`,
+        { headers: { authorization: `Bearer ${TENANT_KEY}` } })).json();
+      run = (event.executions || []).find((x) => x.status === "succeeded");
+      if (!run) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    if (!run) throw new Error("the workflow run did not succeed");
+    await page.goto(`${BASE}/ui/#/executions/${run.id}`);
+    await page.getByRole("heading", { level: 2, name: "Steps" }).waitFor({ timeout: WAIT });
+    for (const id of ["lookup", "score", "notify"]) {
+      await page.getByRole("cell", { name: id, exact: true }).first().waitFor({ timeout: WAIT });
+    }
+    await page.getByText('"ok": true').first().waitFor({ timeout: WAIT });
+    await checkAccessibility(page, "workflow run");
+
     step("the actions list");
     await nav(page, "Actions");
     await page.getByRole("link", { name: "orders-to-crm" }).waitFor({ timeout: WAIT });

@@ -1,7 +1,8 @@
 //! One trace per event: from ingest (continuing the caller's `traceparent`) through the
 //! matcher, each executor attempt with its outgoing request, the scheduler's release of the
 //! retry, and the next attempt, with the receiver seeing the request span as parent; and an
-//! event published straight to the broker continuing its AMQP `traceparent` header. Spans
+//! event published straight to the broker continuing its AMQP `traceparent` header; a workflow
+//! run as one trace, a span per step. Spans
 //! are captured with OpenTelemetry's in-memory exporter (each test runs in its own process,
 //! so the global tracer provider is this test's).
 
@@ -202,4 +203,57 @@ async fn an_event_published_to_the_broker_continues_its_traceparent_header() {
     assert_eq!(seen.trace_id, publisher.trace_id);
     assert_eq!(SpanId::from(seen.span_id), span_id(webhook));
     setup.sandbox.stop().await;
+}
+
+fn step_of(span: &SpanData) -> Option<String> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "herald.step")
+        .map(|kv| kv.value.as_str().into_owned())
+}
+
+/// A workflow run is one trace: the run's attempt span, then a span per step, each step's the
+/// child of the step that started it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workflow_run_is_one_trace_with_a_span_per_step() {
+    let (exporter, provider) = capture_spans();
+    let sandbox = herald_tests::Sandbox::start().await;
+    let receiver = herald_tests::Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    sandbox
+        .action(
+            &tenant,
+            json!({"name": "flow", "event_types": ["user.created"], "handler": {
+                "type": "workflow", "steps": [
+                    {"id": "a", "handler": {"type": "webhook", "url": receiver.url("/")}},
+                    {"id": "b", "depends_on": ["a"],
+                     "handler": {"type": "webhook", "url": receiver.url("/")}}]}}),
+        )
+        .await;
+    let caller = TraceParent::root();
+    let response = sandbox
+        .http_request(Method::POST, "/v1/events", &tenant.key)
+        .header("traceparent", caller.to_string())
+        .json(&json!({"type": "user.created"}))
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(response.status(), 202);
+    let spans = eventually("the run's spans", Duration::from_secs(30), || async {
+        let _ = provider.force_flush();
+        let spans = spans_of(&exporter, &caller);
+        let attempts = spans.iter().filter(|s| s.name == "herald.attempt").count();
+        (receiver.count() == 2 && attempts == 3).then_some(spans)
+    })
+    .await;
+    let attempt = |step: Option<&str>| -> &SpanData {
+        spans
+            .iter()
+            .find(|s| s.name == "herald.attempt" && step_of(s).as_deref() == step)
+            .unwrap_or_else(|| panic!("no attempt span of step {step:?}"))
+    };
+    let (run, a, b) = (attempt(None), attempt(Some("a")), attempt(Some("b")));
+    assert_eq!(a.parent_span_id, span_id(run));
+    assert_eq!(b.parent_span_id, span_id(a), "b follows a");
+    sandbox.stop().await;
 }
