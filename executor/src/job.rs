@@ -429,25 +429,39 @@ impl Executor {
                 .with_label_values(&["succeeded"])
                 .inc(),
             Outcome::Failed => {
-                self.metrics
-                    .executions_completed
-                    .with_label_values(&["failed"])
-                    .inc();
-                let failed = ExecutionFailed {
-                    execution_id: job.execution_id,
-                    tenant_id: job.tenant_id,
-                    action_id: job.action_id,
-                    event_id: job.event.id.clone(),
-                    attempts: job.attempt,
-                    error_kind: error_kind.map(|k| k.as_str().to_owned()),
-                    error: error_message,
-                    failed_at: now,
-                };
-                self.publisher
-                    .publish(&Outgoing::message(FAILED_EXCHANGE, "", &failed))
-                    .await?;
+                let kind = error_kind.map(|k| k.as_str().to_owned());
+                self.report_failed(job, kind, error_message, now).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Counts an execution (or a workflow run) that ended `failed` and announces it on
+    /// `herald.failed`.
+    pub(crate) async fn report_failed(
+        &self,
+        job: &ExecutionJob,
+        error_kind: Option<String>,
+        error: Option<String>,
+        failed_at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.metrics
+            .executions_completed
+            .with_label_values(&["failed"])
+            .inc();
+        let failed = ExecutionFailed {
+            execution_id: job.execution_id,
+            tenant_id: job.tenant_id,
+            action_id: job.action_id,
+            event_id: job.event.id.clone(),
+            attempts: job.attempt,
+            error_kind,
+            error,
+            failed_at,
+        };
+        self.publisher
+            .publish(&Outgoing::message(FAILED_EXCHANGE, "", &failed))
+            .await?;
         Ok(())
     }
 

@@ -13,10 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
-use herald_common::broker::Outgoing;
-use herald_common::broker::topology::FAILED_EXCHANGE;
 use herald_common::circuit::Admission;
-use herald_common::messages::{ExecutionFailed, ExecutionJob};
+use herald_common::messages::ExecutionJob;
 use herald_common::status::ErrorKind;
 use herald_common::store::{
     Advance, Advanced, ClaimStep, Outcome, StepAttempt, StepClaim, StepEnd, StepRecord,
@@ -379,22 +377,8 @@ impl Executor {
                 .with_label_values(&["succeeded"])
                 .inc(),
             Some(RunEnd::Failed { step }) => {
-                self.metrics
-                    .executions_completed
-                    .with_label_values(&["failed"])
-                    .inc();
-                let failed = ExecutionFailed {
-                    execution_id: job.execution_id,
-                    tenant_id: job.tenant_id,
-                    action_id: job.action_id,
-                    event_id: job.event.id.clone(),
-                    attempts: job.attempt,
-                    error_kind: None,
-                    error: Some(format!("step {step:?} failed")),
-                    failed_at: self.clock.now(),
-                };
-                self.publisher
-                    .publish(&Outgoing::message(FAILED_EXCHANGE, "", &failed))
+                let error = Some(format!("step {step:?} failed"));
+                self.report_failed(job, None, error, self.clock.now())
                     .await?;
             }
         }
