@@ -4,7 +4,8 @@
 //! listens before it loads, so no change falls between the load and the first notification;
 //! applies each announced change by reading the action back; reloads everything when its
 //! listening connection was lost (notifications may have been missed); and, as a safety net,
-//! re-reads every action changed in the last two resync intervals.
+//! re-reads every action changed in the last two resync intervals. It also passes the replica's
+//! barriers (see [`crate::barrier`]), which share the channel.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,26 +20,30 @@ use herald_common::store::Store;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::barrier::{Barrier, Seen};
 use crate::{Engine, MatchSpec};
 
 /// The notification channel the actions trigger writes to.
 pub const CHANNEL: &str = "herald_actions";
 
 /// An engine for a service: loaded with every live action before this returns, and kept
-/// current by a feed task running among the service's tasks until shutdown.
-pub async fn live_engine(base: &herald_common::service::Base) -> anyhow::Result<Arc<Engine>> {
+/// current by a feed task running among the service's tasks until shutdown; with the barrier
+/// that waits for the feed to catch up with what has been committed.
+pub async fn live_engine(
+    base: &herald_common::service::Base,
+) -> anyhow::Result<(Arc<Engine>, Arc<Barrier>)> {
     let engine = Arc::new(Engine::new());
-    let follow = ActionFeed::new(
+    let feed = ActionFeed::new(
         engine.clone(),
         base.store.clone(),
         base.metrics.clone(),
         base.clock.clone(),
         Duration::from_secs(base.config.matcher.resync_interval_s),
-    )
-    .start(base.shutdown.clone())
-    .await?;
+    );
+    let barrier = feed.barrier.clone();
+    let follow = feed.start(base.shutdown.clone()).await?;
     base.tasks.spawn(follow);
-    Ok(engine)
+    Ok((engine, barrier))
 }
 
 pub struct ActionFeed {
@@ -47,6 +52,8 @@ pub struct ActionFeed {
     metrics: Metrics,
     clock: SharedClock,
     resync: Duration,
+    /// This replica's barriers, which travel on the same channel.
+    pub barrier: Arc<Barrier>,
 }
 
 impl ActionFeed {
@@ -59,8 +66,9 @@ impl ActionFeed {
     ) -> Self {
         Self {
             engine,
-            store,
             metrics,
+            barrier: Arc::new(Barrier::new(store.clone())),
+            store,
             clock,
             resync,
         }
@@ -132,8 +140,14 @@ impl ActionFeed {
         let mut needs_reload = false;
         loop {
             if needs_reload {
+                // Notifications may have been lost, barriers among them: what the reload reads
+                // covers every barrier sent before it started.
+                let covered = self.barrier.last_sent();
                 match self.reload().await {
-                    Ok(()) => needs_reload = false,
+                    Ok(()) => {
+                        needs_reload = false;
+                        self.barrier.passed(covered);
+                    }
                     Err(error) => {
                         tracing::warn!(error = format!("{error:#}"), "action reload failed");
                         tokio::select! {
@@ -155,7 +169,14 @@ impl ActionFeed {
                 }
                 received = listener.try_recv() => match received {
                     Ok(Some(notification)) => {
-                        let Some((tenant, id)) = parse_payload(notification.payload()) else {
+                        let payload = notification.payload();
+                        if let Some(seen) = self.barrier.read(payload) {
+                            if let Seen::Mine(token) = seen {
+                                self.barrier.passed(token);
+                            }
+                            continue;
+                        }
+                        let Some((tenant, id)) = parse_payload(payload) else {
                             tracing::warn!(payload = notification.payload(), "unreadable action change");
                             continue;
                         };

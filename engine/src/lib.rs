@@ -10,6 +10,7 @@
 //! the current one and swaps the shard's map.
 
 mod action;
+pub mod barrier;
 mod base;
 pub mod batch;
 mod condition;

@@ -95,7 +95,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     base.tasks.spawn(sampling);
     let batcher = batcher.with_admission(backlog, ingest.max_backlog);
-    let engine = live_engine(&base).await?;
+    let (engine, _) = live_engine(&base).await?;
     let executor = &base.config.executor;
     let outbound =
         Outbound::from_config(executor).context("building the HTTP client for test deliveries")?;

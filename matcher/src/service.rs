@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::first_attempt_jobs;
 use crate::tenants::{KnownTenants, UNKNOWN_TENANT};
+use herald_engine::barrier::Barrier;
 use herald_engine::feed::live_engine;
 use herald_engine::{Engine, EventRef};
 
@@ -38,7 +39,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let base = Base::start(ServiceName::Matcher, config, shutdown.clone()).await?;
     // Complete before the first event is consumed: an event matched against a half-loaded
     // engine would be recorded as matching nothing.
-    let engine = live_engine(&base).await?;
+    let (engine, barrier) = live_engine(&base).await?;
     // What waits for the executor: past `matcher.max_backlog`, no new batch is taken.
     let (backlog, sampling) = Backlog::watch(
         base.publisher.link().clone(),
@@ -53,6 +54,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown: shutdown.clone(),
         clock: base.clock.clone(),
         engine,
+        barrier,
         tenants: KnownTenants::new(base.store.clone()),
         store: base.store.clone(),
         publisher: base.publisher.clone(),
@@ -91,6 +93,8 @@ struct Matcher {
     shutdown: CancellationToken,
     clock: SharedClock,
     engine: Arc<Engine>,
+    /// Makes the engine hold every action saved before the batch's events were accepted.
+    barrier: Arc<Barrier>,
     tenants: KnownTenants,
     store: Store,
     publisher: Arc<Publisher>,
@@ -176,6 +180,10 @@ impl BatchHandler for Matcher {
         // exist is parked, not stored (see `tenants`).
         let outside = decoded.iter().filter(|d| !d.stored).flat_map(|d| &d.events);
         let checked = self.tenants.unknown(outside.map(|e| e.tenant_id)).await;
+        let checked = match checked {
+            Ok(unknown) => self.barrier.pass().await.map(|()| unknown),
+            Err(error) => Err(anyhow::Error::from(error)),
+        };
         if let Ok(unknown) = &checked
             && !unknown.is_empty()
         {

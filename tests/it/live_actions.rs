@@ -138,3 +138,43 @@ async fn a_tenant_may_hold_only_so_many_wildcards_and_regexes() {
     assert_eq!(status, 201, "budgets are per tenant");
     sandbox.stop().await;
 }
+
+/// What a user does first: saves an action and at once sends an event it matches. The event
+/// must find the action (the save answered before the event was accepted), however busy the
+/// machine, with two matcher replicas.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_saved_before_an_event_is_accepted_matches_it() {
+    let mut sandbox = Sandbox::start().await;
+    sandbox.start_service(ServiceName::Matcher).await;
+    let receiver = Receiver::start().await;
+    let tenant = sandbox.tenant().await;
+    let mut events = Vec::new();
+    for n in 0..40 {
+        let event_type = format!("saved.then.sent{n}");
+        sandbox
+            .action(
+                &tenant,
+                webhook_action(
+                    &format!("fresh{n}"),
+                    &event_type,
+                    &receiver.url("/"),
+                    json!({}),
+                ),
+            )
+            .await;
+        events.push(sandbox.event(&tenant, json!({"type": event_type})).await);
+    }
+    for event in &events {
+        let view = eventually(
+            "the event to be matched",
+            Duration::from_secs(20),
+            || async {
+                let view = sandbox.event_view(&tenant, event).await;
+                (!view["matched_at"].is_null()).then_some(view)
+            },
+        )
+        .await;
+        assert_eq!(view["matched_count"], 1, "{view}");
+    }
+    sandbox.stop().await;
+}

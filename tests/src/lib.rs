@@ -13,7 +13,7 @@ pub mod receiver;
 pub mod sandbox;
 pub mod servers;
 
-pub use eventually::eventually;
+pub use eventually::{eventually, eventually_showing};
 pub use mail_server::MailServer;
 pub use receiver::{Receiver, Reply};
 pub use sandbox::{Sandbox, SandboxOptions};

@@ -587,7 +587,7 @@ impl Sandbox {
         expected: usize,
         timeout: Duration,
     ) -> Vec<Value> {
-        crate::eventually("executions to finish", timeout, || async {
+        crate::eventually_showing("executions to finish", timeout, || async {
             let event = self.event_view(tenant, event_id).await;
             let executions = event["executions"].as_array().cloned().unwrap_or_default();
             let done = executions
@@ -599,7 +599,11 @@ impl Sandbox {
                     )
                 })
                 .count();
-            (executions.len() == expected && done == expected).then_some(executions)
+            if executions.len() == expected && done == expected {
+                Ok(executions)
+            } else {
+                Err(event)
+            }
         })
         .await
     }
