@@ -342,11 +342,12 @@ fn budget(
     before: &BTreeMap<String, (f64, f64)>,
     after: &BTreeMap<String, (f64, f64)>,
 ) -> Vec<(String, f64)> {
-    const ORDER: [&str; 11] = [
+    const ORDER: [&str; 12] = [
         "ingest_batch_wait",
         "ingest_event_commit",
         "ingest_event_publish",
         "broker_to_herald.matcher.events",
+        "matcher_barrier",
         "matcher_match",
         "matcher_executions_commit",
         "matcher_jobs_publish",

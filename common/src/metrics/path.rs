@@ -15,6 +15,9 @@ pub enum PathStep {
     IngestEventCommit,
     /// Publishing a stored batch and waiting for the broker's confirm.
     IngestEventPublish,
+    /// Waiting, before matching a batch, for the engine to hold every action saved before its
+    /// events were accepted (a barrier on the change channel, decision 0048).
+    MatcherBarrier,
     /// Matching a batch of events in the engine.
     MatcherMatch,
     /// Recording a batch's executions and marking its events matched (one commit).
@@ -31,10 +34,11 @@ pub enum PathStep {
 }
 
 impl PathStep {
-    pub const ALL: [PathStep; 9] = [
+    pub const ALL: [PathStep; 10] = [
         PathStep::IngestBatchWait,
         PathStep::IngestEventCommit,
         PathStep::IngestEventPublish,
+        PathStep::MatcherBarrier,
         PathStep::MatcherMatch,
         PathStep::MatcherExecutionsCommit,
         PathStep::MatcherJobsPublish,
@@ -48,6 +52,7 @@ impl PathStep {
             PathStep::IngestBatchWait => "ingest_batch_wait",
             PathStep::IngestEventCommit => "ingest_event_commit",
             PathStep::IngestEventPublish => "ingest_event_publish",
+            PathStep::MatcherBarrier => "matcher_barrier",
             PathStep::MatcherMatch => "matcher_match",
             PathStep::MatcherExecutionsCommit => "matcher_executions_commit",
             PathStep::MatcherJobsPublish => "matcher_jobs_publish",
