@@ -177,7 +177,7 @@ impl ActionFeed {
                             continue;
                         }
                         let Some((tenant, id)) = parse_payload(payload) else {
-                            tracing::warn!(payload = notification.payload(), "unreadable action change");
+                            tracing::warn!(payload, "unreadable action change");
                             continue;
                         };
                         if let Err(error) = self.apply(tenant, id, "notify").await {

@@ -180,10 +180,10 @@ impl BatchHandler for Matcher {
         // exist is parked, not stored (see `tenants`).
         let outside = decoded.iter().filter(|d| !d.stored).flat_map(|d| &d.events);
         let checked = self.tenants.unknown(outside.map(|e| e.tenant_id)).await;
-        let barrier = tokio::time::Instant::now();
+        let waiting = tokio::time::Instant::now();
         let checked = match checked {
             Ok(unknown) => self.barrier.pass().await.map(|()| {
-                self.metrics.step_since(PathStep::MatcherBarrier, barrier);
+                self.metrics.step_since(PathStep::MatcherBarrier, waiting);
                 unknown
             }),
             Err(error) => Err(anyhow::Error::from(error)),
